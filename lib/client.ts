@@ -1,0 +1,617 @@
+/**
+ * One device's connection after its handshake: the seed's `Client`.
+ *
+ * The manager owns the socket's read loop. Each message a device sends goes to
+ * exactly one place first: a pending `recv`/`request` if there is one (the
+ * seed's `connection_lock` pattern), otherwise to every iterator on this client
+ * and to the manager's handlers and iterators.
+ *
+ * @module
+ */
+
+import { getLogger, type Logger } from "@logtape/logtape";
+import { concatBytes } from "./bytes.ts";
+import {
+  ConnectionEnd,
+  type EndReason,
+  InvalidInfo,
+  ProtocolError,
+  TimeoutError,
+} from "./errors.ts";
+import type { HeartbeatTarget } from "./heartbeat.ts";
+import { Mutex } from "./mutex.ts";
+import { Outbox } from "./outbox.ts";
+import {
+  type DeviceInfo,
+  encodeFrame,
+  encodeMessage,
+  END_TEXT,
+  FrameDecoder,
+  FrameType,
+  type FrameTypeValue,
+  GETINFO_BYTE,
+  HEARTBEAT_BYTE,
+  parseHandshake,
+  type ProtocolMode,
+  readHandshake,
+} from "./protocol.ts";
+import { AsyncQueue } from "./queue.ts";
+
+/** Options for methods that wait for the device. */
+export interface WaitOptions {
+  /** Seconds to wait; `Infinity` waits for ever. @default 15 */
+  readonly timeout?: number;
+  /** Aborts the wait. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options for {@linkcode Client.end}. */
+export interface EndOptions {
+  /** Why, for the logs and (mode 2) the device. @default "ended by the application" */
+  readonly reason?: string;
+  /** The seed's `raise_exception`: reject with {@linkcode ConnectionEnd} once ended. @default false */
+  readonly raiseException?: boolean;
+}
+
+/**
+ * A connected device, handed out by the manager once its handshake is done.
+ * Iterate it for the device's messages; the iteration ends when it disconnects.
+ *
+ * @example
+ * ```ts
+ * import { Manager } from "@iot-manager/core";
+ * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+ * manager.on("connect", async (client) => {
+ *   await client.send("status");
+ *   for await (const data of client) console.log(client.uuid, new TextDecoder().decode(data));
+ * });
+ * ```
+ */
+export interface Client extends AsyncIterable<Uint8Array>, AsyncDisposable {
+  /** The device's UUID (lower case). */
+  readonly uuid: string;
+  /** The device's type, one of the manager's `validTypes`. */
+  readonly type: string;
+  /** The JSON object the device sent in its handshake (or last `getData()`). */
+  readonly data: Record<string, unknown>;
+  /** `{ uuid, type, data }`: the seed's `Data.get()` and `return_data()`. */
+  readonly info: DeviceInfo;
+  /** The device's address: the seed's `(IP, PORT)` pair. */
+  readonly address: Deno.NetAddr;
+  /** The protocol mode the device chose in its handshake. */
+  readonly mode: ProtocolMode;
+  /** True until the connection ends. */
+  readonly connected: boolean;
+  /** Resolves with the reason once the connection has ended. Never rejects. */
+  readonly closed: Promise<ConnectionEnd>;
+  /**
+   * Sends one message. Resolves once written to the socket.
+   *
+   * @returns `true` if written, `false` if the connection is (or became) closed.
+   */
+  send(data: string | Uint8Array): Promise<boolean>;
+  /**
+   * Takes the next message the device sends, before handlers and iterators see it.
+   *
+   * @throws {TimeoutError} When nothing arrives in time (the connection stays open).
+   * @throws {ConnectionEnd} When the connection ends first.
+   */
+  recv(options?: WaitOptions): Promise<Uint8Array>;
+  /** {@linkcode Client.recv}, decoded as UTF-8. */
+  recvString(options?: WaitOptions): Promise<string>;
+  /**
+   * Sends `data` and takes the device's next message as the answer. Requests on
+   * one client run one at a time: the seed's `with client.connection_lock:`.
+   *
+   * @throws {TimeoutError} When no answer arrives in time.
+   * @throws {ConnectionEnd} When the connection ends first.
+   */
+  request(data: string | Uint8Array, options?: WaitOptions): Promise<Uint8Array>;
+  /** {@linkcode Client.request}, with the answer decoded as UTF-8. */
+  requestString(data: string | Uint8Array, options?: WaitOptions): Promise<string>;
+  /**
+   * Asks the device for its info again (`getinfo`) and updates `data` (and
+   * `type`). The UUID must stay the same.
+   *
+   * @throws {InvalidInfo} When the answer is malformed (the connection is then ended).
+   * @throws {TimeoutError} When no answer arrives in time.
+   */
+  getData(options?: WaitOptions): Promise<DeviceInfo>;
+  /**
+   * Sends a heartbeat now and waits for the `beat`.
+   *
+   * @returns The round-trip time in milliseconds.
+   * @throws {ConnectionEnd} When the device does not answer in time (it is then disconnected).
+   */
+  heartbeat(options?: WaitOptions): Promise<number>;
+  /** Sends `end` and closes the connection. Idempotent. */
+  end(options?: EndOptions): Promise<void>;
+  /**
+   * This device's messages as an async iterator, each iterator seeing every
+   * message. When `highWaterMark` messages wait unread, reading from this
+   * device pauses (it is not disconnected for missed heartbeats meanwhile).
+   */
+  messages(options?: { highWaterMark?: number }): AsyncIterableIterator<Uint8Array>;
+}
+
+/** How a connection reports to its manager. */
+export interface ConnectionHooks {
+  /** A message nobody `recv`ed; returns a promise when the consumer wants reads paused. */
+  onMessage(connection: Connection, data: Uint8Array): Promise<void> | undefined;
+  /** The connection ended (called once). */
+  onClose(connection: Connection, end: ConnectionEnd): void;
+  /** `getData()` changed the device's type or data. */
+  onInfoChanged(connection: Connection, previous: DeviceInfo): void;
+}
+
+/** Limits a connection enforces. */
+export interface ConnectionLimits {
+  readonly maxFrameSize: number;
+  readonly maxBufferedBytes: number;
+  readonly validTypes: readonly string[];
+  readonly readBufferSize: number;
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+const DEFAULT_WAIT_SECONDS = 15;
+const FAREWELL_GRACE_MS = 1000;
+const decoder = new TextDecoder();
+const MODE1_HEARTBEAT = Uint8Array.of(HEARTBEAT_BYTE);
+const MODE1_GETINFO = Uint8Array.of(GETINFO_BYTE);
+const MODE1_END = new TextEncoder().encode(END_TEXT);
+const MODE2_HEARTBEAT = encodeFrame(FrameType.HEARTBEAT);
+const MODE2_GETINFO = encodeFrame(FrameType.GETINFO);
+const BEAT_CODE = [0x62, 0x65, 0x61, 0x74]; // "beat"
+
+/** The manager's side of one device connection. Internal: users see {@linkcode Client}. */
+export class Connection implements Client, HeartbeatTarget {
+  readonly address: Deno.NetAddr;
+  readonly mode: ProtocolMode;
+  heartbeatSentAt = 0;
+  #info: DeviceInfo;
+  readonly #conn: Deno.Conn;
+  readonly #hooks: ConnectionHooks;
+  readonly #limits: ConnectionLimits;
+  readonly #log: Logger;
+  readonly #outbox: Outbox;
+  readonly #decoder: FrameDecoder | null;
+  readonly #lock = new Mutex();
+  readonly #closed = Promise.withResolvers<ConnectionEnd>();
+  #end: ConnectionEnd | null = null;
+  #readPaused = false;
+  #recvWaiters: Waiter<Uint8Array>[] = [];
+  #beatWaiters: Waiter<void>[] = [];
+  #infoWaiter: (Waiter<DeviceInfo> & { chunks: Uint8Array[] }) | null = null;
+  readonly #iterators = new Set<AsyncQueue<Uint8Array>>();
+  #stalls: Promise<void>[] = [];
+  readonly #finished = Promise.withResolvers<void>();
+  #shutdownDone: Promise<void> = Promise.resolve();
+
+  constructor(
+    conn: Deno.Conn,
+    mode: ProtocolMode,
+    info: DeviceInfo,
+    hooks: ConnectionHooks,
+    limits: ConnectionLimits,
+    logCategory: readonly string[],
+  ) {
+    this.#conn = conn;
+    this.address = conn.remoteAddr as Deno.NetAddr;
+    this.mode = mode;
+    this.#info = info;
+    this.#hooks = hooks;
+    this.#limits = limits;
+    this.#log = getLogger([...logCategory, "client"]);
+    this.#decoder = mode === 2 ? new FrameDecoder(limits.maxFrameSize) : null;
+    this.#outbox = new Outbox(conn, {
+      maxBufferedBytes: limits.maxBufferedBytes,
+      onError: (error, overflow) =>
+        this.terminate(overflow ? "buffer-full" : "io", error.message, { farewell: false }),
+    });
+  }
+
+  get uuid(): string {
+    return this.#info.uuid;
+  }
+  get type(): string {
+    return this.#info.type;
+  }
+  get data(): Record<string, unknown> {
+    return this.#info.data;
+  }
+  get info(): DeviceInfo {
+    return this.#info;
+  }
+  get connected(): boolean {
+    return this.#end === null;
+  }
+  get closed(): Promise<ConnectionEnd> {
+    return this.#closed.promise;
+  }
+  get heartbeatPaused(): boolean {
+    return this.#readPaused;
+  }
+  /** Resolves once the socket is closed and the read loop has exited. */
+  get finished(): Promise<void> {
+    return this.#finished.promise;
+  }
+
+  /** Starts the read loop; `leftover` holds bytes that arrived with the handshake. */
+  start(leftover: Uint8Array): void {
+    // The loop only exits once terminate() has run, so #shutdownDone is the real one by then.
+    this.#readLoop(leftover).then(() => this.#shutdownDone).then(() => this.#finished.resolve());
+  }
+
+  /** Queues already-encoded bytes for this connection's mode. Returns false when closed. */
+  enqueue(bytes: Uint8Array): boolean {
+    return this.#end === null && this.#outbox.enqueue(bytes);
+  }
+
+  async send(data: string | Uint8Array): Promise<boolean> {
+    if (!this.enqueue(encodeMessage(data, this.mode))) return false;
+    try {
+      await this.#outbox.flushed();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  recv(options: WaitOptions = {}): Promise<Uint8Array> {
+    return this.#wait(this.#recvWaiters, options, "a message");
+  }
+
+  async recvString(options?: WaitOptions): Promise<string> {
+    return decoder.decode(await this.recv(options));
+  }
+
+  request(data: string | Uint8Array, options: WaitOptions = {}): Promise<Uint8Array> {
+    return this.#lock.run(() => {
+      const answer = this.#wait(this.#recvWaiters, options, "an answer");
+      this.enqueue(encodeMessage(data, this.mode));
+      return answer;
+    });
+  }
+
+  async requestString(data: string | Uint8Array, options?: WaitOptions): Promise<string> {
+    return decoder.decode(await this.request(data, options));
+  }
+
+  getData(options: WaitOptions = {}): Promise<DeviceInfo> {
+    return this.#lock.run(async () => {
+      const holder: Waiter<DeviceInfo>[] = [];
+      const answer = this.#wait(holder, options, "handshake info", () => {
+        this.#infoWaiter = null;
+      });
+      this.#infoWaiter = { ...holder[0], chunks: [] };
+      this.enqueue(this.mode === 1 ? MODE1_GETINFO : MODE2_GETINFO);
+      let info: DeviceInfo;
+      try {
+        info = await answer;
+      } catch (error) {
+        if (error instanceof InvalidInfo) {
+          this.terminate("protocol", `invalid getinfo answer: ${error.message}`);
+        }
+        throw error;
+      } finally {
+        this.#infoWaiter = null;
+      }
+      if (info.uuid !== this.#info.uuid) {
+        const error = new InvalidInfo(
+          "uuid",
+          `getinfo answer changed the UUID from ${this.#info.uuid} to ${info.uuid}`,
+        );
+        this.terminate("protocol", error.message);
+        throw error;
+      }
+      const previous = this.#info;
+      this.#info = info;
+      this.#hooks.onInfoChanged(this, previous);
+      return info;
+    });
+  }
+
+  async heartbeat(options: WaitOptions = {}): Promise<number> {
+    const started = performance.now();
+    const beat = this.#wait(this.#beatWaiters, options, "a beat");
+    if (this.heartbeatSentAt === 0) this.heartbeatSentAt = started;
+    this.sendHeartbeat();
+    try {
+      await beat;
+    } catch (error) {
+      if (error instanceof TimeoutError) {
+        const end = this.terminate("heartbeat", `no beat within ${options.timeout ?? 15} s`);
+        throw end;
+      }
+      throw error;
+    }
+    return performance.now() - started;
+  }
+
+  async end(options: EndOptions = {}): Promise<void> {
+    const end = this.terminate("kicked", options.reason ?? "ended by the application");
+    await this.#finished.promise;
+    if (options.raiseException) throw end;
+  }
+
+  messages(options: { highWaterMark?: number } = {}): AsyncIterableIterator<Uint8Array> {
+    const queue: AsyncQueue<Uint8Array> = new AsyncQueue<Uint8Array>({
+      highWaterMark: options.highWaterMark,
+      onStop: () => this.#iterators.delete(queue),
+    });
+    if (this.#end) queue.stop();
+    else this.#iterators.add(queue);
+    return queue[Symbol.asyncIterator]();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.messages();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.end();
+  }
+
+  sendHeartbeat(): void {
+    this.enqueue(this.mode === 1 ? MODE1_HEARTBEAT : MODE2_HEARTBEAT);
+  }
+
+  heartbeatMissed(timeoutSeconds: number): void {
+    this.terminate("heartbeat", `no beat within ${timeoutSeconds} s of a heartbeat`);
+  }
+
+  /**
+   * Ends the connection for `reason`; the first call wins. Sends `end` first
+   * (unless `farewell` is false) with a short grace for it to be written.
+   *
+   * @returns The end, as handlers and `closed` see it.
+   */
+  terminate(
+    reason: EndReason,
+    message: string,
+    options: { farewell?: boolean } = {},
+  ): ConnectionEnd {
+    if (this.#end) return this.#end;
+    const end = new ConnectionEnd(reason, message);
+    this.#end = end;
+    const level = reason === "kicked" || reason === "manager-closed" || reason === "closed"
+      ? "debug"
+      : "info";
+    this.#log[level]("Device {uuid} ({type}) disconnected: {reason}: {message}", {
+      uuid: this.uuid,
+      type: this.type,
+      reason,
+      message,
+      address: `${this.address.hostname}:${this.address.port}`,
+    });
+    for (const waiter of this.#recvWaiters.splice(0)) waiter.reject(end);
+    for (const waiter of this.#beatWaiters.splice(0)) waiter.reject(end);
+    this.#infoWaiter?.reject(end);
+    for (const queue of [...this.#iterators]) queue.stop();
+    this.#closed.resolve(end);
+    this.#hooks.onClose(this, end);
+    const farewell = options.farewell ?? !(reason === "closed" || reason === "io");
+    this.#shutdownDone = this.#shutdown(farewell ? this.#farewell(message) : null);
+    return end;
+  }
+
+  #farewell(message: string): Uint8Array {
+    return this.mode === 1 ? MODE1_END : encodeFrame(FrameType.END, message);
+  }
+
+  async #shutdown(farewell: Uint8Array | null): Promise<void> {
+    if (farewell && this.#outbox.enqueue(farewell)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#outbox.flushed().catch(() => {}),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#outbox.fail(this.#end!);
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed by the peer or the runtime
+    }
+  }
+
+  async #readLoop(leftover: Uint8Array): Promise<void> {
+    try {
+      await this.#read(leftover);
+    } catch (error) {
+      this.#log.error("Reading from {uuid} failed unexpectedly: {error}", {
+        uuid: this.uuid,
+        error,
+      });
+      this.terminate("io", `internal error: ${String(error)}`, { farewell: false });
+    }
+  }
+
+  async #read(leftover: Uint8Array): Promise<void> {
+    if (leftover.length > 0) {
+      this.#onBytes(leftover);
+      await this.#waitForConsumers();
+    }
+    const buffer = new Uint8Array(this.#limits.readBufferSize);
+    while (this.#end === null) {
+      let count: number | null;
+      try {
+        count = await this.#conn.read(buffer);
+      } catch (error) {
+        this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
+        return;
+      }
+      if (count === null) {
+        this.terminate("closed", "the device closed the connection");
+        return;
+      }
+      this.#onBytes(buffer.subarray(0, count));
+      await this.#waitForConsumers();
+    }
+  }
+
+  async #waitForConsumers(): Promise<void> {
+    if (this.#stalls.length === 0) return;
+    const stalls = this.#stalls;
+    this.#stalls = [];
+    this.#readPaused = true;
+    await Promise.all(stalls);
+    this.#readPaused = false;
+  }
+
+  #onBytes(chunk: Uint8Array): void {
+    if (this.#decoder) {
+      try {
+        this.#decoder.push(chunk, (type, payload) => this.#onFrame(type, payload));
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        this.#log.warn("Device {uuid} broke the protocol: {message}", {
+          uuid: this.uuid,
+          reason: error.reason,
+          message: error.message,
+        });
+        this.terminate("protocol", error.message);
+      }
+      return;
+    }
+    this.#onMode1Chunk(chunk.slice());
+  }
+
+  #onMode1Chunk(chunk: Uint8Array): void {
+    if (isBeats(chunk)) return this.#onBeat();
+    let data = chunk;
+    if (this.heartbeatSentAt !== 0 && startsWithBeat(chunk)) {
+      // "beat" coalesced with the next message by TCP: the heartbeat is pending, so it is the answer.
+      this.#onBeat();
+      data = chunk.subarray(chunk[4] === 0x0a ? 5 : 4);
+    }
+    if (this.#infoWaiter) {
+      const waiter = this.#infoWaiter;
+      waiter.chunks.push(data);
+      try {
+        const scan = readHandshake(concatBytes(waiter.chunks), this.#limits.validTypes);
+        if (scan.status === "complete") waiter.resolve(scan.info);
+      } catch (error) {
+        waiter.reject(error as Error);
+      }
+      return;
+    }
+    this.#deliver(data);
+  }
+
+  #onFrame(type: FrameTypeValue, payload: Uint8Array): void {
+    switch (type) {
+      case FrameType.DATA:
+        return this.#deliver(payload);
+      case FrameType.BEAT:
+        return this.#onBeat();
+      case FrameType.END: {
+        const why = decoder.decode(payload);
+        this.terminate("ended", why ? `the device ended: ${why}` : "the device ended", {
+          farewell: false,
+        });
+        return;
+      }
+      case FrameType.INFO: {
+        const waiter = this.#infoWaiter;
+        if (!waiter) {
+          this.#log.debug("Device {uuid} sent unrequested info; ignored", { uuid: this.uuid });
+          return;
+        }
+        try {
+          waiter.resolve(parseHandshake(decoder.decode(payload), this.#limits.validTypes));
+        } catch (error) {
+          waiter.reject(error as Error);
+        }
+        return;
+      }
+      default:
+        this.#log.warn("Device {uuid} sent frame type {frameType}, which only managers send", {
+          uuid: this.uuid,
+          frameType: type,
+        });
+        this.terminate("protocol", `frame type 0x${type.toString(16)} is manager-to-device only`);
+    }
+  }
+
+  #onBeat(): void {
+    if (this.heartbeatSentAt === 0 && this.#beatWaiters.length === 0) {
+      this.#log.debug("Device {uuid} sent an unprompted beat; ignored", { uuid: this.uuid });
+      return;
+    }
+    this.heartbeatSentAt = 0;
+    for (const waiter of this.#beatWaiters.splice(0)) waiter.resolve();
+  }
+
+  #deliver(data: Uint8Array): void {
+    if (data.length === 0 && this.mode === 1) return;
+    const waiter = this.#recvWaiters.shift();
+    if (waiter) return waiter.resolve(data);
+    for (const queue of this.#iterators) {
+      if (!queue.push(data)) this.#stalls.push(queue.writable());
+    }
+    const stall = this.#hooks.onMessage(this, data);
+    if (stall) this.#stalls.push(stall);
+  }
+
+  #wait<T>(
+    list: Waiter<T>[],
+    options: WaitOptions,
+    what: string,
+    onSettle?: () => void,
+  ): Promise<T> {
+    if (this.#end) return Promise.reject(this.#end);
+    const seconds = options.timeout ?? DEFAULT_WAIT_SECONDS;
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const abort = () => settle(() => reject(options.signal!.reason));
+    const settle = (finish: () => void) => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
+      const index = list.indexOf(waiter);
+      if (index >= 0) list.splice(index, 1);
+      onSettle?.();
+      finish();
+    };
+    const waiter: Waiter<T> = {
+      resolve: (value) => settle(() => resolve(value)),
+      reject: (error) => settle(() => reject(error)),
+    };
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    options.signal?.addEventListener("abort", abort, { once: true });
+    if (Number.isFinite(seconds)) {
+      timer = setTimeout(
+        () =>
+          waiter.reject(
+            new TimeoutError(`no ${what} from ${this.uuid} within ${seconds} s`),
+          ),
+        seconds * 1000,
+      );
+    }
+    list.push(waiter);
+    return promise;
+  }
+}
+
+function isBeats(chunk: Uint8Array): boolean {
+  // One or more "beat", each optionally followed by "\n" (or "\r\n").
+  let i = 0;
+  if (chunk.length < 4) return false;
+  while (i < chunk.length) {
+    if (!startsWithBeat(chunk, i)) return false;
+    i += 4;
+    if (chunk[i] === 0x0d) i++;
+    if (chunk[i] === 0x0a) i++;
+  }
+  return true;
+}
+
+function startsWithBeat(chunk: Uint8Array, at = 0): boolean {
+  return chunk[at] === BEAT_CODE[0] && chunk[at + 1] === BEAT_CODE[1] &&
+    chunk[at + 2] === BEAT_CODE[2] && chunk[at + 3] === BEAT_CODE[3];
+}

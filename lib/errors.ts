@@ -1,0 +1,170 @@
+/**
+ * Typed errors. Every error carries a machine-readable `reason` next to its
+ * human-readable message, so code can branch on it and logs can group by it.
+ *
+ * @module
+ */
+
+/**
+ * Why a connection ended. Passed to `disconnect` handlers and resolved by
+ * `client.closed`.
+ *
+ * - `"closed"`: the device closed its socket.
+ * - `"ended"`: the device sent an end frame (mode 2).
+ * - `"heartbeat"`: the device did not answer a heartbeat in time.
+ * - `"replaced"`: a newer connection presented the same UUID.
+ * - `"kicked"`: the application called `client.end()`.
+ * - `"manager-closed"`: the manager shut down.
+ * - `"protocol"`: the device broke the wire protocol (bad frame, oversize, ...).
+ * - `"io"`: reading from or writing to the socket failed.
+ * - `"buffer-full"`: the device stopped reading and its send buffer filled up.
+ */
+export type EndReason =
+  | "closed"
+  | "ended"
+  | "heartbeat"
+  | "replaced"
+  | "kicked"
+  | "manager-closed"
+  | "protocol"
+  | "io"
+  | "buffer-full";
+
+/**
+ * The connection to a device is over. The seed's `ConnectionEnd`: thrown by
+ * `recv`, `request`, `getData` and `heartbeat` once the connection has ended,
+ * and passed to `disconnect` handlers.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionEnd } from "@iot-manager/core";
+ * const end = new ConnectionEnd("heartbeat", "no beat within 15 s");
+ * console.log(end.reason); // "heartbeat"
+ * ```
+ */
+export class ConnectionEnd extends Error {
+  /** Machine-readable cause. */
+  readonly reason: EndReason;
+
+  /**
+   * Creates the error.
+   *
+   * @param reason Machine-readable cause.
+   * @param message Human-readable detail.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(reason: EndReason, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectionEnd";
+    this.reason = reason;
+  }
+}
+
+/**
+ * Which part of a handshake answer was wrong.
+ *
+ * - `"encoding"`: not valid UTF-8.
+ * - `"uuid"`: not a 36-character UUID.
+ * - `"type"`: not one of the manager's valid types.
+ * - `"data"`: the device data is not a JSON object.
+ * - `"fields"`: not `uuid##type##{json}` (a field missing or extra bytes).
+ * - `"size"`: longer than the manager's handshake limit.
+ * - `"timeout"`: not complete within the handshake timeout.
+ * - `"preamble"`: a mode-2 answer with an unknown version or bad framing.
+ */
+export type InvalidInfoReason =
+  | "encoding"
+  | "uuid"
+  | "type"
+  | "data"
+  | "fields"
+  | "size"
+  | "timeout"
+  | "preamble";
+
+/**
+ * A device answered the handshake (`getinfo`) with something the manager cannot
+ * accept. The seed's `InvalidInfo`.
+ *
+ * @example
+ * ```ts
+ * import { InvalidInfo, parseHandshake } from "@iot-manager/core";
+ * try {
+ *   parseHandshake("not-a-uuid##light##{}", ["light"]);
+ * } catch (error) {
+ *   if (error instanceof InvalidInfo) console.log(error.reason); // "uuid"
+ * }
+ * ```
+ */
+export class InvalidInfo extends Error {
+  /** Machine-readable cause. */
+  readonly reason: InvalidInfoReason;
+
+  /**
+   * Creates the error.
+   *
+   * @param reason Machine-readable cause.
+   * @param message Human-readable detail.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(reason: InvalidInfoReason, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InvalidInfo";
+    this.reason = reason;
+  }
+}
+
+/**
+ * Bytes on the wire that break protocol mode 2 after the handshake: an unknown
+ * frame type or a frame larger than the limit.
+ *
+ * @example
+ * ```ts
+ * import { FrameDecoder, ProtocolError } from "@iot-manager/core";
+ * const decoder = new FrameDecoder(16);
+ * try {
+ *   decoder.push(new Uint8Array([0x10, 0, 0, 1, 0]), () => {});
+ * } catch (error) {
+ *   if (error instanceof ProtocolError) console.log(error.reason); // "frame-size"
+ * }
+ * ```
+ */
+export class ProtocolError extends Error {
+  /** Machine-readable cause: `"frame-size"` or `"frame-type"`. */
+  readonly reason: "frame-size" | "frame-type";
+
+  /**
+   * Creates the error.
+   *
+   * @param reason Machine-readable cause.
+   * @param message Human-readable detail.
+   */
+  constructor(reason: "frame-size" | "frame-type", message: string) {
+    super(message);
+    this.name = "ProtocolError";
+    this.reason = reason;
+  }
+}
+
+/**
+ * A wait (`recv`, `request`, `getData`, `heartbeat`) ran past its timeout. The
+ * connection stays open unless the method says otherwise.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "@iot-manager/core";
+ * const error = new TimeoutError("no answer within 15 s");
+ * console.log(error.name); // "TimeoutError"
+ * ```
+ */
+export class TimeoutError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message Human-readable detail.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "TimeoutError";
+  }
+}

@@ -1,0 +1,680 @@
+/**
+ * The manager: accepts devices over TCP or TLS, keeps the registry, runs the
+ * fleet-wide heartbeat, fans messages out and hands the application its
+ * devices and their messages as async iterators or event handlers.
+ *
+ * @module
+ */
+
+import { getLogger, type Logger } from "@logtape/logtape";
+import { type Client, Connection, type ConnectionHooks } from "./client.ts";
+import { ConnectionEnd, InvalidInfo } from "./errors.ts";
+import { acceptHandshake } from "./handshake.ts";
+import { HeartbeatMonitor } from "./heartbeat.ts";
+import { HandlerPool } from "./pool.ts";
+import {
+  type DeviceInfo,
+  encodeFrame,
+  encodeMessage,
+  FrameType,
+  type ProtocolMode,
+} from "./protocol.ts";
+import { AsyncQueue } from "./queue.ts";
+import { Registry } from "./registry.ts";
+
+/**
+ * How to run a manager. Every option of the seed's `Manager(...)` has a
+ * counterpart here; see the README's mapping table.
+ */
+export interface ManagerOptions {
+  /** Device types a client may identify as (the seed's `valid_types`). */
+  readonly validTypes: readonly string[];
+  /** Interface to listen on (the seed's `host`). @default "127.0.0.1" */
+  readonly hostname?: string;
+  /** Port to listen on; 0 lets the OS pick, `manager.port` tells (the seed's `connection_port`). @default 8595 */
+  readonly port?: number;
+  /** PEM certificate chain and key: listen with TLS (the seed's `ssl_context`). */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Seconds between heartbeat rounds; fractions allowed (the seed's `heartbeat_rate`). @default 60 */
+  readonly heartbeatRate?: number;
+  /** Seconds a device has to answer a heartbeat. @default 15 */
+  readonly heartbeatTimeout?: number;
+  /** Seconds a new connection has to complete its handshake. @default 15 */
+  readonly handshakeTimeout?: number;
+  /** Most handler calls in flight at once (the seed's `max_workers`). @default 16 */
+  readonly maxConcurrentHandlers?: number;
+  /** Most connections still in handshake; more are refused at once (the seed's `backlogged_connections`). @default 1000 */
+  readonly maxPendingHandshakes?: number;
+  /** Most devices connected at once; more are refused. @default Infinity */
+  readonly maxClients?: number;
+  /** Largest handshake answer, in bytes. @default 65536 */
+  readonly maxHandshakeSize?: number;
+  /** Largest mode-2 frame payload a device may send, in bytes. @default 1048576 */
+  readonly maxFrameSize?: number;
+  /** Bytes queued to one device before it counts as not reading and is disconnected. @default 1048576 */
+  readonly maxBufferedBytes?: number;
+  /** LogTape category root for this manager's logs (the seed's `logging_id`). @default ["iot-manager"] */
+  readonly logCategory?: string | readonly string[];
+}
+
+/** A message from a device, as {@linkcode Manager.messages} yields it. */
+export interface DeviceMessage {
+  /** The device that sent it. */
+  readonly client: Client;
+  /** The message bytes. */
+  readonly data: Uint8Array;
+  /** The message decoded as UTF-8. */
+  readonly text: string;
+}
+
+/** Event handlers, with the seed's arguments. Each may be async. */
+export interface ManagerEvents {
+  /** A device completed its handshake (the seed's `on_connect`). */
+  connect: (client: Client) => unknown;
+  /** A device sent a message (the seed's `on_message`). */
+  message: (client: Client, data: Uint8Array) => unknown;
+  /** A device's connection ended, with the reason. */
+  disconnect: (client: Client, reason: ConnectionEnd) => unknown;
+}
+
+/** Narrows what an iterator or handler sees. */
+export interface TypeFilter {
+  /** Only devices of this type (the seed's `on_message_[type]`). */
+  readonly type?: string;
+}
+
+/** Options for {@linkcode Manager.clients}. */
+export interface ClientsOptions extends TypeFilter {
+  /** Yield the devices already connected first. @default true */
+  readonly existing?: boolean;
+}
+
+/** Options for {@linkcode Manager.messages}. */
+export interface MessagesOptions extends TypeFilter {
+  /** Messages held unread before reading from the senders pauses. @default 1024 */
+  readonly highWaterMark?: number;
+}
+
+type Subscription<T> = { readonly type: string | undefined; readonly queue: AsyncQueue<T> };
+type HandlerEntry = {
+  readonly type: string | undefined;
+  readonly handler: ManagerEvents[keyof ManagerEvents];
+};
+
+const textDecoder = new TextDecoder();
+const CLOSE_GRACE_MS = 5000;
+const READ_BUFFER_SIZE = 16 * 1024;
+
+class Message implements DeviceMessage {
+  constructor(readonly client: Client, readonly data: Uint8Array) {}
+  get text(): string {
+    return textDecoder.decode(this.data);
+  }
+}
+
+/**
+ * Accepts devices and lets the application talk to them one by one, by type,
+ * or all at once: the seed's `Manager`.
+ *
+ * @example
+ * ```ts
+ * import { Manager } from "@iot-manager/core";
+ * await using manager = await Manager.listen({ validTypes: ["light", "lock"], port: 0 });
+ * console.log(`listening on ${manager.port}`);
+ * manager.on("message", (client, data) => console.log(client.uuid, data), { type: "lock" });
+ * const reached = await manager.sendType("light", "on");
+ * ```
+ */
+export class Manager implements AsyncIterable<Client>, AsyncDisposable {
+  /** The interface the manager listens on. */
+  readonly hostname: string;
+  /** The port devices connect to (the OS's pick when `port: 0` was asked). */
+  readonly port: number;
+  /** True when listening with TLS. */
+  readonly tls: boolean;
+  /** The accepted device types. */
+  readonly validTypes: readonly string[];
+  /** Seconds between heartbeat rounds. */
+  readonly heartbeatRate: number;
+  /** Seconds a device has to answer a heartbeat. */
+  readonly heartbeatTimeout: number;
+  /** The LogTape category this manager logs under; `getLogger(manager.logCategory)` is the seed's `logger`. */
+  readonly logCategory: readonly string[];
+  readonly #log: Logger;
+
+  readonly #listener: Deno.Listener;
+  readonly #options: Required<Omit<ManagerOptions, "tls" | "logCategory">>;
+  readonly #registry = new Registry<Connection>();
+  readonly #heartbeat: HeartbeatMonitor;
+  readonly #pool: HandlerPool;
+  readonly #hooks: ConnectionHooks;
+  readonly #handlers = {
+    connect: new Set<HandlerEntry>(),
+    message: new Set<HandlerEntry>(),
+    disconnect: new Set<HandlerEntry>(),
+  };
+  readonly #clientSubs = new Set<Subscription<Client>>();
+  readonly #messageSubs = new Set<Subscription<DeviceMessage>>();
+  readonly #handshaking = new Set<Deno.Conn>();
+  readonly #tasks = new Set<Promise<void>>();
+  #closing: Promise<void> | null = null;
+
+  /** Use {@linkcode Manager.listen}. */
+  private constructor(listener: Deno.Listener, options: ManagerOptions) {
+    const addr = listener.addr as Deno.NetAddr;
+    this.#listener = listener;
+    this.hostname = addr.hostname;
+    this.port = addr.port;
+    this.tls = options.tls !== undefined;
+    this.validTypes = [...options.validTypes];
+    this.#options = {
+      validTypes: this.validTypes,
+      hostname: addr.hostname,
+      port: addr.port,
+      heartbeatRate: options.heartbeatRate ?? 60,
+      heartbeatTimeout: options.heartbeatTimeout ?? 15,
+      handshakeTimeout: options.handshakeTimeout ?? 15,
+      maxConcurrentHandlers: options.maxConcurrentHandlers ?? 16,
+      maxPendingHandshakes: options.maxPendingHandshakes ?? 1000,
+      maxClients: options.maxClients ?? Infinity,
+      maxHandshakeSize: options.maxHandshakeSize ?? 65536,
+      maxFrameSize: options.maxFrameSize ?? 1048576,
+      maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
+    };
+    this.heartbeatRate = this.#options.heartbeatRate;
+    this.heartbeatTimeout = this.#options.heartbeatTimeout;
+    const category = options.logCategory ?? ["iot-manager"];
+    this.logCategory = typeof category === "string" ? [category] : [...category];
+    this.#log = getLogger([...this.logCategory, "manager"]);
+    this.#pool = new HandlerPool({
+      concurrency: this.#options.maxConcurrentHandlers,
+      onError: (error) =>
+        this.#log.error("A handler failed: {error}", { error, message: String(error) }),
+    });
+    this.#heartbeat = new HeartbeatMonitor({
+      rate: this.heartbeatRate,
+      timeout: this.heartbeatTimeout,
+      targets: () => this.#registry.all(),
+    });
+    this.#hooks = {
+      onMessage: (connection, data) => this.#onMessage(connection, data),
+      onClose: (connection, end) => this.#onClose(connection, end),
+      onInfoChanged: (connection, previous) => {
+        if (previous.type === connection.type) return;
+        const replaced = this.#registry.add(connection);
+        if (replaced && replaced !== connection) {
+          replaced.terminate("replaced", "another connection took over this UUID");
+        }
+      },
+    };
+    this.#heartbeat.start();
+    this.#track(this.#acceptLoop());
+  }
+
+  /**
+   * Starts a manager listening on `hostname:port`, with TLS when `tls` is given.
+   *
+   * @throws {TypeError} On invalid options.
+   * @throws {Deno.errors.AddrInUse} When the port is taken.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * const manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * await manager.close();
+   * ```
+   */
+  static listen(options: ManagerOptions): Promise<Manager> {
+    validateOptions(options);
+    const hostname = options.hostname ?? "127.0.0.1";
+    const port = options.port ?? 8595;
+    const listener = options.tls
+      ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key })
+      : Deno.listen({ hostname, port });
+    return Promise.resolve(new Manager(listener, options));
+  }
+
+  /** Number of connected devices. */
+  get size(): number {
+    return this.#registry.size;
+  }
+
+  /** Connections accepted but still in handshake. */
+  get pendingHandshakes(): number {
+    return this.#handshaking.size;
+  }
+
+  /** Heartbeat rounds run so far. */
+  get heartbeatRounds(): number {
+    return this.#heartbeat.rounds;
+  }
+
+  /** The connected device with this UUID. */
+  get(uuid: string): Client | undefined {
+    return this.#registry.get(uuid.toLowerCase());
+  }
+
+  /** Number of connected devices of `type`. */
+  countOfType(type: string): number {
+    return this.#registry.countOfType(type);
+  }
+
+  /**
+   * Every connected device's `{ uuid, type, data }`: the seed's `get_client_data()`.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * console.log(JSON.stringify(manager.getClientData())); // []
+   * ```
+   */
+  getClientData(): DeviceInfo[] {
+    return [...this.#registry.all()].map((connection) => connection.info);
+  }
+
+  /**
+   * Sends `data` to every connected device (the seed's `send_all` and `send_all_string`).
+   * The message is encoded once per protocol mode and queued on each connection.
+   *
+   * @returns How many devices it was queued for.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * console.log(await manager.sendAll("off")); // 0: nobody is connected yet
+   * ```
+   */
+  sendAll(data: string | Uint8Array): Promise<number> {
+    return Promise.resolve(fanOut(this.#registry.all(), data));
+  }
+
+  /**
+   * Sends `data` to every device of `type` (the seed's `send_type` and `send_type_string`).
+   *
+   * @returns How many devices it was queued for.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * await manager.sendType("light", "brightness 40");
+   * ```
+   */
+  sendType(type: string, data: string | Uint8Array): Promise<number> {
+    return Promise.resolve(fanOut(this.#registry.ofType(type), data));
+  }
+
+  /**
+   * Sends `data` to the device with this UUID (the seed's `send` and `send_string`).
+   *
+   * @returns 1 when queued, 0 when no such device is connected.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["lock"], port: 0 });
+   * await manager.send("1862cfe1-5dab-4d8e-a946-50d6728f830f", "unlock"); // 0
+   * ```
+   */
+  send(uuid: string, data: string | Uint8Array): Promise<number> {
+    const connection = this.#registry.get(uuid.toLowerCase());
+    if (!connection) return Promise.resolve(0);
+    return Promise.resolve(connection.enqueue(encodeMessage(data, connection.mode)) ? 1 : 0);
+  }
+
+  /**
+   * Registers an event handler (the seed's `on_connect`, `on_message`,
+   * `on_connect_[type]`, `on_message_[type]`, plus `disconnect`). Handlers may
+   * be async; at most `maxConcurrentHandlers` run at once and one that throws is
+   * logged without affecting the others.
+   *
+   * @returns A function that removes the handler.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * const off = manager.on("connect", (client) => console.log("hello", client.uuid), {
+   *   type: "light",
+   * });
+   * off();
+   * ```
+   */
+  on<E extends keyof ManagerEvents>(
+    event: E,
+    handler: ManagerEvents[E],
+    options: TypeFilter = {},
+  ): () => void {
+    const set = this.#handlers[event];
+    if (!set) throw new TypeError(`unknown event ${JSON.stringify(event)}`);
+    const entry: HandlerEntry = { type: options.type, handler };
+    set.add(entry);
+    return () => set.delete(entry);
+  }
+
+  /**
+   * Connected devices as an async iterator: those already connected (unless
+   * `existing: false`), then each new one as it completes its handshake. Ends
+   * when the manager closes.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * (async () => {
+   *   for await (const light of manager.clients({ type: "light" })) await light.send("on");
+   * })();
+   * ```
+   */
+  clients(options: ClientsOptions = {}): AsyncIterableIterator<Client> {
+    const queue = this.#subscribe(this.#clientSubs, options.type, Infinity);
+    if (options.existing ?? true) {
+      const current = options.type ? this.#registry.ofType(options.type) : this.#registry.all();
+      for (const connection of current) queue.push(connection);
+    }
+    return queue[Symbol.asyncIterator]();
+  }
+
+  /** Same as {@linkcode Manager.clients} with no filter. */
+  [Symbol.asyncIterator](): AsyncIterator<Client> {
+    return this.clients();
+  }
+
+  /**
+   * Every device's messages as one async iterator of `{ client, data, text }`.
+   * Messages taken by `recv`/`request` do not appear. Ends when the manager
+   * closes. When `highWaterMark` messages wait unread, reading from the senders
+   * pauses until the consumer catches up.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["lock"], port: 0 });
+   * (async () => {
+   *   for await (const { client, text } of manager.messages({ type: "lock" })) {
+   *     console.log(client.uuid, text);
+   *   }
+   * })();
+   * ```
+   */
+  messages(options: MessagesOptions = {}): AsyncIterableIterator<DeviceMessage> {
+    return this.#subscribe(this.#messageSubs, options.type, options.highWaterMark ?? 1024)
+      [Symbol.asyncIterator]();
+  }
+
+  /**
+   * Stops listening, ends every connection (each device gets `end`), ends every
+   * iterator and waits for handlers to finish (up to 5 s). Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * const manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * await manager.close();
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  /** `await using manager = ...` closes it. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#log.info("Manager on {hostname}:{port} closing with {size} devices", {
+      hostname: this.hostname,
+      port: this.port,
+      size: this.size,
+    });
+    try {
+      this.#listener.close();
+    } catch { /* already closed */ }
+    this.#heartbeat.stop();
+    for (const sub of this.#clientSubs) sub.queue.stop();
+    for (const conn of this.#handshaking) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+    for (const connection of [...this.#registry.all()]) {
+      connection.terminate("manager-closed", "the manager is shutting down");
+    }
+    while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#pool.idle(),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_GRACE_MS)),
+    ]);
+    clearTimeout(timer);
+    for (const sub of this.#messageSubs) sub.queue.stop();
+  }
+
+  #subscribe<T>(
+    subs: Set<Subscription<T>>,
+    type: string | undefined,
+    highWaterMark: number,
+  ): AsyncQueue<T> {
+    const queue: AsyncQueue<T> = new AsyncQueue<T>({
+      highWaterMark,
+      onStop: () => subs.delete(sub),
+    });
+    const sub = { type, queue };
+    if (this.#closing) queue.stop();
+    else subs.add(sub);
+    return queue;
+  }
+
+  #track(task: Promise<void>): void {
+    this.#tasks.add(task);
+    task.then(() => this.#tasks.delete(task));
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (!this.#closing) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (error) {
+        if (this.#closing || error instanceof Deno.errors.BadResource) return;
+        this.#log.error("Accepting a connection failed: {message}", {
+          message: (error as Error).message,
+        });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      if (this.#closing) {
+        conn.close();
+        return;
+      }
+      this.#track(this.#handle(conn));
+    }
+  }
+
+  async #handle(conn: Deno.Conn): Promise<void> {
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    const address = `${addr.hostname}:${addr.port}`;
+    const refuse = this.#handshaking.size >= this.#options.maxPendingHandshakes
+      ? `${this.#handshaking.size} connections are already in handshake (maxPendingHandshakes)`
+      : this.#registry.size + this.#handshaking.size >= this.#options.maxClients
+      ? `${this.#registry.size} devices are connected (maxClients)`
+      : null;
+    if (refuse) {
+      this.#log.warn("Refused connection from {address}: {message}", {
+        address,
+        reason: "limit",
+        message: refuse,
+      });
+      conn.close();
+      return;
+    }
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+    this.#handshaking.add(conn);
+    let handshake;
+    try {
+      handshake = await acceptHandshake(conn, {
+        validTypes: this.validTypes,
+        timeout: this.#options.handshakeTimeout,
+        maxSize: this.#options.maxHandshakeSize,
+      });
+    } catch (error) {
+      this.#handshaking.delete(conn);
+      if (!this.#closing) this.#logRejection(address, error);
+      try {
+        conn.close();
+      } catch { /* closed by the timeout */ }
+      return;
+    }
+    this.#handshaking.delete(conn);
+    if (this.#closing) {
+      conn.close();
+      return;
+    }
+    this.#admit(conn, handshake.mode, handshake.info, handshake.leftover, address);
+  }
+
+  #logRejection(address: string, error: unknown): void {
+    if (error instanceof InvalidInfo) {
+      this.#log.warn("Rejected handshake from {address}: {message}", {
+        address,
+        reason: error.reason,
+        message: error.message,
+      });
+    } else if (error instanceof ConnectionEnd) {
+      this.#log.warn("Connection from {address} ended before its handshake: {message}", {
+        address,
+        reason: error.reason,
+        message: error.message,
+      });
+    } else {
+      this.#log.error("Handshake with {address} failed: {message}", {
+        address,
+        message: String(error),
+      });
+    }
+  }
+
+  #admit(
+    conn: Deno.Conn,
+    mode: ProtocolMode,
+    info: DeviceInfo,
+    leftover: Uint8Array,
+    address: string,
+  ): void {
+    const connection = new Connection(conn, mode, info, this.#hooks, {
+      maxFrameSize: this.#options.maxFrameSize,
+      maxBufferedBytes: this.#options.maxBufferedBytes,
+      validTypes: this.validTypes,
+      readBufferSize: READ_BUFFER_SIZE,
+    }, this.logCategory);
+    const previous = this.#registry.get(info.uuid);
+    if (previous) {
+      previous.terminate("replaced", `replaced by a new connection from ${address}`);
+    }
+    this.#registry.add(connection);
+    if (mode === 2) {
+      connection.enqueue(encodeFrame(
+        FrameType.WELCOME,
+        JSON.stringify({
+          mode: 2,
+          heartbeatRate: this.heartbeatRate,
+          heartbeatTimeout: this.heartbeatTimeout,
+          maxFrameSize: this.#options.maxFrameSize,
+        }),
+      ));
+    }
+    this.#log.info("Device {uuid} ({type}) connected from {address} in mode {mode}", {
+      uuid: info.uuid,
+      type: info.type,
+      address,
+      mode,
+    });
+    for (const sub of this.#clientSubs) {
+      if (sub.type === undefined || sub.type === info.type) sub.queue.push(connection);
+    }
+    for (const entry of this.#handlers.connect) {
+      if (entry.type === undefined || entry.type === info.type) {
+        const handler = entry.handler as ManagerEvents["connect"];
+        this.#pool.run(() => handler(connection));
+      }
+    }
+    connection.start(leftover);
+    this.#track(connection.finished);
+  }
+
+  #onMessage(connection: Connection, data: Uint8Array): Promise<void> | undefined {
+    let stalls: Promise<void>[] | undefined;
+    if (this.#messageSubs.size > 0) {
+      const message = new Message(connection, data);
+      for (const sub of this.#messageSubs) {
+        if (sub.type !== undefined && sub.type !== connection.type) continue;
+        if (!sub.queue.push(message)) (stalls ??= []).push(sub.queue.writable());
+      }
+    }
+    for (const entry of this.#handlers.message) {
+      if (entry.type !== undefined && entry.type !== connection.type) continue;
+      const handler = entry.handler as ManagerEvents["message"];
+      if (!this.#pool.run(() => handler(connection, data))) {
+        (stalls ??= []).push(this.#pool.writable());
+      }
+    }
+    return stalls ? Promise.all(stalls).then(() => {}) : undefined;
+  }
+
+  #onClose(connection: Connection, end: ConnectionEnd): void {
+    this.#registry.remove(connection);
+    for (const entry of this.#handlers.disconnect) {
+      if (entry.type === undefined || entry.type === connection.type) {
+        const handler = entry.handler as ManagerEvents["disconnect"];
+        this.#pool.run(() => handler(connection, end));
+      }
+    }
+  }
+}
+
+function fanOut(targets: Iterable<Connection>, data: string | Uint8Array): number {
+  let mode1: Uint8Array | undefined;
+  let mode2: Uint8Array | undefined;
+  let reached = 0;
+  for (const connection of targets) {
+    const bytes = connection.mode === 1
+      ? (mode1 ??= encodeMessage(data, 1))
+      : (mode2 ??= encodeMessage(data, 2));
+    if (connection.enqueue(bytes)) reached++;
+  }
+  return reached;
+}
+
+function validateOptions(options: ManagerOptions): void {
+  if (!Array.isArray(options.validTypes) || options.validTypes.length === 0) {
+    throw new TypeError("validTypes must be a non-empty array of device type names");
+  }
+  for (const type of options.validTypes) {
+    if (typeof type !== "string" || type === "" || type.includes("##")) {
+      throw new TypeError(
+        `invalid device type ${JSON.stringify(type)}: a non-empty string without "##"`,
+      );
+    }
+  }
+  const positive = [
+    "heartbeatRate",
+    "heartbeatTimeout",
+    "handshakeTimeout",
+    "maxConcurrentHandlers",
+    "maxPendingHandshakes",
+    "maxClients",
+    "maxHandshakeSize",
+    "maxFrameSize",
+    "maxBufferedBytes",
+  ] as const;
+  for (const name of positive) {
+    const value = options[name];
+    if (value !== undefined && !(typeof value === "number" && value > 0)) {
+      throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
+    }
+  }
+}

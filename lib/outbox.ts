@@ -1,0 +1,144 @@
+/**
+ * The send side of one connection: a bounded byte buffer and one write pump.
+ *
+ * Messages queued while a write is in flight are coalesced into the next
+ * write, so a burst of broadcasts costs one syscall per device, not one per
+ * message. When the buffer would pass its limit the connection is reported as
+ * a slow reader instead of growing memory.
+ *
+ * @module
+ */
+
+import { concatBytes } from "./bytes.ts";
+
+/** The writable half of a connection. */
+export interface ByteSink {
+  /** Writes some of `bytes`, returning how many were written. */
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+/**
+ * A per-connection send buffer with a single write loop.
+ *
+ * @example
+ * ```ts
+ * import { Outbox } from "./lib/outbox.ts";
+ * const written: Uint8Array[] = [];
+ * const outbox = new Outbox({ write: async (b) => (written.push(b), b.length) }, {
+ *   maxBufferedBytes: 1024,
+ *   onError: console.error,
+ * });
+ * outbox.enqueue(new TextEncoder().encode("hi"));
+ * await outbox.flushed();
+ * ```
+ */
+export class Outbox {
+  readonly #sink: ByteSink;
+  readonly #maxBufferedBytes: number;
+  readonly #onError: (error: Error, overflow: boolean) => void;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #enqueuedTotal = 0;
+  #writtenTotal = 0;
+  #writing = false;
+  #failed: Error | null = null;
+  #flushWaiters: { at: number; resolve: () => void; reject: (error: Error) => void }[] = [];
+
+  /**
+   * @param sink Where bytes go.
+   * @param options.maxBufferedBytes Bytes held unsent before the connection counts as a slow reader.
+   * @param options.onError Called once when a write fails or the buffer overflows.
+   */
+  constructor(
+    sink: ByteSink,
+    options: { maxBufferedBytes: number; onError: (error: Error, overflow: boolean) => void },
+  ) {
+    this.#sink = sink;
+    this.#maxBufferedBytes = options.maxBufferedBytes;
+    this.#onError = options.onError;
+  }
+
+  /** Bytes queued and not yet written. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /**
+   * Queues bytes for writing. The array must not be modified afterwards; the
+   * same array may be queued on many outboxes (broadcasts encode once).
+   *
+   * @returns `false` when the outbox has failed or the bytes would overflow it.
+   */
+  enqueue(bytes: Uint8Array): boolean {
+    if (this.#failed) return false;
+    if (this.#buffered + bytes.length > this.#maxBufferedBytes) {
+      this.#fail(
+        new Error(`send buffer full: ${this.#buffered} bytes unsent, the device is not reading`),
+        true,
+      );
+      return false;
+    }
+    this.#chunks.push(bytes);
+    this.#buffered += bytes.length;
+    this.#enqueuedTotal += bytes.length;
+    if (!this.#writing) this.#pump();
+    return true;
+  }
+
+  /** Resolves when everything queued so far has been written; rejects if writing fails first. */
+  flushed(): Promise<void> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    if (this.#writtenTotal >= this.#enqueuedTotal) return Promise.resolve();
+    const waiter = { at: this.#enqueuedTotal, ...Promise.withResolvers<void>() };
+    this.#flushWaiters.push(waiter);
+    return waiter.promise;
+  }
+
+  /** Stops writing; pending flushes reject with `error`. Idempotent. */
+  fail(error: Error): void {
+    if (this.#failed) return;
+    this.#failed = error;
+    this.#chunks = [];
+    this.#buffered = 0;
+    for (const waiter of this.#flushWaiters) waiter.reject(error);
+    this.#flushWaiters = [];
+  }
+
+  #fail(error: Error, overflow: boolean): void {
+    if (this.#failed) return;
+    this.fail(error);
+    this.#onError(error, overflow);
+  }
+
+  async #pump(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#chunks.length > 0 && !this.#failed) {
+        const batch = this.#chunks.length === 1 ? this.#chunks[0] : concatBytes(this.#chunks);
+        this.#chunks = [];
+        let offset = 0;
+        while (offset < batch.length) {
+          offset += await this.#sink.write(offset === 0 ? batch : batch.subarray(offset));
+          if (this.#failed) return;
+        }
+        this.#buffered -= batch.length;
+        this.#writtenTotal += batch.length;
+        this.#resolveFlushes();
+      }
+    } catch (error) {
+      this.#fail(error instanceof Error ? error : new Error(String(error)), false);
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  #resolveFlushes(): void {
+    let done = 0;
+    while (
+      done < this.#flushWaiters.length && this.#flushWaiters[done].at <= this.#writtenTotal
+    ) {
+      this.#flushWaiters[done++].resolve();
+    }
+    if (done > 0) this.#flushWaiters.splice(0, done);
+  }
+}

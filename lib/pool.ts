@@ -1,0 +1,124 @@
+/**
+ * Runs application handlers with a cap on how many are in flight: the seed's
+ * `max_workers` thread pool, for async functions. Calls past the cap wait in
+ * arrival order. A handler that throws or rejects is reported and never
+ * affects the others.
+ *
+ * @module
+ */
+
+/** A handler call waiting for a slot. */
+type Task = () => unknown;
+
+/**
+ * A FIFO of handler calls with a concurrency limit.
+ *
+ * @example
+ * ```ts
+ * import { HandlerPool } from "./lib/pool.ts";
+ * const pool = new HandlerPool({ concurrency: 2, onError: console.error });
+ * pool.run(async () => console.log("handled"));
+ * await pool.idle();
+ * ```
+ */
+export class HandlerPool {
+  readonly #concurrency: number;
+  readonly #highWaterMark: number;
+  readonly #onError: (error: unknown) => void;
+  #running = 0;
+  #queue: Task[] = [];
+  #head = 0;
+  #idle: PromiseWithResolvers<void> | null = null;
+  #space: PromiseWithResolvers<void> | null = null;
+
+  /**
+   * @param options.concurrency Most calls in flight at once.
+   * @param options.highWaterMark Waiting calls before `run` asks producers to pause. @default 10000
+   * @param options.onError Called with whatever a handler threw or rejected with.
+   */
+  constructor(
+    options: { concurrency: number; highWaterMark?: number; onError: (error: unknown) => void },
+  ) {
+    this.#concurrency = Math.max(1, options.concurrency);
+    this.#highWaterMark = options.highWaterMark ?? 10_000;
+    this.#onError = options.onError;
+  }
+
+  /** Calls in flight. */
+  get running(): number {
+    return this.#running;
+  }
+
+  /** Calls waiting for a slot. */
+  get waiting(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /**
+   * Starts `task` now if a slot is free, else queues it.
+   *
+   * @returns `false` when the wait queue is at its high-water mark: await `writable()`.
+   */
+  run(task: Task): boolean {
+    if (this.#running < this.#concurrency) this.#start(task);
+    else this.#queue.push(task);
+    return this.waiting < this.#highWaterMark;
+  }
+
+  /** Resolves when the wait queue is below its high-water mark. */
+  writable(): Promise<void> {
+    if (this.waiting < this.#highWaterMark) return Promise.resolve();
+    this.#space ??= Promise.withResolvers<void>();
+    return this.#space.promise;
+  }
+
+  /** Resolves when nothing is running or waiting. */
+  idle(): Promise<void> {
+    if (this.#running === 0 && this.waiting === 0) return Promise.resolve();
+    this.#idle ??= Promise.withResolvers<void>();
+    return this.#idle.promise;
+  }
+
+  #start(task: Task): void {
+    this.#running++;
+    let result: unknown;
+    try {
+      result = task();
+    } catch (error) {
+      this.#onError(error);
+    }
+    if (result instanceof Promise) {
+      result.then(() => this.#finish(), (error) => {
+        this.#onError(error);
+        this.#finish();
+      });
+    } else {
+      this.#running--;
+    }
+  }
+
+  #finish(): void {
+    this.#running--;
+    // A loop, not recursion: a run of synchronous handlers must not grow the stack.
+    while (this.#running < this.#concurrency && this.#head < this.#queue.length) {
+      const next = this.#queue[this.#head];
+      this.#queue[this.#head++] = undefined as unknown as Task;
+      this.#start(next);
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#space && this.waiting < this.#highWaterMark) {
+      this.#space.resolve();
+      this.#space = null;
+    }
+    if (this.#running === 0 && this.waiting === 0 && this.#idle) {
+      this.#idle.resolve();
+      this.#idle = null;
+    }
+  }
+}

@@ -1,0 +1,512 @@
+/**
+ * The wire protocol as pure functions: no sockets, no timers. The manager and
+ * the device side both build on these; `docs/PROTOCOL.md` describes the same
+ * bytes for people writing devices in other languages.
+ *
+ * Mode 1 is the seed's protocol: single command bytes from the manager, text
+ * from the device, no message boundaries. Mode 2 is negotiated by the device's
+ * handshake answer starting with {@linkcode MODE2_PREAMBLE}; after that every
+ * byte in both directions travels in a frame: `type (1 byte) | length (4 bytes,
+ * big-endian) | payload`.
+ *
+ * @module
+ */
+
+import { validate as isUuid } from "uuid";
+import { InvalidInfo, ProtocolError } from "./errors.ts";
+
+/** Mode 1: the byte the manager sends to ask a device who it is (`getinfo`). */
+export const GETINFO_BYTE = 0x01;
+/** Mode 1: the byte the manager sends as a heartbeat request (`heart`). */
+export const HEARTBEAT_BYTE = 0x02;
+/** Mode 1: what a device answers to a heartbeat. */
+export const BEAT_TEXT = "beat";
+/** Mode 1: what the manager sends before it closes a connection. */
+export const END_TEXT = "end\n";
+
+/**
+ * The four bytes a mode-2 device sends before its handshake frame: NUL, `I`,
+ * `M`, version 2. A mode-1 answer starts with a UUID character, never NUL, so
+ * a mode-1 device can never select mode 2 by accident.
+ */
+export const MODE2_PREAMBLE: Uint8Array = Uint8Array.of(0x00, 0x49, 0x4d, 0x02);
+
+/** Length of a mode-2 frame header: one type byte and a 32-bit big-endian length. */
+export const FRAME_HEADER_SIZE = 5;
+
+/**
+ * Mode-2 frame types. Application data only ever travels in `DATA` frames, so
+ * control frames can never be confused with it.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameType } from "@iot-manager/core";
+ * const ping = encodeFrame(FrameType.HEARTBEAT); // 02 00 00 00 00
+ * ```
+ */
+export const FrameType = {
+  /** Manager to device: send your handshake info again (an `INFO` frame). */
+  GETINFO: 0x01,
+  /** Manager to device: heartbeat request; answer with `BEAT`. */
+  HEARTBEAT: 0x02,
+  /** Device to manager: heartbeat answer. */
+  BEAT: 0x03,
+  /** Either way: the sender is closing; the payload is an optional UTF-8 reason. */
+  END: 0x04,
+  /** Device to manager: `uuid##type##{json}` in UTF-8. */
+  INFO: 0x05,
+  /** Manager to device: handshake accepted; the payload is a JSON object of settings. */
+  WELCOME: 0x06,
+  /** Either way: one application message, any bytes. */
+  DATA: 0x10,
+} as const;
+
+/** One of the {@linkcode FrameType} values. */
+export type FrameTypeValue = typeof FrameType[keyof typeof FrameType];
+
+const knownFrameTypes = new Set<number>(Object.values(FrameType));
+
+/** Protocol mode of a connection: 1 (the seed's) or 2 (framed). */
+export type ProtocolMode = 1 | 2;
+
+/**
+ * A device's identity as sent in the handshake: the seed's `Data`.
+ *
+ * @example
+ * ```ts
+ * import type { DeviceInfo } from "@iot-manager/core";
+ * const info: DeviceInfo = { uuid: crypto.randomUUID(), type: "light", data: { room: "hall" } };
+ * ```
+ */
+export interface DeviceInfo {
+  /** The device's UUID in its 36-character form. */
+  readonly uuid: string;
+  /** One of the manager's valid types. */
+  readonly type: string;
+  /** The JSON object the device sent. */
+  readonly data: Record<string, unknown>;
+}
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Encodes one mode-2 frame.
+ *
+ * @param type The frame type.
+ * @param payload The payload bytes (or text, sent as UTF-8).
+ * @returns The header followed by the payload.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameType } from "@iot-manager/core";
+ * const frame = encodeFrame(FrameType.DATA, "on");
+ * console.log(frame); // Uint8Array(7) [16, 0, 0, 0, 2, 111, 110]
+ * ```
+ */
+export function encodeFrame(
+  type: FrameTypeValue,
+  payload: Uint8Array | string = EMPTY,
+): Uint8Array {
+  const body = typeof payload === "string" ? encoder.encode(payload) : payload;
+  const frame = new Uint8Array(FRAME_HEADER_SIZE + body.length);
+  frame[0] = type;
+  new DataView(frame.buffer).setUint32(1, body.length);
+  frame.set(body, FRAME_HEADER_SIZE);
+  return frame;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Encodes one application message for a connection in `mode`: the bytes
+ * themselves in mode 1 (the seed's `send`), a `DATA` frame in mode 2.
+ *
+ * @param data The message; text is sent as UTF-8.
+ * @param mode The connection's protocol mode.
+ * @returns Bytes the caller may queue on any number of connections of that mode.
+ *
+ * @example
+ * ```ts
+ * import { encodeMessage } from "@iot-manager/core";
+ * console.log(encodeMessage("on", 1)); // Uint8Array(2) [111, 110]
+ * console.log(encodeMessage("on", 2)); // Uint8Array(7) [16, 0, 0, 0, 2, 111, 110]
+ * ```
+ */
+export function encodeMessage(data: string | Uint8Array, mode: ProtocolMode): Uint8Array {
+  if (mode === 2) return encodeFrame(FrameType.DATA, data);
+  return typeof data === "string" ? encoder.encode(data) : data.slice();
+}
+
+/**
+ * Cuts a mode-2 byte stream into frames, whatever the split of the stream into
+ * reads. Payloads handed to the callback are fresh copies the caller may keep.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameDecoder, FrameType } from "@iot-manager/core";
+ * const decoder = new FrameDecoder(1024);
+ * const bytes = encodeFrame(FrameType.DATA, "hello");
+ * decoder.push(bytes.subarray(0, 3), () => {});
+ * decoder.push(bytes.subarray(3), (type, payload) => console.log(type, payload.length)); // 16 5
+ * ```
+ */
+export class FrameDecoder {
+  readonly #maxFrameSize: number;
+  readonly #header = new Uint8Array(FRAME_HEADER_SIZE);
+  readonly #headerView = new DataView(this.#header.buffer);
+  #headerFilled = 0;
+  #type = 0;
+  #payload: Uint8Array | null = null;
+  #payloadFilled = 0;
+
+  /**
+   * Creates a decoder for one stream.
+   *
+   * @param maxFrameSize Largest payload accepted, in bytes.
+   */
+  constructor(maxFrameSize: number) {
+    this.#maxFrameSize = maxFrameSize;
+  }
+
+  /** True when a frame has started but not yet completed. */
+  get partial(): boolean {
+    return this.#headerFilled > 0 || this.#payload !== null;
+  }
+
+  /**
+   * Feeds bytes; calls `onFrame` for every frame they complete.
+   *
+   * @param chunk The next bytes of the stream (not retained).
+   * @param onFrame Called with each complete frame.
+   * @throws {ProtocolError} On an unknown frame type or a frame over the limit.
+   */
+  push(
+    chunk: Uint8Array,
+    onFrame: (type: FrameTypeValue, payload: Uint8Array) => void,
+  ): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#payload === null) {
+        const take = Math.min(FRAME_HEADER_SIZE - this.#headerFilled, chunk.length - offset);
+        this.#header.set(chunk.subarray(offset, offset + take), this.#headerFilled);
+        this.#headerFilled += take;
+        offset += take;
+        if (this.#headerFilled < FRAME_HEADER_SIZE) return;
+        this.#headerFilled = 0;
+        const type = this.#header[0];
+        if (!knownFrameTypes.has(type)) {
+          throw new ProtocolError("frame-type", `unknown frame type 0x${hex(type)}`);
+        }
+        const length = this.#headerView.getUint32(1);
+        if (length > this.#maxFrameSize) {
+          throw new ProtocolError(
+            "frame-size",
+            `frame of ${length} bytes is over the ${this.#maxFrameSize}-byte limit`,
+          );
+        }
+        this.#type = type;
+        this.#payload = length === 0 ? EMPTY : new Uint8Array(length);
+        this.#payloadFilled = 0;
+      }
+      const payload: Uint8Array = this.#payload;
+      const take = Math.min(payload.length - this.#payloadFilled, chunk.length - offset);
+      if (take > 0) {
+        payload.set(chunk.subarray(offset, offset + take), this.#payloadFilled);
+        this.#payloadFilled += take;
+        offset += take;
+      }
+      if (this.#payloadFilled === payload.length) {
+        this.#payload = null;
+        onFrame(this.#type as FrameTypeValue, payload.length === 0 ? new Uint8Array(0) : payload);
+      }
+    }
+  }
+}
+
+function hex(byte: number): string {
+  return byte.toString(16).padStart(2, "0");
+}
+
+/**
+ * The outcome of {@linkcode readHandshake} on the bytes received so far.
+ */
+export type HandshakeScan =
+  | { readonly status: "incomplete"; readonly missing: string }
+  | {
+    readonly status: "complete";
+    readonly mode: ProtocolMode;
+    readonly info: DeviceInfo;
+    /** Bytes of the input the handshake used; anything after is mode-2 frames. */
+    readonly consumed: number;
+  };
+
+/**
+ * Reads a handshake answer from the bytes a device has sent so far, in either
+ * mode. Says `incomplete` while more bytes could still make it valid, and
+ * throws {@linkcode InvalidInfo} as soon as no continuation could.
+ *
+ * @param bytes Everything the device sent since `getinfo`.
+ * @param validTypes The device types the manager accepts.
+ * @param maxSize Largest answer accepted, in bytes.
+ * @returns The parsed info and mode, or what is still missing.
+ * @throws {InvalidInfo} When the bytes can never become a valid answer.
+ *
+ * @example
+ * ```ts
+ * import { readHandshake } from "@iot-manager/core";
+ * const answer = new TextEncoder().encode(
+ *   '1862cfe1-5dab-4d8e-a946-50d6728f830f##light##{"room":"hall"}',
+ * );
+ * const scan = readHandshake(answer, ["light"]);
+ * if (scan.status === "complete") console.log(scan.mode, scan.info.type); // 1 light
+ * ```
+ */
+export function readHandshake(
+  bytes: Uint8Array,
+  validTypes: readonly string[],
+  maxSize: number = Infinity,
+): HandshakeScan {
+  if (bytes.length === 0) return { status: "incomplete", missing: "nothing received yet" };
+  if (bytes[0] !== MODE2_PREAMBLE[0]) {
+    if (bytes.length > maxSize) throw tooLarge(bytes.length, maxSize);
+    const text = decodeUtf8Prefix(bytes);
+    const result = scanHandshakeText(text.text, validTypes);
+    if (result.status === "complete" && !text.whole) {
+      throw new InvalidInfo("fields", "unexpected bytes after the JSON data");
+    }
+    if (result.status === "incomplete") return result;
+    return { status: "complete", mode: 1, info: result.info, consumed: bytes.length };
+  }
+  for (let i = 1; i < Math.min(bytes.length, MODE2_PREAMBLE.length); i++) {
+    if (bytes[i] !== MODE2_PREAMBLE[i]) {
+      throw new InvalidInfo(
+        "preamble",
+        i === 3
+          ? `unsupported protocol version ${bytes[i]} (this manager speaks 1 and 2)`
+          : "answer starts with NUL but is not the mode-2 preamble 00 49 4d 02",
+      );
+    }
+  }
+  const headerEnd = MODE2_PREAMBLE.length + FRAME_HEADER_SIZE;
+  if (bytes.length < headerEnd) return { status: "incomplete", missing: "the mode-2 INFO frame" };
+  if (bytes[MODE2_PREAMBLE.length] !== FrameType.INFO) {
+    throw new InvalidInfo(
+      "preamble",
+      `expected an INFO frame (0x05) after the preamble, got 0x${
+        hex(bytes[MODE2_PREAMBLE.length])
+      }`,
+    );
+  }
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .getUint32(MODE2_PREAMBLE.length + 1);
+  if (length > maxSize) throw tooLarge(length, maxSize);
+  if (bytes.length < headerEnd + length) {
+    return { status: "incomplete", missing: `${headerEnd + length - bytes.length} more bytes` };
+  }
+  const info = parseHandshake(
+    decodeUtf8(bytes.subarray(headerEnd, headerEnd + length)),
+    validTypes,
+  );
+  return { status: "complete", mode: 2, info, consumed: headerEnd + length };
+}
+
+/**
+ * Parses a complete handshake answer `uuid##type##{json}` (the text of a
+ * mode-1 answer or of a mode-2 `INFO` frame).
+ *
+ * @param text The answer.
+ * @param validTypes The device types the manager accepts.
+ * @returns The device's info.
+ * @throws {InvalidInfo} Naming the first field that is wrong.
+ *
+ * @example
+ * ```ts
+ * import { parseHandshake } from "@iot-manager/core";
+ * const info = parseHandshake(
+ *   '1862cfe1-5dab-4d8e-a946-50d6728f830f##lock##{"locked":true}',
+ *   ["light", "lock"],
+ * );
+ * console.log(info.data.locked); // true
+ * ```
+ */
+export function parseHandshake(text: string, validTypes: readonly string[]): DeviceInfo {
+  const result = scanHandshakeText(text, validTypes);
+  if (result.status === "incomplete") {
+    throw new InvalidInfo("fields", `incomplete handshake: ${result.missing}`);
+  }
+  return result.info;
+}
+
+/**
+ * Encodes a device's handshake answer, as a device sends it after `getinfo`.
+ *
+ * @param info The device's identity.
+ * @param mode 1 for the seed's text answer, 2 for preamble plus `INFO` frame.
+ * @returns The bytes to write.
+ *
+ * @example
+ * ```ts
+ * import { encodeHandshake } from "@iot-manager/core";
+ * const bytes = encodeHandshake({ uuid: crypto.randomUUID(), type: "light", data: {} }, 2);
+ * console.log(bytes[0]); // 0 (the mode-2 preamble)
+ * ```
+ */
+export function encodeHandshake(info: DeviceInfo, mode: ProtocolMode): Uint8Array {
+  const text = `${info.uuid}##${info.type}##${JSON.stringify(info.data)}`;
+  if (mode === 1) return encoder.encode(text);
+  const frame = encodeFrame(FrameType.INFO, text);
+  const bytes = new Uint8Array(MODE2_PREAMBLE.length + frame.length);
+  bytes.set(MODE2_PREAMBLE);
+  bytes.set(frame, MODE2_PREAMBLE.length);
+  return bytes;
+}
+
+type TextScan =
+  | { readonly status: "incomplete"; readonly missing: string }
+  | { readonly status: "complete"; readonly info: DeviceInfo };
+
+const UUID_LENGTH = 36;
+const UUID_SHAPE = /^[0-9a-fA-F]{0,8}(-[0-9a-fA-F]{0,4}){0,3}(-[0-9a-fA-F]{0,12})?$/;
+
+function scanHandshakeText(text: string, validTypes: readonly string[]): TextScan {
+  if (text.length < UUID_LENGTH) {
+    if (!UUID_SHAPE.test(text)) throw badUuid(text);
+    return { status: "incomplete", missing: "the rest of the UUID" };
+  }
+  const uuid = text.slice(0, UUID_LENGTH);
+  if (!isUuid(uuid)) throw badUuid(uuid);
+  const delimiter = text.slice(UUID_LENGTH, UUID_LENGTH + 2);
+  if (!"##".startsWith(delimiter)) {
+    throw new InvalidInfo(
+      "fields",
+      `expected "##" after the UUID, got ${JSON.stringify(delimiter)}`,
+    );
+  }
+  if (delimiter.length < 2) return { status: "incomplete", missing: "the type field" };
+  const rest = text.slice(UUID_LENGTH + 2);
+  const typeEnd = rest.indexOf("##");
+  if (typeEnd < 0) {
+    if (rest.trimStart().startsWith("{")) {
+      throw new InvalidInfo("fields", "the type field is missing: expected uuid##type##{json}");
+    }
+    if (!validTypes.some((type) => (type + "##").startsWith(rest))) throw badType(rest, validTypes);
+    return {
+      status: "incomplete",
+      missing: rest.length === 0 ? "the type field" : "the JSON data field",
+    };
+  }
+  const type = rest.slice(0, typeEnd);
+  if (!validTypes.includes(type)) throw badType(type, validTypes);
+  const json = rest.slice(typeEnd + 2);
+  const start = json.length - json.trimStart().length;
+  if (start === json.length) return { status: "incomplete", missing: "the JSON data field" };
+  if (json[start] !== "{") {
+    throw new InvalidInfo("data", `device data must be a JSON object, got ${preview(json)}`);
+  }
+  const end = findJsonObjectEnd(json, start);
+  if (end < 0) return { status: "incomplete", missing: "the end of the JSON data" };
+  if (json.slice(end + 1).trim() !== "") {
+    throw new InvalidInfo(
+      "fields",
+      `unexpected ${
+        preview(json.slice(end + 1))
+      } after the JSON data: expected exactly uuid##type##{json}`,
+    );
+  }
+  let data: Record<string, unknown>;
+  try {
+    data = JSON.parse(json.slice(start, end + 1));
+  } catch (error) {
+    throw new InvalidInfo("data", `device data is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return { status: "complete", info: { uuid: uuid.toLowerCase(), type, data } };
+}
+
+/** Index of the `}` closing the object that starts at `start`, or -1 while unclosed. */
+function findJsonObjectEnd(text: string, start: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (inString) {
+      if (char === 0x5c) i++; // backslash: skip the escaped character
+      else if (char === 0x22) inString = false;
+    } else if (char === 0x22) inString = true;
+    else if (char === 0x7b || char === 0x5b) depth++;
+    else if (char === 0x7d || char === 0x5d) {
+      depth--;
+      if (depth === 0) return i;
+    }
+  }
+  return -1;
+}
+
+function tooLarge(size: number, maxSize: number): InvalidInfo {
+  return new InvalidInfo(
+    "size",
+    `handshake answer of ${size} bytes is over the ${maxSize}-byte limit`,
+  );
+}
+
+function badUuid(text: string): InvalidInfo {
+  return new InvalidInfo(
+    "uuid",
+    `answer must start with a 36-character UUID, got ${preview(text)}`,
+  );
+}
+
+function badType(type: string, validTypes: readonly string[]): InvalidInfo {
+  return new InvalidInfo(
+    "type",
+    `type ${preview(type)} is not one of ${validTypes.map((t) => JSON.stringify(t)).join(", ")}`,
+  );
+}
+
+/** A short, printable rendering of untrusted text for log messages. */
+export function preview(text: string, limit = 40): string {
+  const shown = text.length > limit ? text.slice(0, limit) + "…" : text;
+  return JSON.stringify(shown);
+}
+
+/**
+ * Decodes UTF-8 strictly.
+ *
+ * @throws {InvalidInfo} With reason `"encoding"` on malformed input.
+ */
+export function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch (error) {
+    throw new InvalidInfo("encoding", "handshake answer is not valid UTF-8", { cause: error });
+  }
+}
+
+/** Decodes UTF-8, tolerating a multi-byte character cut off at the end by a read boundary. */
+function decodeUtf8Prefix(bytes: Uint8Array): { text: string; whole: boolean } {
+  try {
+    return { text: strictDecoder.decode(bytes), whole: true };
+  } catch (error) {
+    for (let cut = 1; cut <= 3 && cut < bytes.length; cut++) {
+      const lead = bytes[bytes.length - cut];
+      if ((lead & 0xc0) === 0xc0) {
+        // a lead byte: everything before it must decode, and the tail must be too short
+        const needed = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+        if (cut < needed) {
+          try {
+            return {
+              text: strictDecoder.decode(bytes.subarray(0, bytes.length - cut)),
+              whole: false,
+            };
+          } catch {
+            break;
+          }
+        }
+        break;
+      }
+    }
+    throw new InvalidInfo("encoding", "handshake answer is not valid UTF-8", { cause: error });
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Run a fleet of IoT devices from one TypeScript program.
+ *
+ * Devices (lights, locks, thermostats, ...) connect over TCP or TLS; the
+ * {@linkcode Manager} asks each who it is, checks it answers heartbeats, and
+ * lets you talk to devices one by one, by type or all at once. Connected
+ * devices and their messages are async iterators.
+ *
+ * A Deno port of the Python `iot-manager`: a device written to the original
+ * protocol works unchanged (protocol mode 1); mode 2 adds framing.
+ *
+ * @example
+ * ```ts
+ * import { Manager } from "@iot-manager/core";
+ *
+ * await using manager = await Manager.listen({ validTypes: ["light", "lock"], port: 0 });
+ * manager.on("connect", (client) => console.log(`${client.type} ${client.uuid} is here`));
+ * (async () => {
+ *   for await (const { client, text } of manager.messages()) console.log(client.uuid, text);
+ * })();
+ * await manager.sendType("light", "on");
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type ClientsOptions,
+  type DeviceMessage,
+  Manager,
+  type ManagerEvents,
+  type ManagerOptions,
+  type MessagesOptions,
+  type TypeFilter,
+} from "./lib/manager.ts";
+export type { Client, EndOptions, WaitOptions } from "./lib/client.ts";
+export {
+  ConnectionEnd,
+  type EndReason,
+  InvalidInfo,
+  type InvalidInfoReason,
+  ProtocolError,
+  TimeoutError,
+} from "./lib/errors.ts";
+export {
+  BEAT_TEXT,
+  type DeviceInfo,
+  encodeFrame,
+  encodeHandshake,
+  encodeMessage,
+  END_TEXT,
+  FRAME_HEADER_SIZE,
+  FrameDecoder,
+  FrameType,
+  type FrameTypeValue,
+  GETINFO_BYTE,
+  type HandshakeScan,
+  HEARTBEAT_BYTE,
+  MODE2_PREAMBLE,
+  parseHandshake,
+  type ProtocolMode,
+  readHandshake,
+} from "./lib/protocol.ts";

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { FrameType } from "../mod.ts";
+import { connectDevice, decodeFrames, startManager, text, tlsFiles, waitFor } from "./_helpers.ts";
+
+for (const mode of [1, 2] as const) {
+  Deno.test(`mode ${mode}: a device connects, is listed and gets send, sendType and sendAll`, async () => {
+    await using manager = await startManager();
+    const seen: string[] = [];
+    manager.on("connect", (client) => void seen.push(client.uuid));
+    await using light = await connectDevice(manager, {
+      mode,
+      type: "light",
+      data: { room: "hall" },
+    });
+    await using lock = await connectDevice(manager, { mode, type: "lock" });
+    assert.equal(manager.size, 2);
+    assert.deepEqual(
+      manager.getClientData().find((info) => info.uuid === light.uuid),
+      { uuid: light.uuid, type: "light", data: { room: "hall" } },
+    );
+    await waitFor(() => seen.length === 2, "connect handlers");
+    assert.equal(await manager.send(light.uuid, "one"), 1);
+    assert.equal(await manager.sendType("light", "two"), 1);
+    assert.equal(await manager.sendAll("three"), 2);
+    assert.equal(await manager.send(crypto.randomUUID(), "nobody"), 0);
+    if (mode === 1) {
+      assert.equal(await light.readUntil("three"), "onetwothree");
+      assert.equal(await lock.readUntil("three"), "three");
+    } else {
+      const frames = [];
+      for (let i = 0; i < 3; i++) frames.push(await light.readFrameOf(FrameType.DATA));
+      assert.deepEqual(frames.map(text), ["one", "two", "three"]);
+      assert.equal(text(await lock.readFrameOf(FrameType.DATA)), "three");
+    }
+  });
+}
+
+Deno.test("TLS: a device connects over TLS and exchanges messages", async () => {
+  await using manager = await startManager({ tls: { cert: tlsFiles.cert, key: tlsFiles.key } });
+  assert.equal(manager.tls, true);
+  await using device = await connectDevice(manager, { mode: 2, tls: true });
+  const client = manager.get(device.uuid)!;
+  const got = client.recvString();
+  await device.write(new Uint8Array([FrameType.DATA, 0, 0, 0, 2, 104, 105]));
+  assert.equal(await got, "hi");
+  await manager.close();
+  const rest = decodeFrames(await device.readToEnd());
+  assert.equal(rest.at(-1)?.type, FrameType.END);
+});

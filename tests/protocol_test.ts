@@ -1,0 +1,279 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  encodeFrame,
+  encodeHandshake,
+  encodeMessage,
+  FrameDecoder,
+  FrameType,
+  type FrameTypeValue,
+  InvalidInfo,
+  MODE2_PREAMBLE,
+  parseHandshake,
+  ProtocolError,
+  readHandshake,
+} from "../mod.ts";
+import { bytes, text } from "./_helpers.ts";
+
+const hex = (value: Uint8Array): string =>
+  [...value].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
+const UUID = "1862cfe1-5dab-4d8e-a946-50d6728f830f";
+const TYPES = ["light", "lock"];
+const NUM_RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 2000);
+
+Deno.test("test vectors from docs/PROTOCOL.md", () => {
+  assert.equal(hex(MODE2_PREAMBLE), "00 49 4d 02");
+  assert.equal(hex(encodeFrame(FrameType.HEARTBEAT)), "02 00 00 00 00");
+  assert.equal(hex(encodeFrame(FrameType.BEAT)), "03 00 00 00 00");
+  assert.equal(hex(encodeFrame(FrameType.GETINFO)), "01 00 00 00 00");
+  assert.equal(hex(encodeFrame(FrameType.DATA, "on")), "10 00 00 00 02 6f 6e");
+  assert.equal(hex(encodeFrame(FrameType.DATA, Uint8Array.of(0, 255))), "10 00 00 00 02 00 ff");
+  assert.equal(hex(encodeFrame(FrameType.END, "bye")), "04 00 00 00 03 62 79 65");
+  assert.equal(hex(encodeMessage("on", 1)), "6f 6e");
+  assert.equal(hex(encodeMessage("on", 2)), "10 00 00 00 02 6f 6e");
+  const info = { uuid: "00000000-0000-4000-8000-000000000000", type: "light", data: {} };
+  const answer = encodeHandshake(info, 2);
+  assert.equal(hex(answer.subarray(0, 11)), "00 49 4d 02 05 00 00 00 2f 30 30");
+  assert.equal(answer.length, 4 + 5 + 47);
+  assert.equal(
+    hex(encodeFrame(FrameType.DATA, new Uint8Array(1 << 20)).subarray(0, 5)),
+    "10 00 10 00 00",
+  );
+});
+
+Deno.test("the seed's example answer parses", () => {
+  const info = parseHandshake(
+    `${UUID}##light##{ "key_1": "data_1", "key_2": "data_2" }`,
+    ["light", "lock", "thermostat"],
+  );
+  assert.deepEqual(info, {
+    uuid: UUID,
+    type: "light",
+    data: { key_1: "data_1", key_2: "data_2" },
+  });
+});
+
+const rejections: [string, string, string][] = [
+  ["not a UUID", "hello##light##{}", "uuid"],
+  ["a UUID of the wrong length", "1862cfe1-5dab-4d8e-a946-50d6728f83##light##{}", "uuid"],
+  ["an unknown type", `${UUID}##fridge##{}`, "type"],
+  ["a JSON array", `${UUID}##light##[1,2]`, "data"],
+  ["broken JSON", `${UUID}##light##{"on":fals}`, "data"],
+  ["a fourth field", `${UUID}##light##{}##extra`, "fields"],
+  ["a missing type", `${UUID}##{}`, "fields"],
+  ["a single # after the UUID", `${UUID}#light#{}`, "fields"],
+];
+for (const [what, answer, reason] of rejections) {
+  Deno.test(`a handshake with ${what} is rejected at once with reason ${reason}`, () => {
+    assert.throws(
+      () => readHandshake(bytes(answer), TYPES),
+      (error) => error instanceof InvalidInfo && error.reason === reason,
+    );
+  });
+}
+
+Deno.test("incomplete answers wait for more and say what is missing", () => {
+  for (
+    const [partial, missing] of [
+      ["", "nothing received yet"],
+      ["1862cfe1-5d", "the rest of the UUID"],
+      [`${UUID}#`, "the type field"],
+      [`${UUID}##lig`, "the JSON data field"],
+      [`${UUID}##light##`, "the JSON data field"],
+      [`${UUID}##light##{"a":{"b":1}`, "the end of the JSON data"],
+      [`${UUID}##light##{"a":"}`, "the end of the JSON data"],
+    ]
+  ) {
+    const scan = readHandshake(bytes(partial), TYPES);
+    assert.equal(scan.status, "incomplete", partial);
+    assert.equal(scan.status === "incomplete" && scan.missing, missing, partial);
+  }
+});
+
+Deno.test("## inside JSON strings, trailing newlines and upper-case UUIDs are accepted", () => {
+  const scan = readHandshake(bytes(`${UUID.toUpperCase()}##lock##{"note":"a##b"}\r\n`), TYPES);
+  assert.equal(scan.status, "complete");
+  if (scan.status !== "complete") return;
+  assert.equal(scan.info.uuid, UUID);
+  assert.deepEqual(scan.info.data, { note: "a##b" });
+  assert.equal(scan.mode, 1);
+});
+
+Deno.test("invalid UTF-8 is rejected; a character split by a read boundary is not", () => {
+  assert.throws(
+    () => readHandshake(Uint8Array.of(0x31, 0xff, 0xfe), TYPES),
+    (error) => error instanceof InvalidInfo && error.reason === "encoding",
+  );
+  const full = bytes(`${UUID}##light##{"name":"été"}`);
+  const cut = full.indexOf(0xc3) + 1; // in the middle of "é"
+  assert.equal(readHandshake(full.subarray(0, cut), TYPES).status, "incomplete");
+  assert.equal(readHandshake(full, TYPES).status, "complete");
+});
+
+Deno.test("mode 2: preamble errors and size limits", () => {
+  assert.throws(
+    () => readHandshake(Uint8Array.of(0, 0x49, 0x4d, 3), TYPES),
+    (error) => error instanceof InvalidInfo && /version 3/.test(error.message),
+  );
+  assert.throws(
+    () => readHandshake(Uint8Array.of(0, 0x41), TYPES),
+    (error) => error instanceof InvalidInfo && error.reason === "preamble",
+  );
+  assert.throws(
+    () => readHandshake(Uint8Array.of(0, 0x49, 0x4d, 2, 0x10, 0, 0, 0, 0), TYPES),
+    (error) => error instanceof InvalidInfo && error.reason === "preamble",
+  );
+  assert.throws(
+    () => readHandshake(Uint8Array.of(0, 0x49, 0x4d, 2, 0x05, 0, 1, 0, 0), TYPES, 1024),
+    (error) => error instanceof InvalidInfo && error.reason === "size",
+  );
+  assert.throws(
+    () => readHandshake(bytes(`${UUID}##light##{"a":"${"x".repeat(100)}`), TYPES, 64),
+    (error) => error instanceof InvalidInfo && error.reason === "size",
+  );
+});
+
+Deno.test("mode 2: bytes after the INFO frame are left for the frame decoder", () => {
+  const answer = encodeHandshake({ uuid: UUID, type: "light", data: { on: true } }, 2);
+  const stream = new Uint8Array([...answer, ...encodeFrame(FrameType.DATA, "hi")]);
+  const scan = readHandshake(stream, TYPES);
+  assert.equal(scan.status, "complete");
+  if (scan.status !== "complete") return;
+  assert.equal(scan.mode, 2);
+  assert.deepEqual(scan.info.data, { on: true });
+  assert.equal(hex(stream.subarray(scan.consumed)), "10 00 00 00 02 68 69");
+});
+
+Deno.test("the frame decoder rejects unknown types and oversize frames", () => {
+  assert.throws(
+    () => new FrameDecoder(16).push(Uint8Array.of(0x7f, 0, 0, 0, 0), () => {}),
+    (error) => error instanceof ProtocolError && error.reason === "frame-type",
+  );
+  assert.throws(
+    () => new FrameDecoder(16).push(Uint8Array.of(0x10, 0, 0, 0, 17), () => {}),
+    (error) => error instanceof ProtocolError && error.reason === "frame-size",
+  );
+  const decoder = new FrameDecoder(16);
+  decoder.push(Uint8Array.of(0x10, 0, 0), () => {});
+  assert.equal(decoder.partial, true);
+});
+
+// ---- properties ----
+
+/** Splits `data` at the given cut points (any split of a stream into reads). */
+function split(data: Uint8Array, cuts: number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((cut) => cut % (data.length + 1)))].sort((a, b) => a - b);
+  const parts: Uint8Array[] = [];
+  let last = 0;
+  for (const point of points) {
+    parts.push(data.subarray(last, point));
+    last = point;
+  }
+  parts.push(data.subarray(last));
+  return parts;
+}
+
+const frameArb = fc.record({
+  type: fc.constantFrom(...Object.values(FrameType)) as fc.Arbitrary<FrameTypeValue>,
+  payload: fc.uint8Array({ maxLength: 300 }),
+});
+
+Deno.test("property: frames round-trip through any split of the stream into reads", () => {
+  fc.assert(
+    fc.property(
+      fc.array(frameArb, { maxLength: 8 }),
+      fc.array(fc.nat(), { maxLength: 12 }),
+      (frames, cuts) => {
+        const stream = new Uint8Array(
+          frames.flatMap((frame) => [...encodeFrame(frame.type, frame.payload)]),
+        );
+        const decoded: { type: number; payload: Uint8Array }[] = [];
+        const decoder = new FrameDecoder(1024);
+        for (const part of split(stream, cuts)) {
+          decoder.push(part, (type, payload) => decoded.push({ type, payload }));
+        }
+        assert.equal(decoder.partial, false);
+        assert.deepEqual(decoded, frames.map(({ type, payload }) => ({ type, payload })));
+      },
+    ),
+    { numRuns: NUM_RUNS },
+  );
+});
+
+Deno.test("property: the decoder never throws anything but ProtocolError on garbage", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (garbage) => {
+      try {
+        new FrameDecoder(64).push(garbage, () => {});
+      } catch (error) {
+        assert.ok(error instanceof ProtocolError);
+      }
+    }),
+    { numRuns: NUM_RUNS },
+  );
+});
+
+const infoArb = fc.record({
+  uuid: fc.uuid(),
+  type: fc.constantFrom(...TYPES),
+  data: fc.dictionary(fc.string(), fc.jsonValue()),
+});
+
+Deno.test("property: any valid handshake in either mode parses, whatever the read split", () => {
+  fc.assert(
+    fc.property(infoArb, fc.constantFrom(1, 2) as fc.Arbitrary<1 | 2>, fc.array(fc.nat()), (
+      info,
+      mode,
+      cuts,
+    ) => {
+      const answer = encodeHandshake(info, mode);
+      let received = new Uint8Array(0);
+      const parts = split(answer, cuts);
+      for (const [index, part] of parts.entries()) {
+        received = new Uint8Array([...received, ...part]);
+        const scan = readHandshake(received, TYPES);
+        if (index < parts.length - 1 && received.length < answer.length) {
+          assert.equal(scan.status, "incomplete");
+        } else {
+          assert.equal(scan.status, "complete");
+          if (scan.status !== "complete") return;
+          assert.equal(scan.mode, mode);
+          assert.equal(scan.info.uuid, info.uuid.toLowerCase());
+          assert.deepEqual(scan.info.data, JSON.parse(JSON.stringify(info.data)));
+        }
+      }
+    }),
+    { numRuns: NUM_RUNS },
+  );
+});
+
+Deno.test("property: garbage handshakes are incomplete or InvalidInfo, never anything else", () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 120 }),
+        fc.string({ maxLength: 120 }).map(bytes),
+        fc.tuple(fc.uuid(), fc.string(), fc.string()).map(([u, t, d]) => bytes(`${u}##${t}##${d}`)),
+      ),
+      (garbage) => {
+        try {
+          const scan = readHandshake(garbage, TYPES, 4096);
+          if (scan.status === "complete") {
+            assert.ok(TYPES.includes(scan.info.type));
+            assert.equal(typeof scan.info.data, "object");
+          }
+        } catch (error) {
+          assert.ok(error instanceof InvalidInfo, String(error));
+        }
+      },
+    ),
+    { numRuns: NUM_RUNS },
+  );
+});
+
+Deno.test("encodeMessage copies bytes so a later change by the caller cannot alter a queued message", () => {
+  const data = bytes("abc");
+  const encoded = encodeMessage(data, 1);
+  data[0] = 0x7a;
+  assert.equal(text(encoded), "abc");
+});
