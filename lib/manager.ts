@@ -188,8 +188,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.#log = getLogger([...this.logCategory, "manager"]);
     this.#pool = new HandlerPool({
       concurrency: this.#options.maxConcurrentHandlers,
-      onError: (error) =>
-        this.#log.error("A handler failed: {error}", { error, message: String(error) }),
+      onError: (error, context) =>
+        this.#log.error("A {event} handler failed for device {uuid}: {error}", {
+          ...context,
+          error,
+          message: String(error),
+        }),
     });
     this.#heartbeat = new HeartbeatMonitor({
       rate: this.heartbeatRate,
@@ -224,14 +228,14 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * await manager.close();
    * ```
    */
-  static listen(options: ManagerOptions): Promise<Manager> {
+  static async listen(options: ManagerOptions): Promise<Manager> {
     validateOptions(options);
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8595;
     const listener = options.tls
       ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key })
       : Deno.listen({ hostname, port });
-    return Promise.resolve(new Manager(listener, options));
+    return await Promise.resolve(new Manager(listener, options));
   }
 
   /** Number of connected devices. */
@@ -599,7 +603,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     for (const entry of this.#handlers.connect) {
       if (entry.type === undefined || entry.type === info.type) {
         const handler = entry.handler as ManagerEvents["connect"];
-        this.#pool.run(() => handler(connection));
+        this.#pool.run(() => handler(connection), { event: "connect", uuid: info.uuid });
       }
     }
     connection.start(leftover);
@@ -615,10 +619,11 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
         if (!sub.queue.push(message)) (stalls ??= []).push(sub.queue.writable());
       }
     }
+    const messageContext = { event: "message", uuid: connection.uuid };
     for (const entry of this.#handlers.message) {
       if (entry.type !== undefined && entry.type !== connection.type) continue;
       const handler = entry.handler as ManagerEvents["message"];
-      if (!this.#pool.run(() => handler(connection, data))) {
+      if (!this.#pool.run(() => handler(connection, data), messageContext)) {
         (stalls ??= []).push(this.#pool.writable());
       }
     }
@@ -630,7 +635,10 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     for (const entry of this.#handlers.disconnect) {
       if (entry.type === undefined || entry.type === connection.type) {
         const handler = entry.handler as ManagerEvents["disconnect"];
-        this.#pool.run(() => handler(connection, end));
+        this.#pool.run(() => handler(connection, end), {
+          event: "disconnect",
+          uuid: connection.uuid,
+        });
       }
     }
   }

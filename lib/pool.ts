@@ -9,6 +9,8 @@
 
 /** A handler call waiting for a slot. */
 type Task = () => unknown;
+/** What a failing task is reported with. */
+type TaskContext = Record<string, unknown>;
 
 /**
  * A FIFO of handler calls with a concurrency limit.
@@ -16,7 +18,7 @@ type Task = () => unknown;
  * @example
  * ```ts
  * import { HandlerPool } from "./lib/pool.ts";
- * const pool = new HandlerPool({ concurrency: 2, onError: console.error });
+ * const pool = new HandlerPool({ concurrency: 2, onError: (error) => console.error(error) });
  * pool.run(async () => console.log("handled"));
  * await pool.idle();
  * ```
@@ -24,9 +26,9 @@ type Task = () => unknown;
 export class HandlerPool {
   readonly #concurrency: number;
   readonly #highWaterMark: number;
-  readonly #onError: (error: unknown) => void;
+  readonly #onError: (error: unknown, context: TaskContext) => void;
   #running = 0;
-  #queue: Task[] = [];
+  #queue: { task: Task; context: TaskContext }[] = [];
   #head = 0;
   #idle: PromiseWithResolvers<void> | null = null;
   #space: PromiseWithResolvers<void> | null = null;
@@ -37,7 +39,11 @@ export class HandlerPool {
    * @param options.onError Called with whatever a handler threw or rejected with.
    */
   constructor(
-    options: { concurrency: number; highWaterMark?: number; onError: (error: unknown) => void },
+    options: {
+      concurrency: number;
+      highWaterMark?: number;
+      onError: (error: unknown, context: TaskContext) => void;
+    },
   ) {
     this.#concurrency = Math.max(1, options.concurrency);
     this.#highWaterMark = options.highWaterMark ?? 10_000;
@@ -57,11 +63,12 @@ export class HandlerPool {
   /**
    * Starts `task` now if a slot is free, else queues it.
    *
+   * @param context Reported with the error if the task fails.
    * @returns `false` when the wait queue is at its high-water mark: await `writable()`.
    */
-  run(task: Task): boolean {
-    if (this.#running < this.#concurrency) this.#start(task);
-    else this.#queue.push(task);
+  run(task: Task, context: TaskContext = {}): boolean {
+    if (this.#running < this.#concurrency) this.#start(task, context);
+    else this.#queue.push({ task, context });
     return this.waiting < this.#highWaterMark;
   }
 
@@ -79,17 +86,17 @@ export class HandlerPool {
     return this.#idle.promise;
   }
 
-  #start(task: Task): void {
+  #start(task: Task, context: TaskContext): void {
     this.#running++;
     let result: unknown;
     try {
       result = task();
     } catch (error) {
-      this.#onError(error);
+      this.#onError(error, context);
     }
     if (result instanceof Promise) {
       result.then(() => this.#finish(), (error) => {
-        this.#onError(error);
+        this.#onError(error, context);
         this.#finish();
       });
     } else {
@@ -102,8 +109,8 @@ export class HandlerPool {
     // A loop, not recursion: a run of synchronous handlers must not grow the stack.
     while (this.#running < this.#concurrency && this.#head < this.#queue.length) {
       const next = this.#queue[this.#head];
-      this.#queue[this.#head++] = undefined as unknown as Task;
-      this.#start(next);
+      this.#queue[this.#head++] = undefined as unknown as { task: Task; context: TaskContext };
+      this.#start(next.task, next.context);
     }
     if (this.#head === this.#queue.length) {
       this.#queue = [];

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { type ConnectionEnd, encodeFrame, FrameType } from "../mod.ts";
+import { connectDevice, LogCapture, startManager, text, waitFor } from "./_helpers.ts";
+
+Deno.test("mode 1: a device answering beat survives rounds; beat never reaches handlers", async () => {
+  await using manager = await startManager({ heartbeatRate: 0.05, heartbeatTimeout: 2 });
+  const messages: string[] = [];
+  manager.on("message", (_client, data) => void messages.push(text(data)));
+  await using device = await connectDevice(manager, { mode: 1 });
+  const rounds = manager.heartbeatRounds;
+  for (let i = 0; i < 5; i++) {
+    assert.equal((await device.readBytes(1))[0], 0x02);
+    await device.write("beat");
+  }
+  await device.write("hello");
+  await waitFor(() => messages.length === 1, "the message");
+  assert.deepEqual(messages, ["hello"]);
+  assert.ok(manager.heartbeatRounds >= rounds + 5);
+  assert.equal(manager.size, 1);
+});
+
+Deno.test("mode 2: BEAT frames keep a device; an unprompted BEAT is ignored", async () => {
+  await using manager = await startManager({ heartbeatRate: 0.05, heartbeatTimeout: 2 });
+  const messages: Uint8Array[] = [];
+  manager.on("message", (_client, data) => void messages.push(data));
+  await using device = await connectDevice(manager, { mode: 2 });
+  await device.write(encodeFrame(FrameType.BEAT)); // unprompted
+  for (let i = 0; i < 5; i++) {
+    const frame = await device.readFrame();
+    assert.equal(frame.type, FrameType.HEARTBEAT);
+    await device.write(encodeFrame(FrameType.BEAT));
+  }
+  assert.equal(manager.size, 1);
+  assert.equal(messages.length, 0);
+});
+
+for (const mode of [1, 2] as const) {
+  Deno.test(`mode ${mode}: a silent device is removed after the timeout with reason heartbeat`, async () => {
+    await using logs = await LogCapture.start();
+    await using manager = await startManager({ heartbeatRate: 0.1, heartbeatTimeout: 1 });
+    const ends: ConnectionEnd[] = [];
+    manager.on("disconnect", (_client, end) => void ends.push(end));
+    await using silent = await connectDevice(manager, { mode });
+    await using alive = await connectDevice(manager, { mode, type: "lock" });
+    const answering = (async () => {
+      // The live device answers every heartbeat until the manager closes.
+      try {
+        while (true) {
+          if (mode === 1) {
+            await alive.readBytes(1);
+            await alive.write("beat");
+          } else {
+            await alive.readFrameOf(FrameType.HEARTBEAT);
+            await alive.write(encodeFrame(FrameType.BEAT));
+          }
+        }
+      } catch { /* closed */ }
+    })();
+    const client = manager.get(silent.uuid)!;
+    const end = await client.closed;
+    assert.equal(end.reason, "heartbeat");
+    assert.deepEqual(ends.map((e) => e.reason), ["heartbeat"]);
+    assert.equal(manager.get(silent.uuid), undefined);
+    await logs.waitFor({ uuid: silent.uuid, reason: "heartbeat" });
+    const farewell = await silent.readToEnd();
+    assert.ok(
+      mode === 1 ? text(farewell).endsWith("end\n") : farewell.includes(FrameType.END),
+      "the silent device was told end",
+    );
+    await waitFor(() => manager.heartbeatRounds >= 5, "more rounds");
+    assert.equal(manager.size, 1, "the answering device stays");
+    await manager.close();
+    await answering;
+  });
+}
+
+Deno.test("client.heartbeat() measures a round trip and ends a device that does not answer", async () => {
+  await using manager = await startManager();
+  await using device = await connectDevice(manager, { mode: 2 });
+  const client = manager.get(device.uuid)!;
+  const rtt = client.heartbeat({ timeout: 5 });
+  assert.equal((await device.readFrame()).type, FrameType.HEARTBEAT);
+  await device.write(encodeFrame(FrameType.BEAT));
+  assert.ok((await rtt) >= 0);
+  await assert.rejects(client.heartbeat({ timeout: 0.05 }), {
+    name: "ConnectionEnd",
+    reason: "heartbeat",
+  });
+  assert.equal(client.connected, false);
+});
