@@ -35,6 +35,15 @@ export {
 } from "./lib/manager.ts";
 export type { Client, EndOptions, WaitOptions } from "./lib/client.ts";
 export {
+  type Authenticate,
+  type AuthRequest,
+  type AuthVerdict,
+  CHALLENGE_SIZE,
+  computeProof,
+  hmacAuthenticator,
+  type SecretLookup,
+} from "./lib/auth.ts";
+export {
   ConnectionEnd,
   type EndReason,
   InvalidInfo,
@@ -59,5 +68,6 @@ export {
   MODE2_PREAMBLE,
   parseHandshake,
   type ProtocolMode,
+  readFrameAt,
   readHandshake,
 } from "./lib/protocol.ts";

@@ -19,6 +19,7 @@ import {
   TimeoutError,
 } from "./errors.ts";
 import type { HeartbeatTarget } from "./heartbeat.ts";
+import type { WriteTarget } from "./watchdog.ts";
 import { Mutex } from "./mutex.ts";
 import { Outbox } from "./outbox.ts";
 import {
@@ -168,7 +169,7 @@ const MODE2_GETINFO = encodeFrame(FrameType.GETINFO);
 const BEAT_CODE = [0x62, 0x65, 0x61, 0x74]; // "beat"
 
 /** The manager's side of one device connection. Internal: users see {@linkcode Client}. */
-export class Connection implements Client, HeartbeatTarget {
+export class Connection implements Client, HeartbeatTarget, WriteTarget {
   readonly address: Deno.NetAddr;
   readonly mode: ProtocolMode;
   heartbeatSentAt = 0;
@@ -360,6 +361,16 @@ export class Connection implements Client, HeartbeatTarget {
     this.enqueue(this.mode === 1 ? MODE1_HEARTBEAT : MODE2_HEARTBEAT);
   }
 
+  get writeStartedAt(): number {
+    return this.#outbox.writeStartedAt;
+  }
+
+  writeTimedOut(timeoutSeconds: number): void {
+    this.terminate("write-timeout", `a write made no progress for ${timeoutSeconds} s`, {
+      farewell: false,
+    });
+  }
+
   heartbeatMissed(timeoutSeconds: number): void {
     this.terminate("heartbeat", `no beat within ${timeoutSeconds} s of a heartbeat`);
   }
@@ -531,11 +542,17 @@ export class Connection implements Client, HeartbeatTarget {
         return;
       }
       default:
-        this.#log.warn("Device {uuid} sent frame type {frameType}, which only managers send", {
-          uuid: this.uuid,
-          frameType: type,
-        });
-        this.terminate("protocol", `frame type 0x${type.toString(16)} is manager-to-device only`);
+        this.#log.warn(
+          "Device {uuid} sent frame type {frameType}, not allowed after the handshake",
+          {
+            uuid: this.uuid,
+            frameType: type,
+          },
+        );
+        this.terminate(
+          "protocol",
+          `frame type 0x${type.toString(16)} is not allowed from a device here`,
+        );
     }
   }
 

@@ -18,6 +18,7 @@
  * - `"protocol"`: the device broke the wire protocol (bad frame, oversize, ...).
  * - `"io"`: reading from or writing to the socket failed.
  * - `"buffer-full"`: the device stopped reading and its send buffer filled up.
+ * - `"write-timeout"`: a write to the device made no progress within `writeTimeout`.
  */
 export type EndReason =
   | "closed"
@@ -28,7 +29,8 @@ export type EndReason =
   | "manager-closed"
   | "protocol"
   | "io"
-  | "buffer-full";
+  | "buffer-full"
+  | "write-timeout";
 
 /**
  * The connection to a device is over. The seed's `ConnectionEnd`: thrown by
@@ -71,6 +73,7 @@ export class ConnectionEnd extends Error {
  * - `"size"`: longer than the manager's handshake limit.
  * - `"timeout"`: not complete within the handshake timeout.
  * - `"preamble"`: a mode-2 answer with an unknown version or bad framing.
+ * - `"auth"`: refused by the manager's `authenticate` hook (or no proof given).
  */
 export type InvalidInfoReason =
   | "encoding"
@@ -80,7 +83,8 @@ export type InvalidInfoReason =
   | "fields"
   | "size"
   | "timeout"
-  | "preamble";
+  | "preamble"
+  | "auth";
 
 /**
  * A device answered the handshake (`getinfo`) with something the manager cannot

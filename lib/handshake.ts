@@ -7,7 +7,16 @@
 
 import { concatBytes } from "./bytes.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
-import { type DeviceInfo, GETINFO_BYTE, type ProtocolMode, readHandshake } from "./protocol.ts";
+import { CHALLENGE_SIZE } from "./auth.ts";
+import {
+  type DeviceInfo,
+  encodeFrame,
+  FrameType,
+  GETINFO_BYTE,
+  type ProtocolMode,
+  readFrameAt,
+  readHandshake,
+} from "./protocol.ts";
 
 /** A handshake that succeeded. */
 export interface Handshake {
@@ -17,6 +26,10 @@ export interface Handshake {
   readonly info: DeviceInfo;
   /** Bytes that arrived after the answer (mode-2 frames), for the read loop. */
   readonly leftover: Uint8Array;
+  /** The nonce sent in `CHALLENGE` (mode 2 with `challenge` on). */
+  readonly challenge?: Uint8Array;
+  /** The device's `PROOF` payload. */
+  readonly proof?: Uint8Array;
 }
 
 /** Limits on one handshake. */
@@ -26,7 +39,11 @@ export interface HandshakeLimits {
   readonly timeout: number;
   /** Largest answer, in bytes. */
   readonly maxSize: number;
+  /** Send mode-2 devices a `CHALLENGE` and wait for their `PROOF`. */
+  readonly challenge?: boolean;
 }
+
+const MAX_PROOF_SIZE = 1024;
 
 const GETINFO = Uint8Array.of(GETINFO_BYTE);
 const READ_SIZE = 4096;
@@ -67,7 +84,12 @@ export async function acceptHandshake(
       chunks.push(received);
       const scan = readHandshake(received, limits.validTypes, limits.maxSize);
       if (scan.status === "complete") {
-        return { mode: scan.mode, info: scan.info, leftover: received.subarray(scan.consumed) };
+        const leftover = received.subarray(scan.consumed);
+        if (scan.mode === 2 && limits.challenge) {
+          missing = "the PROOF frame";
+          return { mode: 2, info: scan.info, ...await readProof(conn, leftover) };
+        }
+        return { mode: scan.mode, info: scan.info, leftover };
       }
       missing = scan.missing;
     }
@@ -85,6 +107,40 @@ export async function acceptHandshake(
     });
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Sends a fresh nonce and reads the device's `PROOF` frame. */
+async function readProof(
+  conn: Deno.Conn,
+  leftover: Uint8Array,
+): Promise<{ leftover: Uint8Array; challenge: Uint8Array; proof: Uint8Array }> {
+  const challenge = crypto.getRandomValues(new Uint8Array(CHALLENGE_SIZE));
+  await writeAll(conn, encodeFrame(FrameType.CHALLENGE, challenge));
+  let received = leftover;
+  const buffer = new Uint8Array(READ_SIZE);
+  while (true) {
+    if (received.length > 0 && received[0] !== FrameType.PROOF) {
+      throw new InvalidInfo(
+        "auth",
+        `expected a PROOF frame (0x08) after the CHALLENGE, got 0x${received[0].toString(16)}`,
+      );
+    }
+    const frame = readFrameAt(received, 0);
+    if (frame) {
+      return { leftover: received.subarray(frame.end), challenge, proof: frame.payload.slice() };
+    }
+    if (
+      received.length >= 5 &&
+      new DataView(received.buffer, received.byteOffset).getUint32(1) > MAX_PROOF_SIZE
+    ) {
+      throw new InvalidInfo("auth", `PROOF frame over ${MAX_PROOF_SIZE} bytes`);
+    }
+    const count = await conn.read(buffer);
+    if (count === null) {
+      throw new ConnectionEnd("closed", "the device closed the connection before its PROOF");
+    }
+    received = concatBytes([received, buffer.subarray(0, count)]);
   }
 }
 

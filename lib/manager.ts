@@ -9,7 +9,8 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import { type Client, Connection, type ConnectionHooks } from "./client.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
-import { acceptHandshake } from "./handshake.ts";
+import type { Authenticate } from "./auth.ts";
+import { acceptHandshake, type Handshake, writeAll } from "./handshake.ts";
 import { HeartbeatMonitor } from "./heartbeat.ts";
 import { HandlerPool } from "./pool.ts";
 import {
@@ -21,6 +22,7 @@ import {
 } from "./protocol.ts";
 import { AsyncQueue } from "./queue.ts";
 import { Registry } from "./registry.ts";
+import { WriteWatchdog } from "./watchdog.ts";
 
 /**
  * How to run a manager. Every option of the seed's `Manager(...)` has a
@@ -53,6 +55,15 @@ export interface ManagerOptions {
   readonly maxFrameSize?: number;
   /** Bytes queued to one device before it counts as not reading and is disconnected. @default 1048576 */
   readonly maxBufferedBytes?: number;
+  /** Seconds a write to a device may make no progress before it is disconnected. @default 30 */
+  readonly writeTimeout?: number;
+  /**
+   * Accepts or refuses each handshake. With it set, mode-2 devices are sent a
+   * `CHALLENGE` and must answer with a `PROOF` before the hook runs, and a
+   * connection can only replace a live device with the same UUID by passing
+   * it. See {@linkcode hmacAuthenticator}.
+   */
+  readonly authenticate?: Authenticate;
   /** LogTape category root for this manager's logs (the seed's `logging_id`). @default ["iot-manager"] */
   readonly logCategory?: string | readonly string[];
 }
@@ -143,7 +154,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #log: Logger;
 
   readonly #listener: Deno.Listener;
-  readonly #options: Required<Omit<ManagerOptions, "tls" | "logCategory">>;
+  readonly #options: Required<Omit<ManagerOptions, "tls" | "logCategory" | "authenticate">>;
+  readonly #authenticate: Authenticate | undefined;
+  readonly #watchdog: WriteWatchdog;
   readonly #registry = new Registry<Connection>();
   readonly #heartbeat: HeartbeatMonitor;
   readonly #pool: HandlerPool;
@@ -180,7 +193,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       maxHandshakeSize: options.maxHandshakeSize ?? 65536,
       maxFrameSize: options.maxFrameSize ?? 1048576,
       maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
+      writeTimeout: options.writeTimeout ?? 30,
     };
+    this.#authenticate = options.authenticate;
     this.heartbeatRate = this.#options.heartbeatRate;
     this.heartbeatTimeout = this.#options.heartbeatTimeout;
     const category = options.logCategory ?? ["iot-manager"];
@@ -211,7 +226,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
         }
       },
     };
+    this.#watchdog = new WriteWatchdog({
+      timeout: this.#options.writeTimeout,
+      targets: () => this.#registry.all(),
+    });
     this.#heartbeat.start();
+    this.#watchdog.start();
     this.#track(this.#acceptLoop());
   }
 
@@ -439,6 +459,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       this.#listener.close();
     } catch { /* already closed */ }
     this.#heartbeat.stop();
+    this.#watchdog.stop();
     for (const sub of this.#clientSubs) sub.queue.stop();
     for (const conn of this.#handshaking) {
       try {
@@ -518,13 +539,15 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     }
     if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     this.#handshaking.add(conn);
-    let handshake;
+    let handshake: Handshake;
     try {
       handshake = await acceptHandshake(conn, {
         validTypes: this.validTypes,
         timeout: this.#options.handshakeTimeout,
         maxSize: this.#options.maxHandshakeSize,
+        challenge: this.#authenticate !== undefined,
       });
+      if (this.#authenticate) await this.#checkAuth(this.#authenticate, handshake, conn);
     } catch (error) {
       this.#handshaking.delete(conn);
       if (!this.#closing) this.#logRejection(address, error);
@@ -539,6 +562,50 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       return;
     }
     this.#admit(conn, handshake.mode, handshake.info, handshake.leftover, address);
+  }
+
+  /** Runs the `authenticate` hook; throws `InvalidInfo("auth")` (after telling a mode-2 device) on refusal. */
+  async #checkAuth(
+    authenticate: Authenticate,
+    handshake: Handshake,
+    conn: Deno.Conn,
+  ): Promise<void> {
+    let verdict: boolean | string;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      verdict = await Promise.race([
+        Promise.resolve(authenticate({
+          info: handshake.info,
+          address: conn.remoteAddr as Deno.NetAddr,
+          mode: handshake.mode,
+          replacing: this.#registry.get(handshake.info.uuid) !== undefined,
+          challenge: handshake.challenge,
+          proof: handshake.proof,
+        })),
+        new Promise<string>((resolve) =>
+          timer = setTimeout(
+            () => resolve("the authenticate hook did not answer in time"),
+            this.#options.handshakeTimeout * 1000,
+          )
+        ),
+      ]);
+    } catch (error) {
+      this.#log.error("The authenticate hook failed: {error}", { error });
+      verdict = `the authenticate hook failed: ${String(error)}`;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (verdict === true) return;
+    const reason = typeof verdict === "string" ? verdict : "refused by the authenticate hook";
+    const refusal = new InvalidInfo(
+      "auth",
+      `device ${handshake.info.uuid} not authenticated: ${reason}`,
+    );
+    if (handshake.mode === 2) {
+      // Tell a mode-2 device why; best effort, the connection closes next either way.
+      await writeAll(conn, encodeFrame(FrameType.END, refusal.message)).catch(() => {});
+    }
+    throw refusal;
   }
 
   #logRejection(address: string, error: unknown): void {

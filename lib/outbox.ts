@@ -41,6 +41,7 @@ export class Outbox {
   #enqueuedTotal = 0;
   #writtenTotal = 0;
   #writing = false;
+  #writeStartedAt = 0;
   #failed: Error | null = null;
   #flushWaiters: { at: number; resolve: () => void; reject: (error: Error) => void }[] = [];
 
@@ -56,6 +57,11 @@ export class Outbox {
     this.#sink = sink;
     this.#maxBufferedBytes = options.maxBufferedBytes;
     this.#onError = options.onError;
+  }
+
+  /** When the write now in progress started (`performance.now()`), or 0 when none is. */
+  get writeStartedAt(): number {
+    return this.#writeStartedAt;
   }
 
   /** Bytes queued and not yet written. */
@@ -118,7 +124,9 @@ export class Outbox {
         this.#chunks = [];
         let offset = 0;
         while (offset < batch.length) {
+          this.#writeStartedAt = performance.now();
           offset += await this.#sink.write(offset === 0 ? batch : batch.subarray(offset));
+          this.#writeStartedAt = 0;
           if (this.#failed) return;
         }
         this.#buffered -= batch.length;
@@ -129,6 +137,7 @@ export class Outbox {
       this.#fail(error instanceof Error ? error : new Error(String(error)), false);
     } finally {
       this.#writing = false;
+      this.#writeStartedAt = 0;
     }
   }
 

@@ -57,6 +57,10 @@ export const FrameType = {
   INFO: 0x05,
   /** Manager to device: handshake accepted; the payload is a JSON object of settings. */
   WELCOME: 0x06,
+  /** Manager to device, during the handshake when authentication is on: a 32-byte nonce. */
+  CHALLENGE: 0x07,
+  /** Device to manager: HMAC-SHA256(secret, nonce + UUID), the answer to `CHALLENGE`. */
+  PROOF: 0x08,
   /** Either way: one application message, any bytes. */
   DATA: 0x10,
 } as const;
@@ -222,6 +226,30 @@ export class FrameDecoder {
       }
     }
   }
+}
+
+/**
+ * Reads one complete frame starting at `offset`, without copying the payload.
+ *
+ * @returns The frame and the offset just past it, or `null` while incomplete.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameType, readFrameAt } from "@iot-manager/core";
+ * const frame = readFrameAt(encodeFrame(FrameType.DATA, "hi"), 0);
+ * console.log(frame?.type, frame?.end); // 16 7
+ * ```
+ */
+export function readFrameAt(
+  bytes: Uint8Array,
+  offset: number,
+): { type: number; payload: Uint8Array; end: number } | null {
+  if (bytes.length < offset + FRAME_HEADER_SIZE) return null;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .getUint32(offset + 1);
+  const end = offset + FRAME_HEADER_SIZE + length;
+  if (bytes.length < end) return null;
+  return { type: bytes[offset], payload: bytes.subarray(offset + FRAME_HEADER_SIZE, end), end };
 }
 
 function hex(byte: number): string {
