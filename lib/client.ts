@@ -458,6 +458,12 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
         return;
       }
       if (count === null) {
+        if (this.#decoder?.partial) {
+          this.#log.warn("Device {uuid} closed the connection in the middle of a frame", {
+            uuid: this.uuid,
+            reason: "closed",
+          });
+        }
         this.terminate("closed", "the device closed the connection");
         return;
       }
@@ -558,7 +564,10 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
 
   #onBeat(): void {
     if (this.heartbeatSentAt === 0 && this.#beatWaiters.length === 0) {
-      this.#log.debug("Device {uuid} sent an unprompted beat; ignored", { uuid: this.uuid });
+      this.#log.debug("Device {uuid} sent an unprompted beat; ignored", {
+        uuid: this.uuid,
+        reason: "unprompted-beat",
+      });
       return;
     }
     this.heartbeatSentAt = 0;

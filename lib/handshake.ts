@@ -76,7 +76,10 @@ export async function acceptHandshake(
     while (true) {
       const count = await conn.read(buffer);
       if (count === null) {
-        throw new ConnectionEnd("closed", `the device closed the connection (${missing})`);
+        throw new ConnectionEnd(
+          "closed",
+          `the device closed the connection (waiting for ${missing})`,
+        );
       }
       chunks.push(buffer.slice(0, count));
       const received = chunks.length === 1 ? chunks[0] : concatBytes(chunks);

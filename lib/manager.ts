@@ -45,6 +45,8 @@ export interface ManagerOptions {
   readonly handshakeTimeout?: number;
   /** Most handler calls in flight at once (the seed's `max_workers`). @default 16 */
   readonly maxConcurrentHandlers?: number;
+  /** Seconds after which a still-running async handler is logged and stops holding one of those slots. @default 30 */
+  readonly handlerTimeout?: number;
   /** Most connections still in handshake; more are refused at once (the seed's `backlogged_connections`). @default 1000 */
   readonly maxPendingHandshakes?: number;
   /** Most devices connected at once; more are refused. @default Infinity */
@@ -188,6 +190,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       heartbeatTimeout: options.heartbeatTimeout ?? 15,
       handshakeTimeout: options.handshakeTimeout ?? 15,
       maxConcurrentHandlers: options.maxConcurrentHandlers ?? 16,
+      handlerTimeout: options.handlerTimeout ?? 30,
       maxPendingHandshakes: options.maxPendingHandshakes ?? 1000,
       maxClients: options.maxClients ?? Infinity,
       maxHandshakeSize: options.maxHandshakeSize ?? 65536,
@@ -209,6 +212,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
           error,
           message: String(error),
         }),
+      slotTimeout: this.#options.handlerTimeout,
+      onSlow: (context, seconds) =>
+        this.#log.warn(
+          "A {event} handler for device {uuid} is still running after {seconds} s; its slot is freed",
+          { ...context, seconds, reason: "handler-timeout" },
+        ),
     });
     this.#heartbeat = new HeartbeatMonitor({
       rate: this.heartbeatRate,
@@ -476,6 +485,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_GRACE_MS)),
     ]);
     clearTimeout(timer);
+    this.#pool.stop();
     for (const sub of this.#messageSubs) sub.queue.stop();
   }
 
@@ -739,6 +749,8 @@ function validateOptions(options: ManagerOptions): void {
     "heartbeatRate",
     "heartbeatTimeout",
     "handshakeTimeout",
+    "handlerTimeout",
+    "writeTimeout",
     "maxConcurrentHandlers",
     "maxPendingHandshakes",
     "maxClients",

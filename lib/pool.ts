@@ -2,7 +2,9 @@
  * Runs application handlers with a cap on how many are in flight: the seed's
  * `max_workers` thread pool, for async functions. Calls past the cap wait in
  * arrival order. A handler that throws or rejects is reported and never
- * affects the others.
+ * affects the others. A handler still running after `slotTimeout` is reported
+ * and stops counting against the cap (it cannot be cancelled, but it no longer
+ * blocks the handlers behind it); one timer checks all running handlers.
  *
  * @module
  */
@@ -11,6 +13,8 @@
 type Task = () => unknown;
 /** What a failing task is reported with. */
 type TaskContext = Record<string, unknown>;
+/** An async handler call in flight. */
+type InFlight = { readonly startedAt: number; readonly context: TaskContext; released: boolean };
 
 /**
  * A FIFO of handler calls with a concurrency limit.
@@ -32,22 +36,38 @@ export class HandlerPool {
   #head = 0;
   #idle: PromiseWithResolvers<void> | null = null;
   #space: PromiseWithResolvers<void> | null = null;
+  readonly #slotTimeoutMs: number;
+  readonly #onSlow: (context: TaskContext, seconds: number) => void;
+  readonly #inFlight = new Set<InFlight>();
+  #sweep: ReturnType<typeof setInterval> | undefined;
 
   /**
    * @param options.concurrency Most calls in flight at once.
    * @param options.highWaterMark Waiting calls before `run` asks producers to pause. @default 10000
    * @param options.onError Called with whatever a handler threw or rejected with.
+   * @param options.slotTimeout Seconds before a running handler stops holding a slot. @default 30
+   * @param options.onSlow Called when a handler passes `slotTimeout`.
    */
   constructor(
     options: {
       concurrency: number;
       highWaterMark?: number;
       onError: (error: unknown, context: TaskContext) => void;
+      slotTimeout?: number;
+      onSlow?: (context: TaskContext, seconds: number) => void;
     },
   ) {
     this.#concurrency = Math.max(1, options.concurrency);
     this.#highWaterMark = options.highWaterMark ?? 10_000;
     this.#onError = options.onError;
+    this.#slotTimeoutMs = (options.slotTimeout ?? 30) * 1000;
+    this.#onSlow = options.onSlow ?? (() => {});
+  }
+
+  /** Stops the slow-handler check (call on shutdown). */
+  stop(): void {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
   }
 
   /** Calls in flight. */
@@ -95,12 +115,33 @@ export class HandlerPool {
       this.#onError(error, context);
     }
     if (result instanceof Promise) {
-      result.then(() => this.#finish(), (error) => {
+      const entry: InFlight = { startedAt: performance.now(), context, released: false };
+      this.#inFlight.add(entry);
+      this.#sweep ??= setInterval(
+        () => this.#releaseSlow(),
+        Math.min(1000, Math.max(10, this.#slotTimeoutMs / 2)),
+      );
+      const settle = () => {
+        this.#inFlight.delete(entry);
+        if (this.#inFlight.size === 0) this.stop();
+        if (!entry.released) this.#finish();
+      };
+      result.then(settle, (error) => {
         this.#onError(error, context);
-        this.#finish();
+        settle();
       });
     } else {
       this.#running--;
+    }
+  }
+
+  #releaseSlow(): void {
+    const limit = performance.now() - this.#slotTimeoutMs;
+    for (const entry of this.#inFlight) {
+      if (entry.released || entry.startedAt > limit) continue;
+      entry.released = true;
+      this.#onSlow(entry.context, this.#slotTimeoutMs / 1000);
+      this.#finish();
     }
   }
 
