@@ -70,4 +70,5 @@ export {
   type ProtocolMode,
   readFrameAt,
   readHandshake,
+  splitMode1Chunk,
 } from "./lib/protocol.ts";

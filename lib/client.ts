@@ -35,6 +35,7 @@ import {
   parseHandshake,
   type ProtocolMode,
   readHandshake,
+  splitMode1Chunk,
 } from "./protocol.ts";
 import { AsyncQueue } from "./queue.ts";
 
@@ -166,7 +167,6 @@ const MODE1_GETINFO = Uint8Array.of(GETINFO_BYTE);
 const MODE1_END = new TextEncoder().encode(END_TEXT);
 const MODE2_HEARTBEAT = encodeFrame(FrameType.HEARTBEAT);
 const MODE2_GETINFO = encodeFrame(FrameType.GETINFO);
-const BEAT_CODE = [0x62, 0x65, 0x61, 0x74]; // "beat"
 
 /** The manager's side of one device connection. Internal: users see {@linkcode Client}. */
 export class Connection implements Client, HeartbeatTarget, WriteTarget {
@@ -500,13 +500,9 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   }
 
   #onMode1Chunk(chunk: Uint8Array): void {
-    if (isBeats(chunk)) return this.#onBeat();
-    let data = chunk;
-    if (this.heartbeatSentAt !== 0 && startsWithBeat(chunk)) {
-      // "beat" coalesced with the next message by TCP: the heartbeat is pending, so it is the answer.
-      this.#onBeat();
-      data = chunk.subarray(chunk[4] === 0x0a ? 5 : 4);
-    }
+    const { beat, message: data } = splitMode1Chunk(chunk, this.heartbeatSentAt !== 0);
+    if (beat) this.#onBeat();
+    if (data.length === 0) return;
     if (this.#infoWaiter) {
       const waiter = this.#infoWaiter;
       waiter.chunks.push(data);
@@ -622,22 +618,4 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     list.push(waiter);
     return promise;
   }
-}
-
-function isBeats(chunk: Uint8Array): boolean {
-  // One or more "beat", each optionally followed by "\n" (or "\r\n").
-  let i = 0;
-  if (chunk.length < 4) return false;
-  while (i < chunk.length) {
-    if (!startsWithBeat(chunk, i)) return false;
-    i += 4;
-    if (chunk[i] === 0x0d) i++;
-    if (chunk[i] === 0x0a) i++;
-  }
-  return true;
-}
-
-function startsWithBeat(chunk: Uint8Array, at = 0): boolean {
-  return chunk[at] === BEAT_CODE[0] && chunk[at + 1] === BEAT_CODE[1] &&
-    chunk[at + 2] === BEAT_CODE[2] && chunk[at + 3] === BEAT_CODE[3];
 }

@@ -25,6 +25,50 @@ export const BEAT_TEXT = "beat";
 export const END_TEXT = "end\n";
 
 /**
+ * Separates a heartbeat answer from a mode-1 chunk. A chunk that is only
+ * `beat`s (each optionally followed by `\r\n` or `\n`) is a heartbeat answer.
+ * While a heartbeat is outstanding, a chunk that starts with `beat` answers it
+ * and the rest is a message: TCP merged the answer with the next message.
+ * Anything else is a message.
+ *
+ * @param chunk One read's bytes.
+ * @param heartbeatPending Whether a heartbeat request is unanswered.
+ * @returns Whether the chunk answered a heartbeat, and the message bytes (maybe empty).
+ *
+ * @example
+ * ```ts
+ * import { splitMode1Chunk } from "@iot-manager/core";
+ * const { beat, message } = splitMode1Chunk(new TextEncoder().encode("beattemp 21"), true);
+ * console.log(beat, new TextDecoder().decode(message)); // true "temp 21"
+ * ```
+ */
+export function splitMode1Chunk(
+  chunk: Uint8Array,
+  heartbeatPending: boolean,
+): { beat: boolean; message: Uint8Array } {
+  let end = 0;
+  while (startsWithBeat(chunk, end)) end = skipNewline(chunk, end + 4);
+  if (end > 0 && end === chunk.length) return { beat: true, message: chunk.subarray(end) };
+  if (heartbeatPending && startsWithBeat(chunk, 0)) {
+    return { beat: true, message: chunk.subarray(skipNewline(chunk, 4)) };
+  }
+  return { beat: false, message: chunk };
+}
+
+const BEAT_BYTES = [0x62, 0x65, 0x61, 0x74]; // "beat"
+
+function startsWithBeat(chunk: Uint8Array, at: number): boolean {
+  return chunk[at] === BEAT_BYTES[0] && chunk[at + 1] === BEAT_BYTES[1] &&
+    chunk[at + 2] === BEAT_BYTES[2] && chunk[at + 3] === BEAT_BYTES[3];
+}
+
+function skipNewline(chunk: Uint8Array, at: number): number {
+  if (chunk[at] === 0x0d) at++;
+  if (chunk[at] === 0x0a) at++;
+  return at;
+}
+
+/**
  * The four bytes a mode-2 device sends before its handshake frame: NUL, `I`,
  * `M`, version 2. A mode-1 answer starts with a UUID character, never NUL, so
  * a mode-1 device can never select mode 2 by accident.

@@ -12,6 +12,7 @@ import {
   parseHandshake,
   ProtocolError,
   readHandshake,
+  splitMode1Chunk,
 } from "../mod.ts";
 import { bytes, text } from "./_helpers.ts";
 
@@ -265,6 +266,43 @@ Deno.test("property: garbage handshakes are incomplete or InvalidInfo, never any
         } catch (error) {
           assert.ok(error instanceof InvalidInfo, String(error));
         }
+      },
+    ),
+    { numRuns: NUM_RUNS },
+  );
+});
+
+Deno.test("mode-1 chunks: beat answers are separated from messages", () => {
+  const split = (chunk: string, pending: boolean) => {
+    const result = splitMode1Chunk(bytes(chunk), pending);
+    return [result.beat, text(result.message)];
+  };
+  assert.deepEqual(split("beat", false), [true, ""]);
+  assert.deepEqual(split("beat\r\nbeat\n", false), [true, ""]);
+  assert.deepEqual(split("beattemp 21", true), [true, "temp 21"]);
+  assert.deepEqual(split("beat\ntemp 21", true), [true, "temp 21"]);
+  assert.deepEqual(split("beats per minute", false), [false, "beats per minute"]);
+  assert.deepEqual(split("temp 21beat", true), [false, "temp 21beat"]);
+  assert.deepEqual(split("bea", true), [false, "bea"]);
+});
+
+Deno.test("property: mode-1 chunk handling never loses or invents message bytes", () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.string().map(bytes)),
+      fc.boolean(),
+      fc.constantFrom("", "beat", "beat\n", "beat\r\n", "beatbeat"),
+      (payload, pending, prefix) => {
+        const chunk = new Uint8Array([...bytes(prefix), ...payload]);
+        const { beat, message } = splitMode1Chunk(chunk, pending);
+        // The message is always a suffix of the chunk ...
+        assert.deepEqual(message, chunk.subarray(chunk.length - message.length));
+        // ... what was cut off is only beats and newlines ...
+        const cut = text(chunk.subarray(0, chunk.length - message.length));
+        assert.match(cut, /^(beat\r?\n?)*$/);
+        assert.equal(beat, cut.length > 0 || (message.length === 0 && chunk.length > 0));
+        // ... and without a pending heartbeat, only an all-beat chunk is swallowed.
+        if (!pending && message.length < chunk.length) assert.equal(message.length, 0);
       },
     ),
     { numRuns: NUM_RUNS },
