@@ -151,7 +151,10 @@ export interface ConnectionLimits {
   readonly maxFrameSize: number;
   readonly maxBufferedBytes: number;
   readonly validTypes: readonly string[];
-  readonly readBufferSize: number;
+  /** Read buffer for mode 1, where one read is one message. */
+  readonly mode1ReadSize: number;
+  /** Smallest and largest read buffer in mode 2 (it grows while reads fill it). */
+  readonly mode2ReadSize: readonly [min: number, max: number];
 }
 
 interface Waiter<T> {
@@ -448,7 +451,12 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
       this.#onBytes(leftover);
       await this.#waitForConsumers();
     }
-    const buffer = new Uint8Array(this.#limits.readBufferSize);
+    // An idle connection holds its read buffer while the read is pending, so in mode 2
+    // (where frames survive any split) it starts small and grows only while reads fill it.
+    const [smallest, largest] = this.mode === 1
+      ? [this.#limits.mode1ReadSize, this.#limits.mode1ReadSize]
+      : this.#limits.mode2ReadSize;
+    let buffer = new Uint8Array(smallest);
     while (this.#end === null) {
       let count: number | null;
       try {
@@ -468,6 +476,11 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
         return;
       }
       this.#onBytes(buffer.subarray(0, count));
+      if (count === buffer.length && buffer.length < largest) {
+        buffer = new Uint8Array(Math.min(largest, buffer.length * 8));
+      } else if (count < smallest && buffer.length > smallest) {
+        buffer = new Uint8Array(smallest);
+      }
       await this.#waitForConsumers();
     }
   }

@@ -116,7 +116,8 @@ type HandlerEntry = {
 
 const textDecoder = new TextDecoder();
 const CLOSE_GRACE_MS = 5000;
-const READ_BUFFER_SIZE = 16 * 1024;
+const MODE1_READ_SIZE = 16 * 1024;
+const MODE2_READ_SIZES = [1024, 64 * 1024] as const;
 
 class Message implements DeviceMessage {
   constructor(readonly client: Client, readonly data: Uint8Array) {}
@@ -650,7 +651,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       maxFrameSize: this.#options.maxFrameSize,
       maxBufferedBytes: this.#options.maxBufferedBytes,
       validTypes: this.validTypes,
-      readBufferSize: READ_BUFFER_SIZE,
+      mode1ReadSize: MODE1_READ_SIZE,
+      mode2ReadSize: MODE2_READ_SIZES,
     }, this.logCategory);
     const previous = this.#registry.get(info.uuid);
     if (previous) {

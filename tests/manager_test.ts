@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FrameType } from "../mod.ts";
+import { encodeFrame, FrameType } from "../mod.ts";
 import { connectDevice, decodeFrames, startManager, text, tlsFiles, waitFor } from "./_helpers.ts";
 
 for (const mode of [1, 2] as const) {
@@ -46,4 +46,21 @@ Deno.test("TLS: a device connects over TLS and exchanges messages", async () => 
   await manager.close();
   const rest = decodeFrames(await device.readToEnd());
   assert.equal(rest.at(-1)?.type, FrameType.END);
+});
+
+Deno.test("mode 2: a 300 KiB message arrives whole, with small ones before and after", async () => {
+  await using manager = await startManager();
+  await using device = await connectDevice(manager, { mode: 2 });
+  const received = manager.messages();
+  const big = new Uint8Array(300 * 1024).map((_, i) => i % 251);
+  const frames = [
+    ...encodeFrame(FrameType.DATA, "a"),
+    ...encodeFrame(FrameType.DATA, big),
+    ...encodeFrame(FrameType.DATA, "z"),
+  ];
+  await device.write(new Uint8Array(frames));
+  assert.equal((await received.next()).value?.text, "a");
+  assert.deepEqual((await received.next()).value?.data, big);
+  assert.equal((await received.next()).value?.text, "z");
+  await received.return?.();
 });
