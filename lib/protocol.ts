@@ -27,9 +27,11 @@ export const END_TEXT = "end\n";
 /**
  * Separates a heartbeat answer from a mode-1 chunk. A chunk that is only
  * `beat`s (each optionally followed by `\r\n` or `\n`) is a heartbeat answer.
- * While a heartbeat is outstanding, a chunk that starts with `beat` answers it
- * and the rest is a message: TCP merged the answer with the next message.
- * Anything else is a message.
+ * While a heartbeat is outstanding, the first `beat` anywhere in a chunk
+ * answers it and the bytes around it are a message: TCP glued the answer
+ * before, after or between the device's messages. (The price: a message that
+ * contains the word `beat` while a heartbeat is outstanding loses it. Mode 2
+ * has no such ambiguity.) Anything else is a message.
  *
  * @param chunk One read's bytes.
  * @param heartbeatPending Whether a heartbeat request is unanswered.
@@ -38,7 +40,7 @@ export const END_TEXT = "end\n";
  * @example
  * ```ts
  * import { splitMode1Chunk } from "@iot-manager/core";
- * const { beat, message } = splitMode1Chunk(new TextEncoder().encode("beattemp 21"), true);
+ * const { beat, message } = splitMode1Chunk(new TextEncoder().encode("temp 21beat"), true);
  * console.log(beat, new TextDecoder().decode(message)); // true "temp 21"
  * ```
  */
@@ -49,8 +51,16 @@ export function splitMode1Chunk(
   let end = 0;
   while (startsWithBeat(chunk, end)) end = skipNewline(chunk, end + 4);
   if (end > 0 && end === chunk.length) return { beat: true, message: chunk.subarray(end) };
-  if (heartbeatPending && startsWithBeat(chunk, 0)) {
-    return { beat: true, message: chunk.subarray(skipNewline(chunk, 4)) };
+  if (!heartbeatPending) return { beat: false, message: chunk };
+  for (let at = 0; at + 4 <= chunk.length; at++) {
+    if (!startsWithBeat(chunk, at)) continue;
+    const after = skipNewline(chunk, at + 4);
+    if (at === 0) return { beat: true, message: chunk.subarray(after) };
+    if (after === chunk.length) return { beat: true, message: chunk.subarray(0, at) };
+    const message = new Uint8Array(chunk.length - (after - at));
+    message.set(chunk.subarray(0, at));
+    message.set(chunk.subarray(after), at);
+    return { beat: true, message };
   }
   return { beat: false, message: chunk };
 }
@@ -316,7 +326,10 @@ export type HandshakeScan =
 /**
  * Reads a handshake answer from the bytes a device has sent so far, in either
  * mode. Says `incomplete` while more bytes could still make it valid, and
- * throws {@linkcode InvalidInfo} as soon as no continuation could.
+ * throws {@linkcode InvalidInfo} as soon as no continuation could. In mode 1,
+ * bytes after the JSON object (other than whitespace, or a `#` that starts a
+ * fourth field) are not part of the answer: `consumed` stops before them and
+ * the manager treats them as the device's first message.
  *
  * @param bytes Everything the device sent since `getinfo`.
  * @param validTypes The device types the manager accepts.
@@ -344,11 +357,12 @@ export function readHandshake(
     if (bytes.length > maxSize) throw tooLarge(bytes.length, maxSize);
     const text = decodeUtf8Prefix(bytes);
     const result = scanHandshakeText(text.text, validTypes);
-    if (result.status === "complete" && !text.whole) {
-      throw new InvalidInfo("fields", "unexpected bytes after the JSON data");
-    }
     if (result.status === "incomplete") return result;
-    return { status: "complete", mode: 1, info: result.info, consumed: bytes.length };
+    // Bytes after the answer (a device that did not wait) are its first message.
+    const consumed = result.rest.length === 0 && text.whole
+      ? bytes.length
+      : encoder.encode(text.text.slice(0, text.text.length - result.rest.length)).length;
+    return { status: "complete", mode: 1, info: result.info, consumed };
   }
   for (let i = 1; i < Math.min(bytes.length, MODE2_PREAMBLE.length); i++) {
     if (bytes[i] !== MODE2_PREAMBLE[i]) {
@@ -407,6 +421,12 @@ export function parseHandshake(text: string, validTypes: readonly string[]): Dev
   if (result.status === "incomplete") {
     throw new InvalidInfo("fields", `incomplete handshake: ${result.missing}`);
   }
+  if (result.rest !== "") {
+    throw new InvalidInfo(
+      "fields",
+      `unexpected ${preview(result.rest)} after the JSON data: expected exactly uuid##type##{json}`,
+    );
+  }
   return result.info;
 }
 
@@ -436,7 +456,12 @@ export function encodeHandshake(info: DeviceInfo, mode: ProtocolMode): Uint8Arra
 
 type TextScan =
   | { readonly status: "incomplete"; readonly missing: string }
-  | { readonly status: "complete"; readonly info: DeviceInfo };
+  | {
+    readonly status: "complete";
+    readonly info: DeviceInfo;
+    /** What follows the JSON object and the whitespace after it. */
+    readonly rest: string;
+  };
 
 const UUID_LENGTH = 36;
 const UUID_SHAPE = /^[0-9a-fA-F]{0,8}(-[0-9a-fA-F]{0,4}){0,3}(-[0-9a-fA-F]{0,12})?$/;
@@ -478,12 +503,11 @@ function scanHandshakeText(text: string, validTypes: readonly string[]): TextSca
   }
   const end = findJsonObjectEnd(json, start);
   if (end < 0) return { status: "incomplete", missing: "the end of the JSON data" };
-  if (json.slice(end + 1).trim() !== "") {
+  const trailing = json.slice(end + 1).trimStart();
+  if (trailing.startsWith("#")) {
     throw new InvalidInfo(
       "fields",
-      `unexpected ${
-        preview(json.slice(end + 1))
-      } after the JSON data: expected exactly uuid##type##{json}`,
+      `unexpected ${preview(trailing)} after the JSON data: expected exactly uuid##type##{json}`,
     );
   }
   let data: Record<string, unknown>;
@@ -494,7 +518,7 @@ function scanHandshakeText(text: string, validTypes: readonly string[]): TextSca
       cause: error,
     });
   }
-  return { status: "complete", info: { uuid: uuid.toLowerCase(), type, data } };
+  return { status: "complete", info: { uuid: uuid.toLowerCase(), type, data }, rest: trailing };
 }
 
 /** Index of the `}` closing the object that starts at `start`, or -1 while unclosed. */

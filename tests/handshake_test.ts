@@ -149,3 +149,16 @@ Deno.test("invalid options fail fast with a clear TypeError", async () => {
   await assert.rejects(startManager({ validTypes: ["a##b"] }), /without "##"/);
   await assert.rejects(startManager({ heartbeatRate: 0 }), /heartbeatRate must be a positive/);
 });
+
+Deno.test("mode 1: bytes right behind the handshake answer are the device's first message", async () => {
+  await using manager = await startManager();
+  const received = manager.messages();
+  await using device = await RawDevice.connect(manager.port);
+  await device.readBytes(1);
+  await device.write(`${UUID}##light##{"on":false}\nhello already`);
+  const first = await received.next();
+  assert.equal(first.value?.client.uuid, UUID);
+  assert.equal(first.value?.text, "hello already");
+  assert.deepEqual(manager.get(UUID)?.data, { on: false });
+  await received.return?.();
+});

@@ -1,0 +1,481 @@
+#!/usr/bin/env python3
+"""A light that connects to an iot-manager, written from docs/PROTOCOL.md alone.
+
+One file, standard library only, and written to run unchanged on MicroPython
+(no f-strings, no typing, no argparse): copy it to a board, set DEFAULTS below
+and call main([]).
+"""
+
+import binascii
+import json
+import socket
+import struct
+import sys
+import time
+
+USAGE = """usage: python_device.py [options]
+
+  --host HOST      manager address (default 127.0.0.1)
+  --port PORT      manager port (default 8595)
+  --uuid UUID      this device's UUID (default: a random version-4 UUID)
+  --type TYPE      device type, one of the manager's validTypes (default light)
+  --mode 1|2       protocol mode: 1 is the original text protocol, 2 is framed (default 2)
+  --data JSON      extra fields for the handshake's JSON object, e.g. '{"room":"hall"}'
+  --tls            connect with TLS
+  --cafile FILE    CA certificate that signed the manager's (with --tls)
+  --secret SECRET  answer the manager's authentication challenge (mode 2)
+  --no-reconnect   exit when the connection ends instead of reconnecting
+  --verbose        also print heartbeats, replies and (mode 2) each read
+
+Commands it obeys: on, off, toggle, status, brightness 0-100; each is answered
+with the light's state as JSON, anything else with {"error": ...}. A message
+starting with "echo " is sent back unchanged, whatever bytes follow; a blank
+message is not answered.
+
+Output, one line each: "connected <uuid> mode <n>", "message: <text>",
+"end: <reason>", "disconnected: <why>", "reconnecting in <s> s"."""
+
+DEFAULTS = {
+    "host": "127.0.0.1",
+    "port": 8595,
+    "uuid": None,
+    "type": "light",
+    "mode": 2,
+    "data": "{}",
+    "tls": False,
+    "cafile": None,
+    "secret": None,
+    "reconnect": True,
+    "verbose": False,
+}
+
+# Mode 1: single control bytes from the manager.
+GETINFO_BYTE = 1
+HEARTBEAT_BYTE = 2
+MODE1_END = b"end\n"
+MODE1_BEAT = b"beat"
+
+# Mode 2: frames of type (1 byte), length (uint32, big-endian), payload.
+PREAMBLE = b"\x00IM\x02"
+GETINFO = 0x01
+HEARTBEAT = 0x02
+BEAT = 0x03
+END = 0x04
+INFO = 0x05
+WELCOME = 0x06
+CHALLENGE = 0x07
+PROOF = 0x08
+DATA = 0x10
+HEADER_SIZE = 5
+MAX_FRAME_SIZE = 1 << 20
+
+READ_SIZE = 4096
+RETRY_MIN = 0.25
+RETRY_MAX = 30.0
+CONNECT_TIMEOUT = 10
+
+
+def say(line):
+    try:
+        print(line)
+    except UnicodeError:
+        print(line.encode("utf-8"))
+    try:
+        sys.stdout.flush()
+    except AttributeError:
+        pass  # MicroPython's stdout may not buffer at all
+
+
+def random_bytes(count):
+    try:
+        import os
+
+        return os.urandom(count)
+    except (ImportError, AttributeError):
+        import random
+
+        return bytes([random.getrandbits(8) for _ in range(count)])
+
+
+def uuid4():
+    raw = bytearray(random_bytes(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
+    h = binascii.hexlify(raw).decode()
+    return "-".join((h[0:8], h[8:12], h[12:16], h[16:20], h[20:32]))
+
+
+def shown(payload):
+    """A message as one printable line: its text, or its size and first bytes in hex."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeError:
+        text = None
+    if text is not None:
+        for char in text:
+            if ord(char) < 32 or ord(char) == 127:
+                text = None
+                break
+    if text is None:
+        head = binascii.hexlify(payload[:32]).decode()
+        return "<%d bytes: %s%s>" % (len(payload), head, "..." if len(payload) > 32 else "")
+    if len(text) > 512:
+        return "%s... (%d bytes)" % (text[:512], len(payload))
+    return text
+
+
+def hmac_sha256(key, message):
+    """HMAC-SHA256 from hashlib alone (MicroPython has no hmac module)."""
+    import hashlib
+
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key + bytes(64 - len(key))
+    inner = hashlib.sha256(bytes([b ^ 0x36 for b in key]) + message).digest()
+    return hashlib.sha256(bytes([b ^ 0x5C for b in key]) + inner).digest()
+
+
+def frame(kind, payload=b""):
+    return struct.pack(">BI", kind, len(payload)) + payload
+
+
+class FrameReader:
+    """Cuts a mode-2 byte stream into frames, whatever the split into reads."""
+
+    def __init__(self):
+        self.pending = b""
+
+    def feed(self, chunk):
+        data = self.pending + chunk if self.pending else chunk
+        frames = []
+        offset = 0
+        while len(data) - offset >= HEADER_SIZE:
+            kind, length = struct.unpack_from(">BI", data, offset)
+            if length > MAX_FRAME_SIZE:
+                raise ValueError("frame of %d bytes is over our limit" % length)
+            end = offset + HEADER_SIZE + length
+            if len(data) < end:
+                break
+            frames.append((kind, data[offset + HEADER_SIZE : end]))
+            offset = end
+        self.pending = data[offset:]
+        return frames
+
+
+class Light:
+    """The device's behaviour: every command is answered with the state as JSON."""
+
+    def __init__(self):
+        self.on = False
+        self.brightness = 100
+
+    def state(self):
+        return {"on": self.on, "brightness": self.brightness}
+
+    def handle(self, payload):
+        if payload[:5] == b"echo ":
+            return payload  # binary-safe: sent back byte for byte
+        try:
+            words = payload.decode("utf-8").split()
+        except UnicodeError:
+            return self.error("a command must be UTF-8 text")
+        if not words:
+            return self.error("empty command")
+        command = words[0].lower()
+        if command == "on" and len(words) == 1:
+            self.on = True
+        elif command == "off" and len(words) == 1:
+            self.on = False
+        elif command == "toggle" and len(words) == 1:
+            self.on = not self.on
+        elif command == "status" and len(words) == 1:
+            pass
+        elif command == "brightness" and len(words) == 2:
+            try:
+                level = int(words[1])
+            except ValueError:
+                level = -1
+            if level < 0 or level > 100:
+                return self.error("brightness takes a whole number from 0 to 100")
+            self.brightness = level
+        else:
+            return self.error("unknown command: %s" % " ".join(words)[:64])
+        return json.dumps(self.state()).encode()
+
+    def error(self, message):
+        return json.dumps({"error": message}).encode()
+
+
+class Device:
+    """One device: connects, speaks mode 1 or 2, and reconnects after a drop."""
+
+    def __init__(self, config):
+        self.config = config
+        self.mode = config["mode"]
+        self.uuid = config["uuid"] or uuid4()
+        self.extra = config["extra"]
+        self.light = Light()
+        self.sock = None
+        self.accepted = False
+
+    def verbose(self, line):
+        if self.config["verbose"]:
+            say(line)
+
+    def info_text(self):
+        data = {}
+        data.update(self.extra)
+        data.update(self.light.state())
+        return ("%s##%s##%s" % (self.uuid, self.config["type"], json.dumps(data))).encode()
+
+    def run(self):
+        """Runs until stopped; returns the exit status when not reconnecting."""
+        delay = RETRY_MIN
+        while True:
+            self.accepted = False
+            try:
+                self.session()
+                why = "the connection closed"
+            except OSError as error:
+                why = "connection failed: %s" % (error,)
+            except ValueError as error:
+                why = "protocol error: %s" % (error,)
+            self.close()  # not in a finally: on Ctrl-C, goodbye() still needs the socket
+            say("disconnected: %s" % why)
+            if not self.config["reconnect"]:
+                return 0 if self.accepted else 1
+            if self.accepted:
+                delay = RETRY_MIN
+            # Jitter, so a fleet dropped at once does not come back at once.
+            wait = delay * (0.5 + random_bytes(1)[0] / 510)
+            say("reconnecting in %.2f s" % wait)
+            time.sleep(wait)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def session(self):
+        """One connection, until it ends; sets self.accepted once the manager kept us."""
+        self.sock = self.connect()
+        # The manager speaks first, in both modes: the single byte 0x01 (not a frame).
+        first = self.recv()
+        if not first:
+            return
+        if first[:1] != bytes([GETINFO_BYTE]):
+            raise ValueError("expected getinfo (0x01), got %r" % (first[:8],))
+        if self.mode == 1:
+            self.send(self.info_text())
+            # Mode 1 has no acknowledgement: a rejected answer just gets the socket closed.
+            say("connected %s mode 1" % self.uuid)
+            self.mode1_loop()
+        else:
+            self.send(PREAMBLE + frame(INFO, self.info_text()))
+            self.mode2_loop()
+
+    def connect(self):
+        host, port = self.config["host"], self.config["port"]
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(address)
+            sock.settimeout(None)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (AttributeError, OSError):
+                pass  # not every port has it; it only saves latency
+            if self.config["tls"]:
+                sock = wrap_tls(sock, host, self.config["cafile"])
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def recv(self):
+        if hasattr(self.sock, "recv"):
+            return self.sock.recv(READ_SIZE)
+        return self.sock.read(READ_SIZE)  # MicroPython's TLS sockets
+
+    def send(self, data):
+        if hasattr(self.sock, "sendall"):
+            self.sock.sendall(data)
+            return
+        view = memoryview(data)
+        while len(view) > 0:
+            written = self.sock.write(view)
+            view = view[written if written is not None else len(view) :]
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    def goodbye(self):
+        """Leaves politely (mode 2 sends END) when the program is stopped."""
+        if self.sock is not None and self.mode == 2:
+            try:
+                self.send(frame(END, b"device shutting down"))
+            except OSError:
+                pass
+        self.close()
+
+    def mode1_loop(self):
+        while True:
+            data = self.recv()
+            if not data:
+                return
+            self.accepted = True  # the manager only talks to devices it kept
+            # No message boundaries: control bytes may arrive glued to a message.
+            message = data.replace(bytes([GETINFO_BYTE]), b"").replace(bytes([HEARTBEAT_BYTE]), b"")
+            self.verbose("read: %d bytes, %d control bytes" % (len(data), len(data) - len(message)))
+            for _ in range(data.count(bytes([HEARTBEAT_BYTE]))):
+                self.verbose("heartbeat")
+                self.send(MODE1_BEAT)
+            if bytes([GETINFO_BYTE]) in data:
+                self.verbose("getinfo")
+                self.send(self.info_text())
+            if message == MODE1_END:
+                say("end: the manager is closing the connection")
+                return
+            if message:
+                self.on_message(message)
+
+    def mode2_loop(self):
+        reader = FrameReader()
+        while True:
+            data = self.recv()
+            if not data:
+                return
+            frames = reader.feed(data)
+            messages = len([f for f in frames if f[0] == DATA])
+            counts = (len(data), len(frames), messages)
+            self.verbose("read: %d bytes, %d frames, %d messages" % counts)
+            for kind, payload in frames:
+                if not self.accepted and kind not in (WELCOME, CHALLENGE, END):
+                    raise ValueError("expected WELCOME, got frame type 0x%02x" % kind)
+                if kind == CHALLENGE and not self.accepted:
+                    self.answer_challenge(payload)
+                elif kind == WELCOME:
+                    self.accepted = True
+                    self.verbose("welcome: %s" % payload.decode())
+                    say("connected %s mode 2" % self.uuid)
+                elif kind == HEARTBEAT:
+                    self.verbose("heartbeat")
+                    self.send(frame(BEAT))
+                elif kind == GETINFO:
+                    self.verbose("getinfo")
+                    self.send(frame(INFO, self.info_text()))  # no preamble this time
+                elif kind == END:
+                    say("end: %s" % (shown(payload) or "no reason given"))
+                    return
+                elif kind == DATA:
+                    self.on_message(payload)
+                else:
+                    self.send(frame(END, b"unexpected frame type"))
+                    raise ValueError("unexpected frame type 0x%02x" % kind)
+
+    def answer_challenge(self, nonce):
+        secret = self.config["secret"]
+        if secret is None:
+            self.send(frame(END, b"no secret configured"))
+            raise ValueError("the manager asks for authentication: pass --secret")
+        self.verbose("challenge")
+        # The proof: HMAC-SHA256 keyed with the secret over the nonce and our UUID in lower case.
+        message = nonce + self.uuid.lower().encode()
+        self.send(frame(PROOF, hmac_sha256(secret.encode(), message)))
+
+    def on_message(self, payload):
+        say("message: %s" % shown(payload))
+        if not payload.strip():
+            return  # blank: nothing to answer
+        reply = self.light.handle(payload)
+        self.verbose("reply: %s" % shown(reply))
+        self.send(reply if self.mode == 1 else frame(DATA, reply))
+
+
+def wrap_tls(sock, host, cafile):
+    import ssl
+
+    if hasattr(ssl, "create_default_context"):  # CPython: verify against cafile or the system
+        context = ssl.create_default_context(cafile=cafile)
+        return context.wrap_socket(sock, server_hostname=host)
+    return ssl.wrap_socket(sock, server_hostname=host)  # MicroPython: does not verify
+
+
+def parse_args(argv):
+    config = dict(DEFAULTS)
+    flags = {
+        "--tls": ("tls", True),
+        "--no-reconnect": ("reconnect", False),
+        "--verbose": ("verbose", True),
+    }
+    options = ("--host", "--port", "--uuid", "--type", "--mode", "--data", "--cafile", "--secret")
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        value = None
+        if arg.startswith("--") and "=" in arg:
+            arg, value = arg.split("=", 1)
+        if arg in ("-h", "--help"):
+            say(USAGE)
+            raise SystemExit(0)
+        if arg in flags and value is None:
+            config[flags[arg][0]] = flags[arg][1]
+        elif arg in options:
+            if value is None:
+                i += 1
+                if i == len(argv):
+                    usage_error("%s needs a value" % arg)
+                value = argv[i]
+            config[arg[2:]] = value
+        else:
+            usage_error("unknown option %s" % arg)
+        i += 1
+    try:
+        config["port"] = int(config["port"])
+        config["mode"] = int(config["mode"])
+    except ValueError:
+        usage_error("--port and --mode take numbers")
+    if config["mode"] not in (1, 2):
+        usage_error("--mode is 1 or 2")
+    if config["uuid"] is not None and len(config["uuid"]) != 36:
+        usage_error("--uuid takes the 36-character form")
+    try:
+        config["extra"] = json.loads(config["data"])
+    except ValueError:
+        config["extra"] = None
+    if not isinstance(config["extra"], dict):
+        usage_error("--data takes a JSON object")
+    return config
+
+
+def usage_error(message):
+    sys.stderr.write("error: %s\n\n%s\n" % (message, USAGE))
+    raise SystemExit(2)
+
+
+def stop_on_sigterm():
+    try:
+        import signal
+    except ImportError:
+        return  # MicroPython: Ctrl-C is the way out
+
+    def stop(signum, stack):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def main(argv):
+    device = Device(parse_args(argv))
+    stop_on_sigterm()
+    try:
+        return device.run()
+    except KeyboardInterrupt:
+        device.goodbye()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
