@@ -34,6 +34,7 @@ export {
   type TypeFilter,
 } from "./lib/manager.ts";
 export type { Client, EndOptions, WaitOptions } from "./lib/client.ts";
+export type { ClusterAdapter, ClusterNode } from "./lib/cluster.ts";
 export {
   type Authenticate,
   type AuthRequest,

@@ -10,6 +10,7 @@ import { getLogger, type Logger } from "@logtape/logtape";
 import { type Client, Connection, type ConnectionHooks } from "./client.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import type { Authenticate } from "./auth.ts";
+import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
 import { acceptHandshake, type Handshake, writeAll } from "./handshake.ts";
 import { HeartbeatMonitor } from "./heartbeat.ts";
 import { HandlerPool } from "./pool.ts";
@@ -68,6 +69,12 @@ export interface ManagerOptions {
   readonly authenticate?: Authenticate;
   /** LogTape category root for this manager's logs (the seed's `logging_id`). @default ["iot-manager"] */
   readonly logCategory?: string | readonly string[];
+  /**
+   * Joins several managers into one fleet: sends, client data and UUID
+   * takeovers then span every manager (see `RedisAdapter` in
+   * `@iot-manager/core/redis`). Without it the manager stands alone.
+   */
+  readonly cluster?: ClusterAdapter;
 }
 
 /** A message from a device, as {@linkcode Manager.messages} yields it. */
@@ -157,7 +164,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #log: Logger;
 
   readonly #listener: Deno.Listener;
-  readonly #options: Required<Omit<ManagerOptions, "tls" | "logCategory" | "authenticate">>;
+  readonly #options: Required<
+    Omit<ManagerOptions, "tls" | "logCategory" | "authenticate" | "cluster">
+  >;
+  readonly #cluster: ClusterAdapter | undefined;
+  /** This manager's id among its cluster peers. */
+  readonly nodeId: string = crypto.randomUUID();
   readonly #authenticate: Authenticate | undefined;
   readonly #watchdog: WriteWatchdog;
   readonly #registry = new Registry<Connection>();
@@ -200,6 +212,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       writeTimeout: options.writeTimeout ?? 30,
     };
     this.#authenticate = options.authenticate;
+    this.#cluster = options.cluster;
     this.heartbeatRate = this.#options.heartbeatRate;
     this.heartbeatTimeout = this.#options.heartbeatTimeout;
     const category = options.logCategory ?? ["iot-manager"];
@@ -229,6 +242,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       onMessage: (connection, data) => this.#onMessage(connection, data),
       onClose: (connection, end) => this.#onClose(connection, end),
       onInfoChanged: (connection, previous) => {
+        this.#cluster?.deviceConnected(connection.info);
         if (previous.type === connection.type) return;
         const replaced = this.#registry.add(connection);
         if (replaced && replaced !== connection) {
@@ -265,7 +279,14 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     const listener = options.tls
       ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key })
       : Deno.listen({ hostname, port });
-    return await Promise.resolve(new Manager(listener, options));
+    const manager = new Manager(listener, options);
+    try {
+      await options.cluster?.attach(manager.#clusterNode());
+    } catch (error) {
+      await manager.close();
+      throw error;
+    }
+    return manager;
   }
 
   /** Number of connected devices. */
@@ -295,6 +316,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
 
   /**
    * Every connected device's `{ uuid, type, data }`: the seed's `get_client_data()`.
+   * With a `cluster` adapter, the devices of every manager in the cluster.
    *
    * @example
    * ```ts
@@ -304,7 +326,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * ```
    */
   getClientData(): DeviceInfo[] {
-    return [...this.#registry.all()].map((connection) => connection.info);
+    const local = [...this.#registry.all()].map((connection) => connection.info);
+    return this.#cluster ? [...local, ...this.#cluster.remoteDevices()] : local;
   }
 
   /**
@@ -320,8 +343,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * console.log(await manager.sendAll("off")); // 0: nobody is connected yet
    * ```
    */
-  sendAll(data: string | Uint8Array): Promise<number> {
-    return Promise.resolve(fanOut(this.#registry.all(), data));
+  async sendAll(data: string | Uint8Array): Promise<number> {
+    const local = fanOut(this.#registry.all(), data);
+    return this.#cluster ? local + await this.#cluster.sendAll(data) : local;
   }
 
   /**
@@ -336,8 +360,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * await manager.sendType("light", "brightness 40");
    * ```
    */
-  sendType(type: string, data: string | Uint8Array): Promise<number> {
-    return Promise.resolve(fanOut(this.#registry.ofType(type), data));
+  async sendType(type: string, data: string | Uint8Array): Promise<number> {
+    const local = fanOut(this.#registry.ofType(type), data);
+    return this.#cluster ? local + await this.#cluster.sendType(type, data) : local;
   }
 
   /**
@@ -353,8 +378,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * ```
    */
   send(uuid: string, data: string | Uint8Array): Promise<number> {
-    const connection = this.#registry.get(uuid.toLowerCase());
-    if (!connection) return Promise.resolve(0);
+    const id = uuid.toLowerCase();
+    const connection = this.#registry.get(id);
+    if (!connection) return this.#cluster ? this.#cluster.send(id, data) : Promise.resolve(0);
     return Promise.resolve(connection.enqueue(encodeMessage(data, connection.mode)) ? 1 : 0);
   }
 
@@ -480,6 +506,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       connection.terminate("manager-closed", "the manager is shutting down");
     }
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+    await this.#cluster?.close();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.#pool.idle(),
@@ -488,6 +515,20 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     clearTimeout(timer);
     this.#pool.stop();
     for (const sub of this.#messageSubs) sub.queue.stop();
+  }
+
+  #clusterNode(): ClusterNode {
+    return {
+      nodeId: this.nodeId,
+      heartbeatRate: this.heartbeatRate,
+      heartbeatTimeout: this.heartbeatTimeout,
+      deliverAll: (data) => fanOut(this.#registry.all(), data),
+      deliverType: (type, data) => fanOut(this.#registry.ofType(type), data),
+      deliver: (uuid, data) =>
+        fanOut(this.#registry.get(uuid) ? [this.#registry.get(uuid)!] : [], data),
+      localDevices: () => [...this.#registry.all()].map((connection) => connection.info),
+      evict: (uuid, message) => this.#registry.get(uuid)?.terminate("replaced", message),
+    };
   }
 
   #subscribe<T>(
@@ -659,6 +700,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       previous.terminate("replaced", `replaced by a new connection from ${address}`);
     }
     this.#registry.add(connection);
+    this.#cluster?.deviceConnected(info);
     if (mode === 2) {
       connection.enqueue(encodeFrame(
         FrameType.WELCOME,
@@ -710,7 +752,10 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   }
 
   #onClose(connection: Connection, end: ConnectionEnd): void {
-    this.#registry.remove(connection);
+    // On shutdown the adapter deregisters the whole node at once instead.
+    if (this.#registry.remove(connection) && !this.#closing) {
+      this.#cluster?.deviceDisconnected(connection.info);
+    }
     for (const entry of this.#handlers.disconnect) {
       if (entry.type === undefined || entry.type === connection.type) {
         const handler = entry.handler as ManagerEvents["disconnect"];

@@ -259,3 +259,75 @@ export function decodeFrames(bytes: Uint8Array): { type: number; payload: Uint8A
 /** UTF-8 helpers. */
 export const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 export const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);
+
+/** A free loopback port (bound, read, released). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** A real redis-server on a free loopback port, without persistence; restartable. */
+export class RedisServer implements AsyncDisposable {
+  readonly port: number = freePort();
+  #process: Deno.ChildProcess | null = null;
+
+  /** The URL clients connect to. */
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts redis-server and waits until it accepts connections. */
+  static async start(): Promise<RedisServer> {
+    const server = new RedisServer();
+    await server.restart();
+    return server;
+  }
+
+  /** Starts the server (again) on the same port, empty. */
+  async restart(): Promise<void> {
+    await this.stop();
+    this.#process = new Deno.Command("redis-server", {
+      args: [
+        "--port",
+        String(this.port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await waitForPort(this.port);
+  }
+
+  /** Kills the server (the data goes with it). */
+  async stop(): Promise<void> {
+    if (!this.#process) return;
+    this.#process.kill("SIGKILL");
+    await this.#process.status;
+    this.#process = null;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+/** Waits until something accepts TCP connections on `port`. */
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
