@@ -33,7 +33,7 @@ export {
   type MessagesOptions,
   type TypeFilter,
 } from "./lib/manager.ts";
-export type { Client, EndOptions, WaitOptions } from "./lib/client.ts";
+export type { Client, EndOptions, MessagesOfClientOptions, WaitOptions } from "./lib/client.ts";
 export type { ClusterAdapter, ClusterNode } from "./lib/cluster.ts";
 export {
   type Authenticate,

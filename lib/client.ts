@@ -47,6 +47,14 @@ export interface WaitOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Options for {@linkcode Client.messages}. */
+export interface MessagesOfClientOptions {
+  /** Messages held unread before reading from the device pauses. @default 1024 */
+  readonly highWaterMark?: number;
+  /** Ends the iterator when aborted. */
+  readonly signal?: AbortSignal;
+}
+
 /** Options for {@linkcode Client.end}. */
 export interface EndOptions {
   /** Why, for the logs and (mode 2) the device. @default "ended by the application" */
@@ -133,7 +141,7 @@ export interface Client extends AsyncIterable<Uint8Array>, AsyncDisposable {
    * message. When `highWaterMark` messages wait unread, reading from this
    * device pauses (it is not disconnected for missed heartbeats meanwhile).
    */
-  messages(options?: { highWaterMark?: number }): AsyncIterableIterator<Uint8Array>;
+  messages(options?: MessagesOfClientOptions): AsyncIterableIterator<Uint8Array>;
 }
 
 /** How a connection reports to its manager. */
@@ -342,9 +350,10 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     if (options.raiseException) throw end;
   }
 
-  messages(options: { highWaterMark?: number } = {}): AsyncIterableIterator<Uint8Array> {
+  messages(options: MessagesOfClientOptions = {}): AsyncIterableIterator<Uint8Array> {
     const queue: AsyncQueue<Uint8Array> = new AsyncQueue<Uint8Array>({
       highWaterMark: options.highWaterMark,
+      signal: options.signal,
       onStop: () => this.#iterators.delete(queue),
     });
     if (this.#end) queue.stop();

@@ -101,6 +101,8 @@ export interface ManagerEvents {
 export interface TypeFilter {
   /** Only devices of this type (the seed's `on_message_[type]`). */
   readonly type?: string;
+  /** Ends the iterator (or removes the handler) when aborted. */
+  readonly signal?: AbortSignal;
 }
 
 /** Options for {@linkcode Manager.clients}. */
@@ -411,6 +413,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     if (!set) throw new TypeError(`unknown event ${JSON.stringify(event)}`);
     const entry: HandlerEntry = { type: options.type, handler };
     set.add(entry);
+    options.signal?.addEventListener("abort", () => set.delete(entry), { once: true });
     return () => set.delete(entry);
   }
 
@@ -429,7 +432,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * ```
    */
   clients(options: ClientsOptions = {}): AsyncIterableIterator<Client> {
-    const queue = this.#subscribe(this.#clientSubs, options.type, Infinity);
+    const queue = this.#subscribe(this.#clientSubs, options, Infinity);
     if (options.existing ?? true) {
       const current = options.type ? this.#registry.ofType(options.type) : this.#registry.all();
       for (const connection of current) queue.push(connection);
@@ -460,7 +463,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * ```
    */
   messages(options: MessagesOptions = {}): AsyncIterableIterator<DeviceMessage> {
-    return this.#subscribe(this.#messageSubs, options.type, options.highWaterMark ?? 1024)
+    return this.#subscribe(this.#messageSubs, options, options.highWaterMark ?? 1024)
       [Symbol.asyncIterator]();
   }
 
@@ -533,14 +536,15 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
 
   #subscribe<T>(
     subs: Set<Subscription<T>>,
-    type: string | undefined,
+    filter: TypeFilter,
     highWaterMark: number,
   ): AsyncQueue<T> {
     const queue: AsyncQueue<T> = new AsyncQueue<T>({
       highWaterMark,
       onStop: () => subs.delete(sub),
+      signal: filter.signal,
     });
-    const sub = { type, queue };
+    const sub = { type: filter.type, queue };
     if (this.#closing) queue.stop();
     else subs.add(sub);
     return queue;

@@ -39,10 +39,24 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   /**
    * @param options.highWaterMark Items held before `push` reports the queue full. @default 1024
    * @param options.onStop Called once when the queue stops, by `stop()` or by the consumer's `break`.
+   * @param options.signal Stops the queue when aborted, waking a waiting consumer.
    */
-  constructor(options: { highWaterMark?: number; onStop?: () => void } = {}) {
+  constructor(
+    options: { highWaterMark?: number; onStop?: () => void; signal?: AbortSignal } = {},
+  ) {
     this.#highWaterMark = options.highWaterMark ?? 1024;
-    this.#onStop = options.onStop;
+    const signal = options.signal;
+    if (signal) {
+      const abort = () => this.stop();
+      signal.addEventListener("abort", abort, { once: true });
+      this.#onStop = () => {
+        signal.removeEventListener("abort", abort);
+        options.onStop?.();
+      };
+      if (signal.aborted) this.stop();
+    } else {
+      this.#onStop = options.onStop;
+    }
   }
 
   /** Items waiting for the consumer. */

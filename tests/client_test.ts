@@ -150,3 +150,32 @@ Deno.test("end() says goodbye, fires disconnect once, and raiseException rejects
   await waitFor(() => disconnects === 1, "one disconnect");
   assert.equal(manager.size, 0);
 });
+
+Deno.test("an AbortSignal ends waiting iterators and removes a handler", async () => {
+  await using manager = await startManager();
+  const controller = new AbortController();
+  let handled = 0;
+  manager.on("message", () => void handled++, { signal: controller.signal });
+  await using device = await connectDevice(manager, { mode: 2 });
+  const client = manager.get(device.uuid)!;
+  const waits = [
+    (async () => {
+      for await (const _ of manager.clients({ existing: false, signal: controller.signal })) {
+        // no new device arrives
+      }
+    })(),
+    (async () => {
+      for await (const _ of manager.messages({ signal: controller.signal })) { /* none */ }
+    })(),
+    (async () => {
+      for await (const _ of client.messages({ signal: controller.signal })) { /* none */ }
+    })(),
+  ];
+  controller.abort();
+  await Promise.all(waits); // each loop ends although nothing arrived
+  let dispatched = 0;
+  manager.on("message", () => void dispatched++);
+  await device.write(encodeFrame(FrameType.DATA, "after abort"));
+  await waitFor(() => dispatched === 1, "the message dispatched to handlers");
+  assert.equal(handled, 0, "the aborted handler was removed");
+});
