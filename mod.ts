@@ -73,3 +73,12 @@ export {
   readHandshake,
   splitMode1Chunk,
 } from "./lib/protocol.ts";
+export {
+  Device,
+  type DeviceEvents,
+  type DeviceOptions,
+  type DeviceStats,
+  type DeviceTlsOptions,
+  type ManagerSettings,
+  type ReconnectOptions,
+} from "./lib/device.ts";

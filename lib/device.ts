@@ -1,0 +1,1039 @@
+/**
+ * The device side of the protocol: one device connected to a manager, in
+ * either protocol mode, over TCP or TLS.
+ *
+ * A {@linkcode Device} answers the handshake (`getinfo`), heartbeats and later
+ * `getinfo` requests itself; the application sees only the manager's messages,
+ * as an async iterator, and sends its own with `send`. Optionally it reconnects
+ * after a drop, with exponential backoff and jitter.
+ *
+ * How a connection ends, from the device's point of view (the same
+ * {@linkcode ConnectionEnd} reasons the manager uses, seen from the other side):
+ *
+ * - `"ended"`: the manager said goodbye (`end\n` in mode 1, `END` in mode 2) and closed; the
+ *   message carries the manager's reason (heartbeat missed, replaced, kicked, shutting down).
+ * - `"closed"`: the manager closed the socket without a goodbye (in mode 1, also how a rejected
+ *   handshake shows).
+ * - `"kicked"`: this application called `close()` or aborted the `signal`.
+ * - `"protocol"`: the manager sent bytes the device cannot accept.
+ * - `"io"`: reading or writing failed; also "gave up reconnecting".
+ * - `"buffer-full"`: the manager stopped reading and the send buffer filled up.
+ *
+ * @module
+ */
+
+import { getLogger, type Logger } from "@logtape/logtape";
+import { validate as isUuid } from "uuid";
+import { computeProof } from "./auth.ts";
+import { concatBytes } from "./bytes.ts";
+import { ConnectionEnd, type EndReason, ProtocolError, TimeoutError } from "./errors.ts";
+import { Outbox } from "./outbox.ts";
+import {
+  type DeviceInfo,
+  encodeFrame,
+  encodeHandshake,
+  encodeMessage,
+  END_TEXT,
+  FRAME_HEADER_SIZE,
+  FrameDecoder,
+  FrameType,
+  type FrameTypeValue,
+  GETINFO_BYTE,
+  HEARTBEAT_BYTE,
+  type ProtocolMode,
+} from "./protocol.ts";
+import { AsyncQueue } from "./queue.ts";
+
+/**
+ * How a device retries after its connection drops. Attempt `n` waits
+ * `min(maxDelay, initialDelay × 2^(n-1))` seconds, scaled by a random factor in
+ * `[1 - jitter, 1 + jitter]` so a fleet dropped at once does not return at once.
+ *
+ * @example
+ * ```ts
+ * import type { ReconnectOptions } from "@iot-manager/core";
+ * const reconnect: ReconnectOptions = { initialDelay: 0.5, maxDelay: 30, jitter: 0.2 };
+ * ```
+ */
+export interface ReconnectOptions {
+  /** Seconds before the first attempt. @default 0.5 */
+  readonly initialDelay?: number;
+  /** Longest wait between attempts, in seconds. @default 30 */
+  readonly maxDelay?: number;
+  /** Share of each delay that is randomised, 0 to 1. @default 0.2 */
+  readonly jitter?: number;
+  /** Attempts after one drop before giving up (the device then ends for good). @default Infinity */
+  readonly maxAttempts?: number;
+}
+
+/**
+ * TLS settings for a device.
+ *
+ * @example
+ * ```ts
+ * import type { DeviceTlsOptions } from "@iot-manager/core";
+ * const tls: DeviceTlsOptions = { caCerts: ["-----BEGIN CERTIFICATE-----\n..."] };
+ * ```
+ */
+export interface DeviceTlsOptions {
+  /** Extra root certificates (PEM) to trust, e.g. a private CA. */
+  readonly caCerts?: readonly string[];
+}
+
+/**
+ * How to connect a {@linkcode Device}.
+ *
+ * @example
+ * ```ts
+ * import type { DeviceOptions } from "@iot-manager/core";
+ * const options: DeviceOptions = { port: 8595, type: "light", data: { on: false }, mode: 2 };
+ * ```
+ */
+export interface DeviceOptions {
+  /** The manager's host. @default "127.0.0.1" */
+  readonly hostname?: string;
+  /** The manager's port. @default 8595 */
+  readonly port?: number;
+  /** Connect with TLS: `true` trusts the system roots, an object may add CAs. @default false */
+  readonly tls?: boolean | DeviceTlsOptions;
+  /** The device's UUID (36-character form). @default crypto.randomUUID() */
+  readonly uuid?: string;
+  /** The device's type; must be one of the manager's `validTypes`. */
+  readonly type: string;
+  /** The JSON object sent in the handshake and in answers to `getinfo`. @default {} */
+  readonly data?: Record<string, unknown>;
+  /**
+   * The device's secret, to answer a manager's authentication `CHALLENGE` (mode 2) with an
+   * HMAC proof. Without it a challenged device sends an empty proof, which `hmacAuthenticator`
+   * refuses.
+   */
+  readonly secret?: string | Uint8Array;
+  /** Protocol mode: 1 (the seed's, no message boundaries) or 2 (framed). @default 2 */
+  readonly mode?: ProtocolMode;
+  /** Reconnect after a drop; `true` uses the defaults of {@linkcode ReconnectOptions}. @default false */
+  readonly reconnect?: boolean | ReconnectOptions;
+  /** Seconds allowed for each connection attempt, handshake included. @default 15 */
+  readonly connectTimeout?: number;
+  /** Answer heartbeats; `false` makes a device the manager will drop (for tests and chaos). @default true */
+  readonly answerHeartbeats?: boolean;
+  /**
+   * Messages held unread before the device stops reading its socket. While it
+   * is paused it answers no heartbeats either, so a consumer that stalls for
+   * longer than the manager's heartbeat timeout gets the device disconnected.
+   * @default 1024
+   */
+  readonly highWaterMark?: number;
+  /** Largest mode-2 frame accepted from the manager, in bytes. @default 1048576 */
+  readonly maxFrameSize?: number;
+  /** Bytes queued for sending before the manager counts as not reading and the connection ends. @default 1048576 */
+  readonly maxBufferedBytes?: number;
+  /** Closes the device when aborted (reason `"kicked"`). */
+  readonly signal?: AbortSignal;
+  /** LogTape category root; the device logs under `[...logCategory, "device"]`. @default ["iot-manager"] */
+  readonly logCategory?: string | readonly string[];
+}
+
+/**
+ * What a mode-2 manager announced in its `WELCOME` frame.
+ *
+ * @example
+ * ```ts
+ * import { Device, Manager } from "@iot-manager/core";
+ * await using manager = await Manager.listen({ validTypes: ["light"], port: 0, heartbeatRate: 30 });
+ * await using light = await Device.connect({ port: manager.port, type: "light" });
+ * console.log(light.settings?.heartbeatRate); // 30
+ * ```
+ */
+export interface ManagerSettings {
+  /** Seconds between the manager's heartbeat rounds. */
+  readonly heartbeatRate?: number;
+  /** Seconds the manager waits for a beat. */
+  readonly heartbeatTimeout?: number;
+  /** Largest frame payload the manager accepts, in bytes. */
+  readonly maxFrameSize?: number;
+}
+
+/**
+ * Counters a device keeps over its whole life, reconnections included.
+ *
+ * @example
+ * ```ts
+ * import { Device, Manager } from "@iot-manager/core";
+ * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+ * await using light = await Device.connect({ port: manager.port, type: "light" });
+ * const { heartbeatsAnswered, messagesReceived } = light.stats;
+ * ```
+ */
+export interface DeviceStats {
+  /** Messages received from the manager (reads, in mode 1). */
+  readonly messagesReceived: number;
+  /** Messages received after the consumer stopped iterating, and so dropped. */
+  readonly messagesDropped: number;
+  /** Messages queued for sending. */
+  readonly messagesSent: number;
+  /** Heartbeats answered. */
+  readonly heartbeatsAnswered: number;
+  /** Heartbeats left unanswered because `answerHeartbeats` was false. */
+  readonly heartbeatsIgnored: number;
+  /** Successful reconnections. */
+  readonly reconnects: number;
+}
+
+/**
+ * Event handlers of a {@linkcode Device}, registered with `device.on(event, handler)`.
+ *
+ * @example
+ * ```ts
+ * import type { DeviceEvents } from "@iot-manager/core";
+ * const onDisconnect: DeviceEvents["disconnect"] = (end, willReconnect) =>
+ *   console.log(`dropped (${end.reason})${willReconnect ? ", reconnecting" : ""}`);
+ * ```
+ */
+export interface DeviceEvents {
+  /** The connection ended; `willReconnect` says whether the device tries again. */
+  disconnect: (end: ConnectionEnd, willReconnect: boolean) => void;
+  /** The device reconnected and completed its handshake again. */
+  reconnect: (device: Device) => void;
+}
+
+const DEFAULT_CONNECT_TIMEOUT = 15;
+const FAREWELL_GRACE_MS = 1000;
+const READ_BUFFER_SIZE = 16 * 1024;
+const MODE1_BEAT = new TextEncoder().encode("beat");
+const MODE2_BEAT = encodeFrame(FrameType.BEAT);
+const END_BYTES = new TextEncoder().encode(END_TEXT);
+const decoder = new TextDecoder();
+
+/**
+ * One device connected to a manager. Iterate it for the manager's messages;
+ * the iteration ends when the device ends for good (after a drop with no
+ * reconnect, when reconnecting gives up, or on `close()`). `closed` then
+ * resolves with the reason.
+ *
+ * In mode 1 the wire has no message boundaries: each socket read is one
+ * message, so two messages sent close together may arrive as one and a long
+ * one may arrive in parts. The bytes `0x01` and `0x02` anywhere in a read are
+ * taken as `getinfo` and heartbeat (the manager may coalesce them with a
+ * message), and a read ending in `end\n` followed by the manager closing is its
+ * goodbye. Use mode 2 for binary payloads and exact boundaries.
+ *
+ * The iterator has a single consumer and holds at most `highWaterMark` unread
+ * messages; when full, the device stops reading its socket (TCP pushes back on
+ * the manager) until the consumer catches up. A `break` stops delivery: later
+ * messages are dropped (counted in `stats.messagesDropped`) while the device
+ * stays connected and keeps answering heartbeats.
+ *
+ * @example
+ * ```ts
+ * import { Device, Manager } from "@iot-manager/core";
+ * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+ * await using light = await Device.connect({ port: manager.port, type: "light", data: { on: false } });
+ * await manager.sendAll("on");
+ * for await (const message of light) {
+ *   console.log(new TextDecoder().decode(message)); // "on"
+ *   light.data = { on: true };
+ *   await light.send('{"on":true}');
+ *   break;
+ * }
+ * ```
+ */
+export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
+  /** The device's UUID. */
+  readonly uuid: string;
+  /** The device's type. */
+  readonly type: string;
+  /** The protocol mode it speaks. */
+  readonly mode: ProtocolMode;
+  /** Answer heartbeats; set to `false` to have the manager drop this device. */
+  answerHeartbeats: boolean;
+
+  readonly #options: DeviceOptions;
+  readonly #reconnect: Required<ReconnectOptions> | null;
+  readonly #log: Logger;
+  readonly #queue: AsyncQueue<Uint8Array>;
+  readonly #hooks: LinkHooks;
+  readonly #closed = Promise.withResolvers<ConnectionEnd>();
+  readonly #handlers = {
+    disconnect: new Set<DeviceEvents["disconnect"]>(),
+    reconnect: new Set<DeviceEvents["reconnect"]>(),
+  };
+  readonly #stats = {
+    messagesReceived: 0,
+    messagesDropped: 0,
+    messagesSent: 0,
+    heartbeatsAnswered: 0,
+    heartbeatsIgnored: 0,
+    reconnects: 0,
+  };
+  #data: Record<string, unknown>;
+  #link: Link | null = null;
+  #settings: ManagerSettings | null = null;
+  #end: ConnectionEnd | null = null;
+  #closing: Promise<void> | null = null;
+  #reconnecting: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
+  #attempt: AbortController | null = null;
+  #onAbort: (() => void) | null = null;
+
+  private constructor(options: DeviceOptions) {
+    validateOptions(options);
+    this.#options = options;
+    this.uuid = (options.uuid ?? crypto.randomUUID()).toLowerCase();
+    this.type = options.type;
+    this.mode = options.mode ?? 2;
+    this.#data = options.data ?? {};
+    this.answerHeartbeats = options.answerHeartbeats ?? true;
+    this.#reconnect = reconnectSettings(options.reconnect);
+    const category = options.logCategory ?? ["iot-manager"];
+    this.#log = getLogger([...(typeof category === "string" ? [category] : category), "device"]);
+    this.#queue = new AsyncQueue<Uint8Array>({ highWaterMark: options.highWaterMark });
+    this.#hooks = {
+      info: () => this.info,
+      answerHeartbeats: () => this.answerHeartbeats,
+      onHeartbeat: (answered) => {
+        if (answered) this.#stats.heartbeatsAnswered++;
+        else this.#stats.heartbeatsIgnored++;
+      },
+      onWelcome: (settings) => this.#settings = settings,
+      onMessage: (data) => {
+        this.#stats.messagesReceived++;
+        if (this.#queue.stopped) {
+          this.#stats.messagesDropped++;
+          return undefined;
+        }
+        return this.#queue.push(data) ? undefined : this.#queue.writable();
+      },
+      proof: (challenge) =>
+        options.secret === undefined
+          ? Promise.resolve(new Uint8Array(0))
+          : computeProof(options.secret, challenge, this.uuid),
+      log: this.#log,
+      uuid: this.uuid,
+    };
+  }
+
+  /**
+   * Connects to a manager and completes the handshake: in mode 2 once the
+   * manager's `WELCOME` arrives, in mode 1 (which has no acknowledgement) once
+   * the answer is written; a mode-1 answer the manager rejects shows as the
+   * connection closing (reason `"closed"`). Reconnecting, when enabled, applies
+   * to later drops; this first attempt fails fast.
+   *
+   * @throws {TypeError} On invalid options.
+   * @throws {ConnectionEnd} When the connection fails or the manager closes it during the handshake.
+   * @throws {TimeoutError} When the handshake does not complete within `connectTimeout`.
+   *
+   * @example
+   * ```ts
+   * import { Device, Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["lock"], port: 0 });
+   * await using lock = await Device.connect({
+   *   port: manager.port,
+   *   type: "lock",
+   *   data: { locked: true },
+   *   reconnect: { initialDelay: 1, maxDelay: 60 },
+   * });
+   * console.log(lock.connected); // true
+   * ```
+   */
+  static async connect(options: DeviceOptions): Promise<Device> {
+    const device = new Device(options);
+    device.#link = await device.#open();
+    device.#watch(device.#link);
+    if (options.signal) {
+      const signal = options.signal;
+      device.#onAbort = () => void device.close(`aborted: ${String(signal.reason)}`);
+      signal.addEventListener("abort", device.#onAbort, { once: true });
+    }
+    return device;
+  }
+
+  /** `{ uuid, type, data }` as the device answers `getinfo`. */
+  get info(): DeviceInfo {
+    return { uuid: this.uuid, type: this.type, data: this.#data };
+  }
+
+  /** The JSON object sent in answers to `getinfo` (and in the handshake of a reconnection). */
+  get data(): Record<string, unknown> {
+    return this.#data;
+  }
+
+  /** Replaces the data; the manager sees it at its next `client.getData()` or a reconnection. */
+  set data(data: Record<string, unknown>) {
+    validateData(data);
+    this.#data = data;
+  }
+
+  /** True while a connection is open (false while reconnecting and once ended). */
+  get connected(): boolean {
+    return this.#link?.open ?? false;
+  }
+
+  /** Resolves with the reason once the device has ended for good. Never rejects. */
+  get closed(): Promise<ConnectionEnd> {
+    return this.#closed.promise;
+  }
+
+  /** What the manager announced in `WELCOME` (mode 2); `null` in mode 1. */
+  get settings(): ManagerSettings | null {
+    return this.#settings;
+  }
+
+  /** Successful reconnections so far. */
+  get reconnects(): number {
+    return this.#stats.reconnects;
+  }
+
+  /** A snapshot of the device's counters. */
+  get stats(): DeviceStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Sends one message to the manager. Resolves once written to the socket.
+   *
+   * @returns `true` if written, `false` if there is no open connection (ended, or reconnecting).
+   * @throws {RangeError} In mode 2, when the message is over the manager's `maxFrameSize`.
+   */
+  async send(data: string | Uint8Array): Promise<boolean> {
+    const link = this.#link;
+    if (!link?.open) return false;
+    const bytes = encodeMessage(data, this.mode);
+    const limit = this.#settings?.maxFrameSize;
+    if (this.mode === 2 && limit !== undefined && bytes.length - FRAME_HEADER_SIZE > limit) {
+      throw new RangeError(
+        `message of ${
+          bytes.length - FRAME_HEADER_SIZE
+        } bytes is over the manager's ${limit}-byte frame limit`,
+      );
+    }
+    if (!link.enqueue(bytes)) return false;
+    this.#stats.messagesSent++;
+    return await link.flushed();
+  }
+
+  /**
+   * Registers an event handler.
+   *
+   * @returns A function that removes it.
+   *
+   * @example
+   * ```ts
+   * import { Device, Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * await using light = await Device.connect({ port: manager.port, type: "light", reconnect: true });
+   * light.on("disconnect", (end, willReconnect) => console.log(end.reason, willReconnect));
+   * light.on("reconnect", (device) => console.log("back after", device.reconnects, "reconnects"));
+   * ```
+   */
+  on<E extends keyof DeviceEvents>(event: E, handler: DeviceEvents[E]): () => void {
+    const set = this.#handlers[event] as Set<DeviceEvents[E]>;
+    if (!set) throw new TypeError(`unknown event ${JSON.stringify(event)}`);
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  /**
+   * Ends the device for good: stops reconnecting, says goodbye (an `END` frame
+   * in mode 2; mode 1 has none) and closes the socket. Idempotent.
+   *
+   * @param reason Sent to the manager in mode 2 and kept in `closed`. @default "closed by the device"
+   *
+   * @example
+   * ```ts
+   * import { Device, Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * const light = await Device.connect({ port: manager.port, type: "light" });
+   * await light.close();
+   * console.log((await light.closed).reason); // "kicked"
+   * ```
+   */
+  close(reason = "closed by the device"): Promise<void> {
+    this.#closing ??= this.#shutdown(reason);
+    return this.#closing;
+  }
+
+  /** `await using device = ...` closes it. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The manager's messages; one consumer. Ends when the device ends for good. */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.#queue[Symbol.asyncIterator]();
+  }
+
+  async #shutdown(reason: string): Promise<void> {
+    this.#wake?.();
+    this.#attempt?.abort(new ConnectionEnd("kicked", reason));
+    await this.#reconnecting;
+    const link = this.#link;
+    if (link) {
+      link.terminate("kicked", reason, { farewell: true });
+      await link.finished;
+    }
+    this.#finish(new ConnectionEnd("kicked", reason));
+  }
+
+  /** Opens one connection and completes the handshake, or fails with everything closed. */
+  async #open(): Promise<Link> {
+    const options = this.#options;
+    const seconds = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    const attempt = new AbortController();
+    this.#attempt = attempt;
+    const timer = setTimeout(
+      () =>
+        attempt.abort(
+          new TimeoutError(`no complete handshake with the manager within ${seconds} s`),
+        ),
+      seconds * 1000,
+    );
+    const aborted = new Promise<never>((_, reject) => {
+      attempt.signal.addEventListener("abort", () => reject(attempt.signal.reason), {
+        once: true,
+      });
+    });
+    aborted.catch(() => {});
+    const userSignal = options.signal;
+    const onUserAbort = () => attempt.abort(userSignal!.reason);
+    if (userSignal?.aborted) onUserAbort();
+    else userSignal?.addEventListener("abort", onUserAbort, { once: true });
+    let link: Link | null = null;
+    try {
+      const conn = await Promise.race([this.#dial(attempt.signal), aborted]);
+      link = new Link(conn, this.mode, this.#hooks, {
+        maxFrameSize: options.maxFrameSize ?? 1048576,
+        maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
+      });
+      link.start();
+      await Promise.race([link.ready, aborted]);
+      return link;
+    } catch (error) {
+      if (link) {
+        const end = error instanceof ConnectionEnd ? error : null;
+        link.terminate(end?.reason ?? "io", (error as Error).message, { farewell: false });
+        await link.finished;
+      }
+      if (error instanceof ConnectionEnd || error instanceof TimeoutError) throw error;
+      if (userSignal?.aborted && error === userSignal.reason) throw error;
+      throw new ConnectionEnd("io", `cannot connect: ${(error as Error).message}`, {
+        cause: error,
+      });
+    } finally {
+      clearTimeout(timer);
+      userSignal?.removeEventListener("abort", onUserAbort);
+      if (this.#attempt === attempt) this.#attempt = null;
+    }
+  }
+
+  /** Opens the socket; a connection that completes after an abort is closed at once. */
+  #dial(signal: AbortSignal): Promise<Deno.Conn> {
+    const { hostname = "127.0.0.1", port = 8595, tls } = this.#options;
+    const pending: Promise<Deno.Conn> = tls
+      ? Deno.connectTls({
+        hostname,
+        port,
+        caCerts: typeof tls === "object" && tls.caCerts ? [...tls.caCerts] : undefined,
+      })
+      : Deno.connect({ hostname, port, signal }).then((conn) => {
+        conn.setNoDelay(true);
+        return conn;
+      });
+    return pending.then((conn) => {
+      if (signal.aborted) {
+        conn.close();
+        throw signal.reason;
+      }
+      return conn;
+    });
+  }
+
+  #watch(link: Link): void {
+    link.finished.then((end) => this.#onDrop(link, end));
+  }
+
+  #onDrop(link: Link, end: ConnectionEnd): void {
+    if (this.#link === link) this.#link = null;
+    const willReconnect = this.#reconnect !== null && this.#closing === null &&
+      this.#end === null;
+    this.#log[end.reason === "kicked" ? "debug" : "info"](
+      "Device {uuid} disconnected: {reason}: {message}",
+      { uuid: this.uuid, reason: end.reason, message: end.message, willReconnect },
+    );
+    this.#emit("disconnect", end, willReconnect);
+    if (willReconnect) this.#reconnecting = this.#reconnectLoop(end);
+    else if (this.#closing === null) this.#finish(end);
+  }
+
+  async #reconnectLoop(drop: ConnectionEnd): Promise<void> {
+    const settings = this.#reconnect!;
+    let lastError: unknown = drop;
+    for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
+      const delay = backoffDelay(attempt, settings);
+      this.#log.debug("Device {uuid} reconnects in {delay} ms (attempt {attempt})", {
+        uuid: this.uuid,
+        delay: Math.round(delay),
+        attempt,
+      });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = null;
+      if (this.#closing) return;
+      try {
+        const link = await this.#open();
+        if (this.#closing) {
+          link.terminate("kicked", "closed while reconnecting", { farewell: true });
+          await link.finished;
+          return;
+        }
+        this.#link = link;
+        this.#stats.reconnects++;
+        this.#reconnecting = null;
+        this.#log.info("Device {uuid} reconnected after {attempt} attempt(s)", {
+          uuid: this.uuid,
+          attempt,
+        });
+        this.#watch(link);
+        this.#emit("reconnect", this);
+        return;
+      } catch (error) {
+        if (this.#closing) return;
+        lastError = error;
+        this.#log.debug("Device {uuid} reconnect attempt {attempt} failed: {message}", {
+          uuid: this.uuid,
+          attempt,
+          message: (error as Error).message,
+        });
+      }
+    }
+    this.#reconnecting = null;
+    this.#finish(
+      new ConnectionEnd("io", `gave up reconnecting after ${settings.maxAttempts} attempts`, {
+        cause: lastError,
+      }),
+    );
+  }
+
+  #finish(end: ConnectionEnd): void {
+    if (this.#end) return;
+    this.#end = end;
+    if (this.#onAbort) this.#options.signal?.removeEventListener("abort", this.#onAbort);
+    this.#queue.stop();
+    this.#closed.resolve(end);
+  }
+
+  #emit<E extends keyof DeviceEvents>(event: E, ...args: Parameters<DeviceEvents[E]>): void {
+    for (const handler of this.#handlers[event]) {
+      try {
+        (handler as (...a: Parameters<DeviceEvents[E]>) => void)(...args);
+      } catch (error) {
+        this.#log.error("A {event} handler of device {uuid} failed: {error}", {
+          event,
+          uuid: this.uuid,
+          error,
+        });
+      }
+    }
+  }
+}
+
+/**
+ * The delay before reconnection attempt `attempt` (1-based), in milliseconds.
+ *
+ * @param attempt Which attempt after the drop, from 1.
+ * @param options Backoff settings, all given.
+ * @param random A source of numbers in [0, 1).
+ *
+ * @example
+ * ```ts
+ * import { backoffDelay } from "./lib/device.ts";
+ * const settings = { initialDelay: 0.5, maxDelay: 30, jitter: 0, maxAttempts: Infinity };
+ * console.log(backoffDelay(3, settings)); // 2000
+ * ```
+ */
+export function backoffDelay(
+  attempt: number,
+  options: Required<ReconnectOptions>,
+  random: () => number = Math.random,
+): number {
+  const base = Math.min(options.maxDelay, options.initialDelay * 2 ** (attempt - 1));
+  return base * 1000 * (1 + options.jitter * (2 * random() - 1));
+}
+
+/**
+ * Splits one mode-1 read from the manager: the control bytes `0x01`
+ * (`getinfo`) and `0x02` (heartbeat), wherever they are (the manager may
+ * coalesce them with a message), and the message that remains. A message
+ * ending in `end\n` is held back (`heldEnd`): if the manager then closes, it
+ * was the goodbye; if more bytes come, it is put back in front of them.
+ *
+ * @param chunk One read's bytes (not retained; the message is a copy).
+ * @param heldEnd Whether `end\n` was held back from the previous read.
+ * @returns The control bytes in order, the message, and whether `end\n` is now held back.
+ *
+ * @example
+ * ```ts
+ * import { splitManagerChunk } from "./lib/device.ts";
+ * const split = splitManagerChunk(new TextEncoder().encode("on\x02end\n"), false);
+ * console.log(split.controls, new TextDecoder().decode(split.message), split.heldEnd); // [2] "on" true
+ * ```
+ */
+export function splitManagerChunk(
+  chunk: Uint8Array,
+  heldEnd: boolean,
+): { controls: number[]; message: Uint8Array; heldEnd: boolean } {
+  const parts: Uint8Array[] = heldEnd ? [END_BYTES] : [];
+  const controls: number[] = [];
+  let start = 0;
+  for (let i = 0; i < chunk.length; i++) {
+    const byte = chunk[i];
+    if (byte !== GETINFO_BYTE && byte !== HEARTBEAT_BYTE) continue;
+    if (i > start) parts.push(chunk.subarray(start, i));
+    start = i + 1;
+    controls.push(byte);
+  }
+  if (start < chunk.length) parts.push(chunk.subarray(start));
+  let message = parts.length === 1 ? parts[0].slice() : concatBytes(parts);
+  const holds = endsWith(message, END_BYTES);
+  if (holds) message = message.subarray(0, message.length - END_BYTES.length);
+  return { controls, message, heldEnd: holds };
+}
+
+/** What a link needs from its device. */
+interface LinkHooks {
+  info(): DeviceInfo;
+  answerHeartbeats(): boolean;
+  onHeartbeat(answered: boolean): void;
+  onWelcome(settings: ManagerSettings): void;
+  /** The answer to an authentication challenge. */
+  proof(challenge: Uint8Array): Promise<Uint8Array>;
+  /** A message for the application; a promise when reading should pause until it resolves. */
+  onMessage(data: Uint8Array): Promise<void> | undefined;
+  readonly log: Logger;
+  readonly uuid: string;
+}
+
+/** One connection of a device: socket, read loop, send buffer, protocol state. */
+class Link {
+  readonly #conn: Deno.Conn;
+  readonly #mode: ProtocolMode;
+  readonly #hooks: LinkHooks;
+  readonly #outbox: Outbox;
+  readonly #decoder: FrameDecoder;
+  readonly #ready = Promise.withResolvers<void>();
+  readonly #finished = Promise.withResolvers<ConnectionEnd>();
+  readonly #terminated = Promise.withResolvers<void>();
+  #state: "getinfo" | "welcome" | "open" = "getinfo";
+  #end: ConnectionEnd | null = null;
+  #shutdownDone: Promise<void> = Promise.resolve();
+  #heldEnd = false;
+  #stall: Promise<void> | undefined;
+
+  constructor(
+    conn: Deno.Conn,
+    mode: ProtocolMode,
+    hooks: LinkHooks,
+    limits: { maxFrameSize: number; maxBufferedBytes: number },
+  ) {
+    this.#conn = conn;
+    this.#mode = mode;
+    this.#hooks = hooks;
+    this.#decoder = new FrameDecoder(limits.maxFrameSize);
+    this.#outbox = new Outbox(conn, {
+      maxBufferedBytes: limits.maxBufferedBytes,
+      onError: (error, overflow) =>
+        this.terminate(overflow ? "buffer-full" : "io", error.message, { farewell: false }),
+    });
+    this.#ready.promise.catch(() => {});
+  }
+
+  /** Resolves once the handshake is done; rejects with the end if the connection ends first. */
+  get ready(): Promise<void> {
+    return this.#ready.promise;
+  }
+
+  /** True after the handshake and until the connection ends. */
+  get open(): boolean {
+    return this.#state === "open" && this.#end === null;
+  }
+
+  /** Resolves with the end once the socket is closed and the read loop has exited. */
+  get finished(): Promise<ConnectionEnd> {
+    return this.#finished.promise;
+  }
+
+  start(): void {
+    this.#readLoop().then(() => this.#shutdownDone).then(() => this.#finished.resolve(this.#end!));
+  }
+
+  enqueue(bytes: Uint8Array): boolean {
+    return this.#end === null && this.#outbox.enqueue(bytes);
+  }
+
+  async flushed(): Promise<boolean> {
+    try {
+      await this.#outbox.flushed();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Ends the connection; the first call wins. `farewell` sends `END` first (mode 2 only). */
+  terminate(reason: EndReason, message: string, options: { farewell: boolean }): void {
+    if (this.#end) return;
+    this.#end = new ConnectionEnd(reason, message);
+    this.#ready.reject(this.#end);
+    this.#terminated.resolve();
+    const farewell = options.farewell && this.#mode === 2 && this.#state === "open"
+      ? encodeFrame(FrameType.END, message)
+      : null;
+    this.#shutdownDone = this.#shutdown(farewell);
+  }
+
+  async #shutdown(farewell: Uint8Array | null): Promise<void> {
+    if (farewell && this.#outbox.enqueue(farewell)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#outbox.flushed().catch(() => {}),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#outbox.fail(this.#end!);
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    const buffer = new Uint8Array(READ_BUFFER_SIZE);
+    try {
+      while (this.#end === null) {
+        let count: number | null;
+        try {
+          count = await this.#conn.read(buffer);
+        } catch (error) {
+          this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
+          return;
+        }
+        if (count === null) {
+          this.#onEof();
+          return;
+        }
+        this.#onBytes(buffer.subarray(0, count));
+        if (this.#stall) {
+          const stall = this.#stall;
+          this.#stall = undefined;
+          await Promise.race([stall, this.#terminated.promise]);
+        }
+      }
+    } catch (error) {
+      this.#hooks.log.error("Device {uuid} failed unexpectedly: {error}", {
+        uuid: this.#hooks.uuid,
+        error,
+      });
+      this.terminate("io", `internal error: ${String(error)}`, { farewell: false });
+    }
+  }
+
+  #onEof(): void {
+    if (this.#state !== "open") {
+      this.terminate(
+        "closed",
+        "the manager closed the connection during the handshake (answer rejected?)",
+        { farewell: false },
+      );
+    } else if (this.#heldEnd) {
+      this.terminate("ended", "the manager ended the connection", { farewell: false });
+    } else {
+      this.terminate("closed", "the manager closed the connection", { farewell: false });
+    }
+  }
+
+  #onBytes(chunk: Uint8Array): void {
+    if (this.#state === "getinfo") {
+      if (chunk[0] !== GETINFO_BYTE) {
+        return this.#protocolError(
+          `expected getinfo (0x01) from the manager, got 0x${chunk[0].toString(16)}`,
+        );
+      }
+      this.#outbox.enqueue(encodeHandshake(this.#hooks.info(), this.#mode));
+      chunk = chunk.subarray(1);
+      if (this.#mode === 1) {
+        this.#state = "open";
+        this.#outbox.flushed().then(() => this.#ready.resolve(), () => {});
+      } else {
+        this.#state = "welcome";
+      }
+    }
+    if (this.#mode === 1) return this.#onMode1Chunk(chunk);
+    try {
+      this.#decoder.push(chunk, (type, payload) => this.#onFrame(type, payload));
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.#protocolError(error.message);
+    }
+  }
+
+  #onMode1Chunk(chunk: Uint8Array): void {
+    const split = splitManagerChunk(chunk, this.#heldEnd);
+    this.#heldEnd = split.heldEnd;
+    for (const control of split.controls) {
+      if (control === HEARTBEAT_BYTE) this.#onHeartbeat();
+      else this.#outbox.enqueue(encodeHandshake(this.#hooks.info(), 1));
+    }
+    if (split.message.length > 0) this.#deliver(split.message);
+  }
+
+  #onFrame(type: FrameTypeValue, payload: Uint8Array): void {
+    if (this.#end) return;
+    if (this.#state === "welcome") {
+      if (type === FrameType.WELCOME) {
+        this.#state = "open";
+        this.#hooks.onWelcome(parseSettings(payload));
+        this.#ready.resolve();
+        return;
+      }
+      if (type === FrameType.CHALLENGE) {
+        this.#hooks.proof(payload).then(
+          (proof) => this.enqueue(encodeFrame(FrameType.PROOF, proof)),
+          (error) => this.#protocolError(`cannot compute the proof: ${String(error)}`),
+        );
+        return;
+      }
+      if (type !== FrameType.END) {
+        return this.#protocolError(`expected WELCOME, got frame type 0x${type.toString(16)}`);
+      }
+    }
+    switch (type) {
+      case FrameType.DATA:
+        return this.#deliver(payload);
+      case FrameType.HEARTBEAT:
+        return this.#onHeartbeat();
+      case FrameType.GETINFO: {
+        const text = encodeHandshake(this.#hooks.info(), 1);
+        this.#outbox.enqueue(encodeFrame(FrameType.INFO, text));
+        return;
+      }
+      case FrameType.END: {
+        const why = decoder.decode(payload);
+        this.terminate("ended", why ? `the manager ended: ${why}` : "the manager ended", {
+          farewell: false,
+        });
+        return;
+      }
+      case FrameType.WELCOME:
+        this.#hooks.onWelcome(parseSettings(payload));
+        return;
+      default:
+        this.#protocolError(`frame type 0x${type.toString(16)} is device-to-manager only`);
+    }
+  }
+
+  #onHeartbeat(): void {
+    const answer = this.#hooks.answerHeartbeats();
+    this.#hooks.onHeartbeat(answer);
+    if (answer) this.#outbox.enqueue(this.#mode === 1 ? MODE1_BEAT : MODE2_BEAT);
+  }
+
+  #deliver(data: Uint8Array): void {
+    const stall = this.#hooks.onMessage(data);
+    if (stall) this.#stall = stall;
+  }
+
+  #protocolError(message: string): void {
+    this.#hooks.log.warn("Manager broke the protocol with device {uuid}: {message}", {
+      uuid: this.#hooks.uuid,
+      message,
+    });
+    this.terminate("protocol", message, { farewell: true });
+  }
+}
+
+function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
+  if (bytes.length < suffix.length) return false;
+  const offset = bytes.length - suffix.length;
+  for (let i = 0; i < suffix.length; i++) if (bytes[offset + i] !== suffix[i]) return false;
+  return true;
+}
+
+function parseSettings(payload: Uint8Array): ManagerSettings {
+  try {
+    const value: unknown = JSON.parse(decoder.decode(payload));
+    if (typeof value !== "object" || value === null) return {};
+    const record = value as Record<string, unknown>;
+    const number = (key: string) => typeof record[key] === "number" ? record[key] : undefined;
+    return {
+      heartbeatRate: number("heartbeatRate"),
+      heartbeatTimeout: number("heartbeatTimeout"),
+      maxFrameSize: number("maxFrameSize"),
+    };
+  } catch {
+    return {};
+  }
+}
+
+function reconnectSettings(
+  option: boolean | ReconnectOptions | undefined,
+): Required<ReconnectOptions> | null {
+  if (!option) return null;
+  const given = option === true ? {} : option;
+  return {
+    initialDelay: given.initialDelay ?? 0.5,
+    maxDelay: given.maxDelay ?? 30,
+    jitter: given.jitter ?? 0.2,
+    maxAttempts: given.maxAttempts ?? Infinity,
+  };
+}
+
+function validateData(data: unknown): void {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new TypeError("device data must be a JSON object");
+  }
+}
+
+function validateOptions(options: DeviceOptions): void {
+  if (options.uuid !== undefined && !isUuid(options.uuid)) {
+    throw new TypeError(`invalid uuid ${JSON.stringify(options.uuid)}: a 36-character UUID`);
+  }
+  if (typeof options.type !== "string" || options.type === "" || options.type.includes("##")) {
+    throw new TypeError(
+      `invalid device type ${JSON.stringify(options.type)}: a non-empty string without "##"`,
+    );
+  }
+  if (options.data !== undefined) validateData(options.data);
+  if (options.mode !== undefined && options.mode !== 1 && options.mode !== 2) {
+    throw new TypeError(`mode must be 1 or 2, got ${String(options.mode)}`);
+  }
+  const positive = [
+    ["connectTimeout", options.connectTimeout],
+    ["highWaterMark", options.highWaterMark],
+    ["maxFrameSize", options.maxFrameSize],
+    ["maxBufferedBytes", options.maxBufferedBytes],
+  ] as const;
+  const reconnect = typeof options.reconnect === "object" ? options.reconnect : {};
+  for (
+    const [name, value] of [
+      ...positive,
+      ["reconnect.initialDelay", reconnect.initialDelay],
+      ["reconnect.maxDelay", reconnect.maxDelay],
+      ["reconnect.maxAttempts", reconnect.maxAttempts],
+    ] as const
+  ) {
+    if (value !== undefined && !(typeof value === "number" && value > 0)) {
+      throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
+    }
+  }
+  const jitter = reconnect.jitter;
+  if (jitter !== undefined && !(typeof jitter === "number" && jitter >= 0 && jitter <= 1)) {
+    throw new TypeError(`reconnect.jitter must be between 0 and 1, got ${String(jitter)}`);
+  }
+}

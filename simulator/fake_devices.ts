@@ -1,0 +1,179 @@
+/**
+ * Fake lights and locks: the state and the text commands of the simulated
+ * devices, with no sockets. A command is one line of text, `name [args] [#tag]`;
+ * the answer is the device's new state as JSON, with `"id"` set to the tag when
+ * one was given, so the simulator can match answers to what it sent.
+ *
+ * @module
+ */
+
+/** A parsed command line. */
+export interface Command {
+  /** The command word, e.g. `brightness`. */
+  readonly name: string;
+  /** Words after the command word, e.g. `["40"]`. */
+  readonly args: readonly string[];
+  /** The `#tag` at the end of the line, without `#`, if any. */
+  readonly tag?: string;
+}
+
+/** The simulated device types. */
+export type FakeType = "light" | "lock";
+
+/** A simulated device's state machine. */
+export interface FakeDevice {
+  /** The device type, as it tells the manager. */
+  readonly type: FakeType;
+  /** The current state, e.g. `{ on: true, brightness: 40 }`. */
+  state(): Record<string, unknown>;
+  /** Applies a command; returns the new state, or `{ error }` for a command it does not know. */
+  handle(command: Command): Record<string, unknown>;
+}
+
+/**
+ * Parses one command line.
+ *
+ * @example
+ * ```ts
+ * import { parseCommand } from "./fake_devices.ts";
+ * console.log(parseCommand("brightness 40 #b3")); // { name: "brightness", args: ["40"], tag: "b3" }
+ * ```
+ */
+export function parseCommand(line: string): Command {
+  const words = line.trim().split(/\s+/).filter((word) => word !== "");
+  let tag: string | undefined;
+  if (words.length > 0 && words[words.length - 1].startsWith("#")) tag = words.pop()!.slice(1);
+  const [name = "", ...args] = words;
+  return tag === undefined ? { name, args } : { name, args, tag };
+}
+
+/**
+ * A light: `on`, `off`, `toggle`, `brightness 0-100`, `status`.
+ *
+ * @example
+ * ```ts
+ * import { FakeLight, parseCommand } from "./fake_devices.ts";
+ * const light = new FakeLight();
+ * console.log(light.handle(parseCommand("brightness 40"))); // { on: true, brightness: 40 }
+ * ```
+ */
+export class FakeLight implements FakeDevice {
+  readonly type = "light";
+  #on = false;
+  #brightness = 100;
+
+  state(): { on: boolean; brightness: number } {
+    return { on: this.#on, brightness: this.#brightness };
+  }
+
+  handle(command: Command): Record<string, unknown> {
+    switch (command.name) {
+      case "on":
+        this.#on = true;
+        break;
+      case "off":
+        this.#on = false;
+        break;
+      case "toggle":
+        this.#on = !this.#on;
+        break;
+      case "brightness": {
+        const level = Number(command.args[0]);
+        if (!Number.isInteger(level) || level < 0 || level > 100) {
+          return { error: `brightness needs a whole number from 0 to 100, got ${command.args[0]}` };
+        }
+        this.#brightness = level;
+        this.#on = level > 0;
+        break;
+      }
+      case "status":
+        break;
+      default:
+        return unknown(command);
+    }
+    return this.state();
+  }
+}
+
+/**
+ * A lock: `lock`, `unlock`, `status`.
+ *
+ * @example
+ * ```ts
+ * import { FakeLock, parseCommand } from "./fake_devices.ts";
+ * console.log(new FakeLock().handle(parseCommand("unlock"))); // { locked: false }
+ * ```
+ */
+export class FakeLock implements FakeDevice {
+  readonly type = "lock";
+  #locked = true;
+
+  state(): { locked: boolean } {
+    return { locked: this.#locked };
+  }
+
+  handle(command: Command): Record<string, unknown> {
+    switch (command.name) {
+      case "lock":
+        this.#locked = true;
+        break;
+      case "unlock":
+        this.#locked = false;
+        break;
+      case "status":
+        break;
+      default:
+        return unknown(command);
+    }
+    return this.state();
+  }
+}
+
+function unknown(command: Command): { error: string } {
+  return { error: `unknown command ${JSON.stringify(command.name)}` };
+}
+
+/**
+ * Creates a fake device of `type`.
+ *
+ * @example
+ * ```ts
+ * import { createFake } from "./fake_devices.ts";
+ * console.log(createFake("lock").state()); // { locked: true }
+ * ```
+ */
+export function createFake(type: FakeType): FakeDevice {
+  return type === "light" ? new FakeLight() : new FakeLock();
+}
+
+/**
+ * Runs one command line on `fake` and renders the answer: the JSON state (or
+ * error), with `"id"` when the command was tagged. Never throws.
+ *
+ * @example
+ * ```ts
+ * import { answer, FakeLight } from "./fake_devices.ts";
+ * console.log(answer(new FakeLight(), "on #b2")); // {"on":true,"brightness":100,"id":"b2"}
+ * console.log(answer(new FakeLight(), "fly")); // {"error":"unknown command \"fly\""}
+ * ```
+ */
+export function answer(fake: FakeDevice, line: string): string {
+  const command = parseCommand(line);
+  const result = fake.handle(command);
+  return JSON.stringify(command.tag === undefined ? result : { ...result, id: command.tag });
+}
+
+/**
+ * Splits a received message into command lines: one per `\n`, blanks dropped.
+ * In protocol mode 1 one read may hold several commands, which is why the
+ * simulator ends each with a newline.
+ *
+ * @example
+ * ```ts
+ * import { commandLines } from "./fake_devices.ts";
+ * console.log(commandLines("on #b1\nstatus\n")); // ["on #b1", "status"]
+ * ```
+ */
+export function commandLines(text: string): string[] {
+  return text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+}

@@ -1,0 +1,286 @@
+/**
+ * The simulated fleet: each {@linkcode SimDevice} is a real {@linkcode Device}
+ * driving a fake light or lock, and reports what it sees to the run's
+ * {@linkcode Recorder}. Malformed handshakes use a raw socket, since a
+ * `Device` only speaks the protocol correctly.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { type ConnectionEnd, Device, encodeFrame, FrameType, type ProtocolMode } from "../mod.ts";
+import {
+  answer,
+  commandLines,
+  createFake,
+  type FakeDevice,
+  type FakeType,
+} from "./fake_devices.ts";
+import { count, type Tally } from "./stats.ts";
+
+const log = getLogger(["iot-manager", "simulator"]);
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** What part a device plays. Only `"normal"` devices that were never churned are held to every expectation. */
+export type Role = "normal" | "silent" | "slow";
+
+/** Where devices connect. */
+export interface Target {
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls?: { readonly caCerts?: readonly string[] };
+}
+
+/**
+ * Counters and samples shared by the whole fleet.
+ *
+ * @example
+ * ```ts
+ * import { Recorder } from "./fleet.ts";
+ * const recorder = new Recorder();
+ * recorder.error("device 1 could not connect");
+ * console.log(recorder.errorCount); // 1
+ * ```
+ */
+export class Recorder {
+  /** True once the run is shutting down: disconnects from then on are expected. */
+  shuttingDown = false;
+  readonly handshakeMs: number[] = [];
+  /** Device-side end reasons. */
+  readonly deviceEnds: Tally = {};
+  /** Disconnects nobody asked for, described. */
+  readonly unexpected: string[] = [];
+  unexpectedCount = 0;
+  /** Command lines received by devices. */
+  commandsReceived = 0;
+  /** Lines sent by devices (answers and telemetry). */
+  linesSent = 0;
+  /** Lines sent by undisturbed devices. */
+  stableLinesSent = 0;
+  errorCount = 0;
+  readonly errors: string[] = [];
+  /** Device stats of connections that have ended, so totals survive churn. */
+  retiredAnswered = 0;
+  retiredIgnored = 0;
+  retiredReceived = 0;
+
+  /** Records an unexpected error. */
+  error(message: string): void {
+    this.errorCount++;
+    if (this.errors.length < 10) this.errors.push(message);
+    log.warn("Simulator error: {message}", { message });
+  }
+
+  /** Records a disconnect nobody asked for. */
+  unexpectedDisconnect(description: string): void {
+    this.unexpectedCount++;
+    if (this.unexpected.length < 10) this.unexpected.push(description);
+    log.warn("Unexpected disconnect: {description}", { description });
+  }
+}
+
+/** How one simulated device behaves. */
+export interface SimDeviceOptions {
+  readonly type: FakeType;
+  readonly mode: ProtocolMode;
+  readonly role: Role;
+  /** Milliseconds a slow reader spends per message. */
+  readonly slowDelay: number;
+}
+
+/**
+ * One simulated device: a {@linkcode Device} answering commands as a fake
+ * light or lock. Survives being closed and started again (churn) under the
+ * same UUID.
+ *
+ * @example
+ * ```ts
+ * import { Manager } from "../mod.ts";
+ * import { Recorder, SimDevice } from "./fleet.ts";
+ * await using manager = await Manager.listen({ validTypes: ["light", "lock"], port: 0 });
+ * const lock = new SimDevice({ type: "lock", mode: 2, role: "normal", slowDelay: 0 });
+ * await lock.start({ hostname: "127.0.0.1", port: manager.port }, new Recorder());
+ * console.log(await manager.get(lock.uuid)!.requestString("unlock")); // {"locked":false}
+ * await lock.stop("done");
+ * ```
+ */
+export class SimDevice {
+  readonly uuid: string = crypto.randomUUID();
+  readonly type: FakeType;
+  readonly mode: ProtocolMode;
+  readonly role: Role;
+  readonly fake: FakeDevice;
+  /** Set when churn has disturbed this device: it no longer counts as undisturbed. */
+  churned = false;
+  /** True while churn is closing it on purpose. */
+  churning = false;
+  /** When the current connection attempt started (`performance.now()`). */
+  dialAt = 0;
+  /** Tag of each command received, with the time it was processed. */
+  readonly received = new Map<string, number>();
+  /** The device-side end of the last connection, if it ended. */
+  lastEnd: ConnectionEnd | null = null;
+  device: Device | null = null;
+  readonly #options: SimDeviceOptions;
+  #consumer: Promise<void> = Promise.resolve();
+
+  constructor(options: SimDeviceOptions) {
+    this.#options = options;
+    this.type = options.type;
+    this.mode = options.mode;
+    this.role = options.role;
+    this.fake = createFake(options.type);
+  }
+
+  /** Held to every expectation: behaves, and was never churned. */
+  get stable(): boolean {
+    return this.role === "normal" && !this.churned;
+  }
+
+  /** Connects and starts answering commands. Rejects when the connection fails. */
+  async start(target: Target, recorder: Recorder): Promise<Device> {
+    this.dialAt = performance.now();
+    const device = await Device.connect({
+      hostname: target.hostname,
+      port: target.port,
+      tls: target.tls ? { caCerts: target.tls.caCerts } : undefined,
+      uuid: this.uuid,
+      type: this.type,
+      data: this.fake.state(),
+      mode: this.mode,
+      answerHeartbeats: this.role !== "silent",
+      highWaterMark: this.role === "slow" ? 1 : undefined,
+      connectTimeout: 30,
+    });
+    this.device = device;
+    this.lastEnd = null;
+    device.on("disconnect", (end) => this.#onDisconnect(device, end, recorder));
+    this.#consumer = this.#consume(device, recorder);
+    return device;
+  }
+
+  /** Closes the device (for good, unless started again) and waits for its consumer. */
+  async stop(reason: string): Promise<void> {
+    await this.device?.close(reason);
+    await this.#consumer;
+  }
+
+  /** Sends one line of telemetry (the fake's state), when connected. */
+  async telemetry(recorder: Recorder): Promise<void> {
+    const device = this.device;
+    if (!device?.connected) return;
+    const line = JSON.stringify({ telemetry: true, ...this.fake.state() });
+    if (await device.send(line + "\n")) this.#countSent(recorder);
+  }
+
+  #onDisconnect(device: Device, end: ConnectionEnd, recorder: Recorder): void {
+    this.lastEnd = end;
+    count(recorder.deviceEnds, end.reason);
+    const stats = device.stats;
+    recorder.retiredAnswered += stats.heartbeatsAnswered;
+    recorder.retiredIgnored += stats.heartbeatsIgnored;
+    recorder.retiredReceived += stats.messagesReceived;
+    if (this.device === device) this.device = null;
+  }
+
+  #countSent(recorder: Recorder): void {
+    recorder.linesSent++;
+    if (this.stable) recorder.stableLinesSent++;
+  }
+
+  async #consume(device: Device, recorder: Recorder): Promise<void> {
+    try {
+      for await (const data of device) {
+        const receivedAt = performance.now();
+        for (const line of commandLines(decoder.decode(data))) {
+          if (this.role === "slow") {
+            await new Promise((resolve) => setTimeout(resolve, this.#options.slowDelay));
+          }
+          const reply = answer(this.fake, line);
+          recorder.commandsReceived++;
+          const tag = /#(\S+)$/.exec(line)?.[1];
+          if (tag !== undefined && !this.received.has(tag)) this.received.set(tag, receivedAt);
+          if (await device.send(reply + "\n")) this.#countSent(recorder);
+          else if (!recorder.shuttingDown && this.stable && device.connected) {
+            recorder.error(`device ${this.uuid} could not send its answer`);
+          }
+        }
+      }
+    } catch (error) {
+      recorder.error(`device ${this.uuid} failed: ${String(error)}`);
+    }
+  }
+}
+
+/** The malformed handshake answers a chaos connection may send, in turn. */
+const malformedAnswers: readonly ((uuid: string) => Uint8Array)[] = [
+  () => encoder.encode("hello##light##{}"),
+  (uuid) => encoder.encode(`${uuid}##fridge##{}`),
+  (uuid) => encoder.encode(`${uuid}##light##[1,2]`),
+  (uuid) => encoder.encode(`${uuid}##light##{}##extra`),
+  (uuid) => {
+    // Mode-2 preamble with protocol version 3.
+    const frame = encodeFrame(FrameType.INFO, `${uuid}##light##{}`);
+    return Uint8Array.from([0x00, 0x49, 0x4d, 0x03, ...frame]);
+  },
+  (uuid) => {
+    // Mode-2 preamble followed by a DATA frame instead of INFO.
+    const frame = encodeFrame(FrameType.DATA, `${uuid}##light##{}`);
+    return Uint8Array.from([0x00, 0x49, 0x4d, 0x02, ...frame]);
+  },
+];
+
+/**
+ * Connects, waits for `getinfo`, sends malformed answer number `variant` and
+ * waits for the manager to close the connection.
+ *
+ * @returns True when the manager rejected it (closed the connection) within `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * import { Manager } from "../mod.ts";
+ * import { sendMalformedHandshake } from "./fleet.ts";
+ * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+ * console.log(await sendMalformedHandshake({ hostname: "127.0.0.1", port: manager.port }, 0)); // true
+ * ```
+ */
+export async function sendMalformedHandshake(
+  target: Target,
+  variant: number,
+  timeoutMs = 10_000,
+): Promise<boolean> {
+  const conn = target.tls
+    ? await Deno.connectTls({
+      hostname: target.hostname,
+      port: target.port,
+      caCerts: target.tls.caCerts ? [...target.tls.caCerts] : undefined,
+    })
+    : await Deno.connect({ hostname: target.hostname, port: target.port });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, timeoutMs);
+  try {
+    const buffer = new Uint8Array(1024);
+    const first = await conn.read(buffer);
+    if (first === null || buffer[0] !== 0x01) return false;
+    const bytes = malformedAnswers[variant % malformedAnswers.length](crypto.randomUUID());
+    for (let offset = 0; offset < bytes.length;) {
+      offset += await conn.write(bytes.subarray(offset));
+    }
+    while ((await conn.read(buffer)) !== null) { /* wait for the manager to close */ }
+    return true;
+  } catch (error) {
+    // A reset is also a rejection; a timeout is not.
+    return !timedOut && error instanceof Deno.errors.ConnectionReset;
+  } finally {
+    clearTimeout(timer);
+    if (!timedOut) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  }
+}

@@ -1,0 +1,349 @@
+/**
+ * What a simulation run does, and the command line that sets it. The defaults
+ * live here, once: the CLI and the tests both start from them.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** The chaos knobs; each is off (0) by default. */
+export interface ChaosOptions {
+  /** Share of devices (0 to 1) that never answer heartbeats; the manager should drop them. */
+  readonly silent: number;
+  /** Disconnect-and-reconnect cycles per minute across the fleet. */
+  readonly churn: number;
+  /** Share of devices that read slowly (one message per `slowDelay` ms, one held at a time). */
+  readonly slow: number;
+  /** Milliseconds a slow device spends on each message. */
+  readonly slowDelay: number;
+  /** Share of connections that send a malformed handshake; the manager should reject each. */
+  readonly malformed: number;
+}
+
+/** One simulation run. */
+export interface SimulationOptions {
+  /** Number of lights. */
+  readonly lights: number;
+  /** Number of locks. */
+  readonly locks: number;
+  /** An external manager to connect to; without it an embedded manager is started. */
+  readonly connect?: { readonly hostname: string; readonly port: number };
+  /** Devices connect with TLS; `caCerts` are extra roots to trust. */
+  readonly tls?: { readonly caCerts?: readonly string[] };
+  /** PEM certificate and key for the embedded manager (with `tls`). */
+  readonly managerTls?: { readonly cert: string; readonly key: string };
+  /**
+   * Seconds of steady running after the scenario's messages: devices answer
+   * heartbeats, churn and send telemetry. Embedded: by default three heartbeat
+   * rounds (longer when silent devices must be seen dropped). External: the
+   * whole run.
+   */
+  readonly duration?: number;
+  /** Embedded manager's heartbeatRate, in seconds. */
+  readonly heartbeat: number;
+  /** Embedded manager's heartbeatTimeout, in seconds. */
+  readonly heartbeatTimeout: number;
+  /** New connections per second while the fleet connects. */
+  readonly rate: number;
+  /** Most handshakes in flight at once (keep it under the manager's maxPendingHandshakes). */
+  readonly concurrency: number;
+  /** Share of devices speaking protocol mode 1 (0: all mode 2, 1: all mode 1). */
+  readonly mode1Share: number;
+  /** Seconds between telemetry messages from each device; 0 turns telemetry off. */
+  readonly telemetry: number;
+  /** Request round trips (`client.request("status")`) in the embedded scenario. */
+  readonly requests: number;
+  /** Seed for the chaos and mode assignment. */
+  readonly seed: number;
+  /** Chaos knobs. */
+  readonly chaos: ChaosOptions;
+  /** Called about four times a second with live figures. */
+  readonly onStatus?: (status: LiveStatus) => void;
+  /** Ends the run early (the report covers what happened so far). */
+  readonly signal?: AbortSignal;
+}
+
+/** Live figures for the status line. */
+export interface LiveStatus {
+  /** Seconds since the run started. */
+  readonly elapsed: number;
+  /** What the run is doing, e.g. `"connecting"`. */
+  readonly phase: string;
+  /** Devices connected now. */
+  readonly connected: number;
+  /** Devices the run expects connected. */
+  readonly expected: number;
+  /** Messages received so far, by the devices and by the embedded manager. */
+  readonly messages: number;
+  /** Heartbeats answered so far. */
+  readonly heartbeatsAnswered: number;
+  /** Unexpected errors so far. */
+  readonly errors: number;
+  /** Resident set size now, in bytes. */
+  readonly rss: number;
+}
+
+/**
+ * The defaults of every option.
+ *
+ * @example
+ * ```ts
+ * import { defaultOptions } from "./options.ts";
+ * console.log(defaultOptions.lights, defaultOptions.locks); // 200 100
+ * ```
+ */
+export const defaultOptions: SimulationOptions = {
+  lights: 200,
+  locks: 100,
+  heartbeat: 1,
+  heartbeatTimeout: 2,
+  rate: 1000,
+  concurrency: 200,
+  mode1Share: 0,
+  telemetry: 0,
+  requests: 50,
+  seed: 1,
+  chaos: { silent: 0, churn: 0, slow: 0, slowDelay: 100, malformed: 0 },
+};
+
+/** What the CLI asked for: a run, or help. */
+export type CliRequest =
+  | { readonly help: true }
+  | {
+    readonly help: false;
+    readonly options: SimulationOptions;
+    readonly json: boolean;
+    readonly logLevel: LogLevelName;
+    readonly statusLine: boolean;
+  };
+
+/** LogTape level names accepted by `--log-level`. */
+export type LogLevelName = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+const logLevels: readonly LogLevelName[] = ["trace", "debug", "info", "warning", "error", "fatal"];
+
+/**
+ * The `--help` text.
+ *
+ * @example
+ * ```ts
+ * import { usage } from "./options.ts";
+ * console.log(usage.split("\n")[0]); // Usage: deno task simulate [options]
+ * ```
+ */
+export const usage = `Usage: deno task simulate [options]
+
+Simulates a fleet of lights and locks. Without --connect it starts an embedded
+manager, connects the fleet, plays a scenario (broadcasts, sends by type and to
+single devices, request round trips, heartbeat rounds, clean shutdown) and
+prints a report. Exit code 0 only when every expectation held.
+
+Target
+  --connect host:port    run the devices against an external manager for --duration
+  --tls                  devices connect with TLS
+  --ca file              PEM CA certificate the devices trust (with --tls)
+  --cert file --key file PEM certificate and key for the embedded manager (with --tls)
+
+Fleet
+  --lights n             lights (default ${defaultOptions.lights})
+  --locks n              locks (default ${defaultOptions.locks})
+  --mode 1|2|mixed       protocol mode of the devices; mixed is half each (default 2)
+  --rate n               new connections per second (default ${defaultOptions.rate})
+  --concurrency n        most handshakes in flight (default ${defaultOptions.concurrency})
+  --telemetry seconds    each device reports its state this often (default off)
+
+Timing
+  --duration seconds     steady running time (default: 3 heartbeat rounds embedded, 30 external)
+  --heartbeat seconds    embedded manager's heartbeatRate (default ${defaultOptions.heartbeat})
+  --heartbeat-timeout s  embedded manager's heartbeatTimeout (default ${defaultOptions.heartbeatTimeout})
+  --requests n           request round trips in the scenario (default ${defaultOptions.requests})
+
+Chaos (all off by default)
+  --silent share         share of devices that never answer heartbeats (0 to 1)
+  --churn n              disconnect+reconnect cycles per minute
+  --slow share           share of slow readers
+  --slow-delay ms        time a slow reader spends per message (default ${defaultOptions.chaos.slowDelay})
+  --mode1-share share    share of devices speaking protocol mode 1 (overrides --mode)
+  --malformed share      share of connections sending a malformed handshake
+  --seed n               seed for who gets which role (default ${defaultOptions.seed})
+
+Output
+  --json                 print the report as JSON
+  --no-status            no live status line
+  --log-level level      trace, debug, info, warning, error, fatal (default warning)
+  -h, --help             this text
+`;
+
+/**
+ * A command line that cannot be run; the CLI prints it with the usage and exits with 2.
+ *
+ * @example
+ * ```ts
+ * import { parseCli, UsageError } from "./options.ts";
+ * try {
+ *   parseCli(["--mode", "3"]);
+ * } catch (error) {
+ *   console.log(error instanceof UsageError); // true
+ * }
+ * ```
+ */
+export class UsageError extends Error {
+  /** @param message What is wrong. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * Parses the command line.
+ *
+ * @param args The arguments, without the program name.
+ * @param readFile Reads a PEM file named on the command line.
+ * @throws {UsageError} On unknown flags or bad values.
+ *
+ * @example
+ * ```ts
+ * import { parseCli } from "./options.ts";
+ * const request = parseCli(["--lights", "10", "--locks", "5", "--mode", "mixed"]);
+ * if (!request.help) console.log(request.options.mode1Share); // 0.5
+ * ```
+ */
+export function parseCli(
+  args: readonly string[],
+  readFile: (path: string) => string = Deno.readTextFileSync,
+): CliRequest {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: "boolean", short: "h" },
+        connect: { type: "string" },
+        tls: { type: "boolean" },
+        ca: { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
+        lights: { type: "string" },
+        locks: { type: "string" },
+        mode: { type: "string" },
+        rate: { type: "string" },
+        concurrency: { type: "string" },
+        telemetry: { type: "string" },
+        duration: { type: "string" },
+        heartbeat: { type: "string" },
+        "heartbeat-timeout": { type: "string" },
+        requests: { type: "string" },
+        silent: { type: "string" },
+        churn: { type: "string" },
+        slow: { type: "string" },
+        "slow-delay": { type: "string" },
+        "mode1-share": { type: "string" },
+        malformed: { type: "string" },
+        seed: { type: "string" },
+        json: { type: "boolean" },
+        "no-status": { type: "boolean" },
+        "log-level": { type: "string" },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return { help: true };
+
+  const d = defaultOptions;
+  const number = (name: string, value: string | undefined, fallback: number, min = 0) => {
+    if (value === undefined) return fallback;
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed < min) {
+      throw new UsageError(`--${name} must be a number of at least ${min}, got ${value}`);
+    }
+    return parsed;
+  };
+  const whole = (name: string, value: string | undefined, fallback: number, min = 0) => {
+    const parsed = number(name, value, fallback, min);
+    if (!Number.isInteger(parsed)) throw new UsageError(`--${name} must be a whole number`);
+    return parsed;
+  };
+  const share = (name: string, value: string | undefined) => {
+    const parsed = number(name, value, 0);
+    if (parsed > 1) throw new UsageError(`--${name} is a share from 0 to 1, got ${value}`);
+    return parsed;
+  };
+
+  let connect: SimulationOptions["connect"];
+  if (values.connect !== undefined) {
+    const match = /^(.+):(\d+)$/.exec(values.connect);
+    if (!match) throw new UsageError(`--connect must be host:port, got ${values.connect}`);
+    connect = { hostname: match[1].replace(/^\[(.*)\]$/, "$1"), port: Number(match[2]) };
+  }
+
+  const modeFlag = values.mode ?? "2";
+  if (!["1", "2", "mixed"].includes(modeFlag)) {
+    throw new UsageError(`--mode must be 1, 2 or mixed, got ${modeFlag}`);
+  }
+  const modeShare = modeFlag === "1" ? 1 : modeFlag === "mixed" ? 0.5 : 0;
+
+  let tls: SimulationOptions["tls"];
+  let managerTls: SimulationOptions["managerTls"];
+  if (values.tls) {
+    tls = { caCerts: values.ca ? [readFile(values.ca)] : undefined };
+    if (!connect) {
+      if (!values.cert || !values.key) {
+        throw new UsageError("--tls with the embedded manager needs --cert and --key");
+      }
+      managerTls = { cert: readFile(values.cert), key: readFile(values.key) };
+    }
+  } else if (values.ca || values.cert || values.key) {
+    throw new UsageError("--ca, --cert and --key need --tls");
+  }
+
+  const logLevel = (values["log-level"] ?? "warning") as LogLevelName;
+  if (!logLevels.includes(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${logLevels.join(", ")}`);
+  }
+
+  const heartbeat = number("heartbeat", values.heartbeat, d.heartbeat, 0.01);
+  const options: SimulationOptions = {
+    lights: whole("lights", values.lights, d.lights),
+    locks: whole("locks", values.locks, d.locks),
+    connect,
+    tls,
+    managerTls,
+    duration: values.duration === undefined ? undefined : number("duration", values.duration, 0, 0),
+    heartbeat,
+    heartbeatTimeout: number(
+      "heartbeat-timeout",
+      values["heartbeat-timeout"],
+      d.heartbeatTimeout,
+      0.01,
+    ),
+    rate: number("rate", values.rate, d.rate, 1),
+    concurrency: whole("concurrency", values.concurrency, d.concurrency, 1),
+    mode1Share: values["mode1-share"] === undefined
+      ? modeShare
+      : share("mode1-share", values["mode1-share"]),
+    telemetry: number("telemetry", values.telemetry, d.telemetry),
+    requests: whole("requests", values.requests, d.requests),
+    seed: whole("seed", values.seed, d.seed),
+    chaos: {
+      silent: share("silent", values.silent),
+      churn: number("churn", values.churn, 0),
+      slow: share("slow", values.slow),
+      slowDelay: number("slow-delay", values["slow-delay"], d.chaos.slowDelay),
+      malformed: share("malformed", values.malformed),
+    },
+  };
+  if (options.lights + options.locks === 0) {
+    throw new UsageError("no devices: --lights 0 --locks 0");
+  }
+  return {
+    help: false,
+    options,
+    json: values.json ?? false,
+    logLevel,
+    statusLine: !values["no-status"],
+  };
+}

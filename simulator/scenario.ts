@@ -1,0 +1,740 @@
+/**
+ * One simulation run: start (or reach) a manager, connect the fleet at a
+ * bounded rate, play the scenario, shut down cleanly, and measure everything
+ * for the report. Manager and devices share one process and one clock, so a
+ * broadcast's delivery latency is measured from the manager's send to each
+ * device's receipt directly.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { type Client, type ConnectionEnd, Manager } from "../mod.ts";
+import { commandLines, type FakeType } from "./fake_devices.ts";
+import { Recorder, type Role, sendMalformedHandshake, SimDevice, type Target } from "./fleet.ts";
+import { defaultOptions, type SimulationOptions } from "./options.ts";
+import type { Expectation, SimulationReport } from "./report.ts";
+import { count, seededRandom, shuffled, summarize, type Tally } from "./stats.ts";
+
+const log = getLogger(["iot-manager", "simulator"]);
+
+/** Broadcasts the embedded scenario sends, in order. */
+const BROADCASTS: readonly { target: "all" | FakeType; command: string }[] = [
+  { target: "all", command: "status" },
+  { target: "light", command: "on" },
+  { target: "light", command: "brightness 40" },
+  { target: "lock", command: "lock" },
+  { target: "all", command: "status" },
+];
+const UNICASTS = 20;
+const REQUEST_CONCURRENCY = 32;
+const STEADY_ROUNDS = 3;
+const TICK_MS = 250;
+
+/**
+ * Runs a simulation and reports on it. Options not given take their
+ * {@linkcode defaultOptions} values.
+ *
+ * @example
+ * ```ts
+ * import { runSimulation } from "./scenario.ts";
+ * const report = await runSimulation({ lights: 4, locks: 2, heartbeat: 0.1 });
+ * console.log(report.ok, report.broadcasts.latency.p99);
+ * ```
+ */
+export async function runSimulation(
+  options: Partial<SimulationOptions> = {},
+): Promise<SimulationReport> {
+  const run = new Run({
+    ...defaultOptions,
+    ...options,
+    chaos: { ...defaultOptions.chaos, ...options.chaos },
+  });
+  return await run.execute();
+}
+
+interface BroadcastRecord {
+  readonly tag: string;
+  readonly target: "all" | FakeType;
+  readonly sentAt: number;
+}
+
+class Run {
+  readonly #options: SimulationOptions;
+  readonly #recorder = new Recorder();
+  readonly #random: () => number;
+  readonly #sims: SimDevice[] = [];
+  readonly #byUuid = new Map<string, SimDevice>();
+  readonly #malformed: number;
+  readonly #started = performance.now();
+  #manager: Manager | null = null;
+  #target!: Target;
+  #phase = "starting";
+  #peakRss = 0;
+  #peakConnected = 0;
+  #everConnected = new Set<string>();
+  #managerEnds: Tally = {};
+  #managerReceived = 0;
+  #managerStableReceived = 0;
+  #answersAtQuiet: { sent: number; received: number } | null = null;
+  #toDevicesSent = 0;
+  #broadcasts: BroadcastRecord[] = [];
+  #unicastTargets: { sim: SimDevice; tag: string }[] = [];
+  #requests = { sent: 0, answered: 0, latencies: [] as number[] };
+  #churn = { cycles: 0, reconnected: 0, tasks: new Set<Promise<void>>() };
+  #malformedRejected = 0;
+  #silentDropped = 0;
+  #slowDropped = 0;
+  #heartbeatMissed = 0;
+  #roundsAtSteady = 0;
+  #aliveAtShutdown: SimDevice[] = [];
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #ticker: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: SimulationOptions) {
+    this.#options = options;
+    this.#random = seededRandom(options.seed);
+    const total = options.lights + options.locks;
+    this.#malformed = Math.round(total * options.chaos.malformed);
+    // Lights and locks interleaved, then roles and modes handed out by a seeded shuffle.
+    const types: FakeType[] = [];
+    for (let i = 0, lights = 0, locks = 0; i < total; i++) {
+      const light = locks >= options.locks ||
+        (lights < options.lights && lights * options.locks <= locks * options.lights);
+      types.push(light ? "light" : "lock");
+      if (light) lights++;
+      else locks++;
+    }
+    const order = shuffled(types.map((_, i) => i), this.#random);
+    const roles = new Map<number, Role | "malformed">();
+    const counts: [Role | "malformed", number][] = [
+      ["malformed", this.#malformed],
+      ["silent", Math.round(total * options.chaos.silent)],
+      ["slow", Math.round(total * options.chaos.slow)],
+    ];
+    let at = 0;
+    for (const [role, n] of counts) {
+      for (let i = 0; i < n && at < order.length; i++) roles.set(order[at++], role);
+    }
+    const mode1 = new Set(
+      shuffled(types.map((_, i) => i), this.#random)
+        .slice(0, Math.round(total * options.mode1Share)),
+    );
+    for (let i = 0; i < total; i++) {
+      const role = roles.get(i) ?? "normal";
+      if (role === "malformed") continue;
+      const sim = new SimDevice({
+        type: types[i],
+        mode: mode1.has(i) ? 1 : 2,
+        role,
+        slowDelay: options.chaos.slowDelay,
+      });
+      this.#sims.push(sim);
+      this.#byUuid.set(sim.uuid, sim);
+    }
+  }
+
+  get #embedded(): boolean {
+    return this.#manager !== null;
+  }
+
+  get #aborted(): boolean {
+    return this.#options.signal?.aborted ?? false;
+  }
+
+  async execute(): Promise<SimulationReport> {
+    try {
+      this.#startTicker();
+      await this.#reachManager();
+      this.#phase = "connecting";
+      await this.#connectFleet();
+      if (this.#embedded) {
+        await this.#until(() => this.#everConnected.size >= this.#sims.length, 10_000);
+      }
+      this.#startChaos();
+      if (this.#embedded && !this.#aborted) {
+        this.#phase = "broadcasts";
+        await this.#broadcastPhase();
+        this.#phase = "unicasts";
+        await this.#unicastPhase();
+        await this.#quiet();
+        this.#phase = "requests";
+        await this.#requestPhase();
+      }
+      this.#phase = "steady";
+      await this.#steadyPhase();
+    } catch (error) {
+      this.#recorder.error(`the run failed: ${(error as Error).stack ?? String(error)}`);
+    } finally {
+      await this.#shutdown();
+    }
+    return this.#report();
+  }
+
+  async #reachManager(): Promise<void> {
+    const { connect, tls, managerTls } = this.#options;
+    if (connect) {
+      this.#target = { hostname: connect.hostname, port: connect.port, tls };
+      return;
+    }
+    const manager = await Manager.listen({
+      validTypes: ["light", "lock"],
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: managerTls,
+      heartbeatRate: this.#options.heartbeat,
+      heartbeatTimeout: this.#options.heartbeatTimeout,
+      handshakeTimeout: 10,
+    });
+    this.#manager = manager;
+    this.#target = {
+      hostname: manager.hostname,
+      port: manager.port,
+      tls: managerTls ? tls ?? {} : undefined,
+    };
+    manager.on("connect", (client) => this.#onRegistered(client));
+    manager.on("message", (client, data) => this.#onManagerMessage(client, data));
+    manager.on("disconnect", (client, end) => this.#onManagerDisconnect(client, end));
+  }
+
+  #onRegistered(client: Client): void {
+    const sim = this.#byUuid.get(client.uuid);
+    this.#peakConnected = Math.max(this.#peakConnected, this.#manager!.size);
+    if (!sim || this.#everConnected.has(sim.uuid)) return;
+    this.#everConnected.add(sim.uuid);
+    this.#recorder.handshakeMs.push(performance.now() - sim.dialAt);
+  }
+
+  #onManagerMessage(client: Client, data: Uint8Array): void {
+    this.#countAnswers(client.uuid, new TextDecoder().decode(data));
+  }
+
+  /** Counts the JSON lines a device sent; reports anything else. */
+  #countAnswers(uuid: string, text: string): void {
+    const sim = this.#byUuid.get(uuid);
+    for (const line of commandLines(text)) {
+      if (!line.startsWith("{")) {
+        this.#recorder.error(
+          `the manager delivered ${
+            JSON.stringify(line)
+          } from ${uuid} (mode ${sim?.mode}) as a message`,
+        );
+        continue;
+      }
+      this.#managerReceived++;
+      if (sim?.stable) this.#managerStableReceived++;
+    }
+  }
+
+  #onManagerDisconnect(client: Client, end: ConnectionEnd): void {
+    count(this.#managerEnds, end.reason);
+    const sim = this.#byUuid.get(client.uuid);
+    if (!sim) return;
+    if (end.reason === "heartbeat" && sim.role !== "silent") this.#heartbeatMissed++;
+    if (this.#recorder.shuttingDown && end.reason === "manager-closed") return;
+    if (sim.role === "silent" && end.reason === "heartbeat") {
+      this.#silentDropped++;
+      return;
+    }
+    if (sim.churned && (end.reason === "ended" || end.reason === "closed")) return;
+    if (sim.role === "slow") {
+      this.#slowDropped++;
+      return;
+    }
+    this.#recorder.unexpectedDisconnect(
+      `${sim.type} ${sim.uuid} (mode ${sim.mode}, ${sim.role}): ${end.reason}: ${end.message}`,
+    );
+  }
+
+  /** Device-side view, for runs against an external manager. */
+  #onDeviceDrop(sim: SimDevice, end: ConnectionEnd): void {
+    if (this.#embedded || this.#recorder.shuttingDown || sim.churning) return;
+    if (sim.role === "silent") {
+      this.#silentDropped++;
+      return;
+    }
+    if (sim.role === "slow") {
+      this.#slowDropped++;
+      return;
+    }
+    if (/no beat/.test(end.message)) this.#heartbeatMissed++;
+    this.#recorder.unexpectedDisconnect(
+      `${sim.type} ${sim.uuid} (mode ${sim.mode}): ${end.reason}: ${end.message}`,
+    );
+  }
+
+  async #startSim(sim: SimDevice): Promise<void> {
+    try {
+      const device = await sim.start(this.#target, this.#recorder);
+      device.on("disconnect", (end) => this.#onDeviceDrop(sim, end));
+      if (!this.#embedded) {
+        this.#recorder.handshakeMs.push(performance.now() - sim.dialAt);
+        this.#everConnected.add(sim.uuid);
+      }
+    } catch (error) {
+      this.#recorder.error(
+        `${sim.type} ${sim.uuid} could not connect: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  async #connectFleet(): Promise<void> {
+    const jobs: (() => Promise<void>)[] = this.#sims.map((sim) => () => this.#startSim(sim));
+    for (let i = 0; i < this.#malformed; i++) {
+      jobs.push(async () => {
+        try {
+          if (await sendMalformedHandshake(this.#target, i)) this.#malformedRejected++;
+          else this.#recorder.error(`malformed handshake ${i} was not rejected`);
+        } catch (error) {
+          this.#recorder.error(`malformed handshake ${i} failed: ${(error as Error).message}`);
+        }
+      });
+    }
+    const gapMs = 1000 / this.#options.rate;
+    let due = performance.now();
+    const inFlight = new Set<Promise<void>>();
+    for (const job of shuffled(jobs, this.#random)) {
+      if (this.#aborted) break;
+      while (inFlight.size >= this.#options.concurrency) await Promise.race(inFlight);
+      const wait = due - performance.now();
+      if (wait >= 4) await sleep(wait);
+      due = Math.max(due + gapMs, performance.now() - 50);
+      const task: Promise<void> = job().finally(() => inFlight.delete(task));
+      inFlight.add(task);
+    }
+    await Promise.all(inFlight);
+  }
+
+  async #broadcastPhase(): Promise<void> {
+    const manager = this.#manager!;
+    for (const [i, step] of BROADCASTS.entries()) {
+      if (this.#aborted) return;
+      const tag = `b${i + 1}`;
+      const line = `${step.command} #${tag}\n`;
+      const sentAt = performance.now();
+      const reached = step.target === "all"
+        ? await manager.sendAll(line)
+        : await manager.sendType(step.target, line);
+      this.#toDevicesSent += reached;
+      this.#broadcasts.push({ tag, target: step.target, sentAt });
+      const receivers = this.#sims.filter((sim) =>
+        sim.stable && (step.target === "all" || sim.type === step.target)
+      );
+      await this.#until(() => receivers.every((sim) => sim.received.has(tag)), 10_000);
+    }
+  }
+
+  async #unicastPhase(): Promise<void> {
+    const manager = this.#manager!;
+    const stable = shuffled(this.#sims.filter((sim) => sim.stable), this.#random);
+    for (const [i, sim] of stable.slice(0, UNICASTS).entries()) {
+      const tag = `u${i + 1}`;
+      const command = sim.type === "lock" ? "unlock" : i % 2 === 0 ? "toggle" : "brightness 70";
+      this.#toDevicesSent += await manager.send(sim.uuid, `${command} #${tag}\n`);
+      this.#unicastTargets.push({ sim, tag });
+    }
+    await this.#until(
+      () => this.#unicastTargets.every(({ sim, tag }) => !sim.stable || sim.received.has(tag)),
+      10_000,
+    );
+  }
+
+  /**
+   * Waits until the manager has every answer the undisturbed devices sent and,
+   * with `settle` (once telemetry has stopped), until nothing more has arrived
+   * for 100 ms, so slow readers have finished their backlog.
+   */
+  async #quiet(settle = false): Promise<void> {
+    await this.#until(
+      () => this.#managerStableReceived >= this.#recorder.stableLinesSent,
+      10_000,
+    );
+    if (!settle) return;
+    let seen = -1;
+    await this.#until(
+      () => {
+        const settled = seen === this.#managerReceived;
+        seen = this.#managerReceived;
+        return settled;
+      },
+      3_000,
+      100,
+    );
+  }
+
+  async #requestPhase(): Promise<void> {
+    const manager = this.#manager!;
+    const stable = shuffled(this.#sims.filter((sim) => sim.stable), this.#random);
+    const jobs: { sim: SimDevice; command: string; expectError: boolean }[] = stable
+      .slice(0, this.#options.requests)
+      .map((sim) => ({ sim, command: "status", expectError: false }));
+    for (const type of ["light", "lock"] as const) {
+      const sim = stable.find((candidate) => candidate.type === type);
+      if (sim && this.#options.requests > 0) jobs.push({ sim, command: "fly", expectError: true });
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length && !this.#aborted) {
+        const index = next++;
+        const job = jobs[index];
+        const client = manager.get(job.sim.uuid);
+        if (!client) {
+          this.#recorder.error(`request ${index}: ${job.sim.uuid} is not connected`);
+          continue;
+        }
+        this.#requests.sent++;
+        this.#toDevicesSent++;
+        try {
+          const tag = `r${index + 1}`;
+          const started = performance.now();
+          let text = await client.requestString(`${job.command} #${tag}\n`, { timeout: 10 });
+          let reply = this.#findReply(client.uuid, text, tag);
+          // A telemetry line may arrive first; the answer follows.
+          for (let extra = 0; !reply && extra < 5; extra++) {
+            text = await client.recvString({ timeout: 5 });
+            reply = this.#findReply(client.uuid, text, tag);
+          }
+          const valid = reply !== undefined &&
+            (job.expectError
+              ? typeof reply.error === "string"
+              : job.sim.type === "lock"
+              ? typeof reply.locked === "boolean"
+              : typeof reply.on === "boolean");
+          if (!valid) {
+            this.#recorder.error(`request ${tag} to ${client.uuid}: bad answer ${text.trim()}`);
+            continue;
+          }
+          this.#requests.answered++;
+          this.#requests.latencies.push(performance.now() - started);
+        } catch (error) {
+          this.#recorder.error(`request to ${client.uuid} failed: ${(error as Error).message}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: REQUEST_CONCURRENCY }, worker));
+  }
+
+  /** Counts a request's answer lines as received and returns the one tagged `tag`. */
+  #findReply(uuid: string, text: string, tag: string): Record<string, unknown> | undefined {
+    this.#countAnswers(uuid, text);
+    for (const line of commandLines(text)) {
+      try {
+        const value = JSON.parse(line);
+        if (value?.id === tag) return value;
+      } catch { /* not JSON: already reported */ }
+    }
+    return undefined;
+  }
+
+  async #steadyPhase(): Promise<void> {
+    const { duration, heartbeat, heartbeatTimeout } = this.#options;
+    const manager = this.#manager;
+    this.#roundsAtSteady = manager?.heartbeatRounds ?? 0;
+    if (!manager) {
+      await sleep((duration ?? 30) * 1000, this.#options.signal);
+      return;
+    }
+    if (duration !== undefined) {
+      await sleep(duration * 1000, this.#options.signal);
+      return;
+    }
+    const silent = this.#sims.filter((sim) => sim.role === "silent").length;
+    await this.#until(
+      () =>
+        manager.heartbeatRounds >= this.#roundsAtSteady + STEADY_ROUNDS &&
+        this.#silentDropped >= silent,
+      ((STEADY_ROUNDS + 1) * heartbeat + heartbeatTimeout + 5) * 1000,
+    );
+  }
+
+  #startChaos(): void {
+    const { churn } = this.#options.chaos;
+    if (churn > 0) {
+      this.#timers.push(setInterval(() => this.#churnOnce(), 60_000 / churn));
+    }
+    const telemetry = this.#options.telemetry;
+    if (telemetry > 0) {
+      // One timer for the fleet: each 100 ms tick reports for one slice of it.
+      const slices = Math.max(1, Math.round((telemetry * 1000) / 100));
+      let tick = 0;
+      this.#timers.push(setInterval(() => {
+        const slice = tick++ % slices;
+        for (let i = slice; i < this.#sims.length; i += slices) {
+          this.#sims[i].telemetry(this.#recorder).catch((error) =>
+            this.#recorder.error(`telemetry failed: ${String(error)}`)
+          );
+        }
+      }, 100));
+    }
+  }
+
+  #churnOnce(): void {
+    const candidates = this.#sims.filter((sim) =>
+      sim.role === "normal" && !sim.churning && sim.device?.connected
+    );
+    if (candidates.length === 0) return;
+    const sim = candidates[Math.floor(this.#random() * candidates.length)];
+    sim.churned = true;
+    sim.churning = true;
+    this.#churn.cycles++;
+    const task: Promise<void> = (async () => {
+      await sim.stop("churn");
+      await sleep(50 + this.#random() * 250);
+      sim.churning = false;
+      if (this.#recorder.shuttingDown) return;
+      await this.#startSim(sim);
+      // Mode 1 has no acknowledgement: count the device back once the manager lists it.
+      const manager = this.#manager;
+      if (manager) await this.#until(() => manager.get(sim.uuid) !== undefined, 5_000);
+      if (sim.device?.connected) this.#churn.reconnected++;
+    })().catch((error) => this.#recorder.error(`churn failed: ${String(error)}`))
+      .finally(() => this.#churn.tasks.delete(task));
+    this.#churn.tasks.add(task);
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#phase = "shutdown";
+    for (const timer of this.#timers.splice(0)) clearInterval(timer);
+    await Promise.all(this.#churn.tasks);
+    if (this.#embedded) {
+      await this.#quiet(true);
+      this.#answersAtQuiet = {
+        sent: this.#recorder.stableLinesSent,
+        received: this.#managerStableReceived,
+      };
+    }
+    this.#recorder.shuttingDown = true;
+    this.#aliveAtShutdown = this.#sims.filter((sim) => sim.device?.connected);
+    if (this.#manager) {
+      await this.#manager.close();
+      // The goodbyes are on the wire; let every device read its own before closing the rest.
+      await this.#until(() => this.#aliveAtShutdown.every((sim) => !sim.device), 5_000);
+    }
+    await Promise.all(this.#sims.map((sim) => sim.stop("the simulation is over")));
+    this.#tick();
+    for (const timer of this.#timers.splice(0)) clearInterval(timer);
+    clearInterval(this.#ticker);
+    log.info("Simulation finished in {seconds} s", {
+      seconds: (performance.now() - this.#started) / 1000,
+    });
+  }
+
+  #startTicker(): void {
+    this.#ticker = setInterval(() => this.#tick(), TICK_MS);
+  }
+
+  #heartbeatTotals(): { answered: number; ignored: number; received: number } {
+    let answered = this.#recorder.retiredAnswered;
+    let ignored = this.#recorder.retiredIgnored;
+    let received = this.#recorder.retiredReceived;
+    for (const sim of this.#sims) {
+      const stats = sim.device?.stats;
+      if (!stats) continue;
+      answered += stats.heartbeatsAnswered;
+      ignored += stats.heartbeatsIgnored;
+      received += stats.messagesReceived;
+    }
+    return { answered, ignored, received };
+  }
+
+  #tick(): void {
+    const rss = Deno.memoryUsage().rss;
+    this.#peakRss = Math.max(this.#peakRss, rss);
+    let connected = 0;
+    for (const sim of this.#sims) if (sim.device?.connected) connected++;
+    if (!this.#embedded) this.#peakConnected = Math.max(this.#peakConnected, connected);
+    const onStatus = this.#options.onStatus;
+    if (!onStatus) return;
+    const totals = this.#heartbeatTotals();
+    onStatus({
+      elapsed: (performance.now() - this.#started) / 1000,
+      phase: this.#phase,
+      connected,
+      expected: this.#sims.length,
+      messages: totals.received + this.#managerReceived,
+      heartbeatsAnswered: totals.answered,
+      errors: this.#recorder.errorCount,
+      rss,
+    });
+  }
+
+  /** Polls `condition` every `everyMs` until it holds, `timeoutMs` passes or the run is aborted. */
+  async #until(condition: () => boolean, timeoutMs: number, everyMs = 20): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (!condition()) {
+      if (performance.now() > deadline || this.#aborted) return false;
+      await sleep(everyMs);
+    }
+    return true;
+  }
+
+  #report(): SimulationReport {
+    const recorder = this.#recorder;
+    const embedded = this.#embedded;
+    const sims = this.#sims;
+    const stableAtEnd = sims.filter((sim) => sim.stable);
+    let broadcastExpected = 0;
+    const broadcastSamples: number[] = [];
+    for (const broadcast of this.#broadcasts) {
+      for (const sim of stableAtEnd) {
+        if (broadcast.target !== "all" && sim.type !== broadcast.target) continue;
+        broadcastExpected++;
+        const at = sim.received.get(broadcast.tag);
+        if (at !== undefined) broadcastSamples.push(at - broadcast.sentAt);
+      }
+    }
+    const unicastsExpected = this.#unicastTargets.filter(({ sim }) => sim.stable);
+    const unicastsDelivered = unicastsExpected.filter(({ sim, tag }) => sim.received.has(tag));
+    const totals = this.#heartbeatTotals();
+    const silent = sims.filter((sim) => sim.role === "silent").length;
+    const slow = sims.filter((sim) => sim.role === "slow").length;
+    const mode1 = sims.filter((sim) => sim.mode === 1).length;
+    const goodbyes = this.#aliveAtShutdown.filter((sim) => sim.lastEnd?.reason === "ended").length;
+    const rounds = this.#manager?.heartbeatRounds ?? 0;
+
+    const expectations: Expectation[] = [];
+    const expect = (name: string, ok: boolean, detail: string) =>
+      expectations.push({ name, ok, detail });
+    if (this.#aborted) expect("the run completed", false, "aborted");
+    expect(
+      "every device connected",
+      this.#everConnected.size === sims.length,
+      `${this.#everConnected.size} / ${sims.length}`,
+    );
+    if (this.#malformed > 0) {
+      expect(
+        "every malformed handshake rejected",
+        this.#malformedRejected === this.#malformed,
+        `${this.#malformedRejected} / ${this.#malformed}`,
+      );
+    }
+    if (embedded) {
+      expect(
+        "every broadcast reached every undisturbed device",
+        broadcastExpected > 0 && broadcastSamples.length === broadcastExpected,
+        `${broadcastSamples.length} / ${broadcastExpected}`,
+      );
+      expect(
+        "every unicast delivered",
+        unicastsDelivered.length === unicastsExpected.length,
+        `${unicastsDelivered.length} / ${unicastsExpected.length}`,
+      );
+      if (this.#options.requests > 0) {
+        expect(
+          "every request answered",
+          this.#requests.sent > 0 && this.#requests.answered === this.#requests.sent,
+          `${this.#requests.answered} / ${this.#requests.sent}`,
+        );
+      }
+      const quiet = this.#answersAtQuiet ?? { sent: recorder.stableLinesSent, received: 0 };
+      expect(
+        "every answer reached the manager",
+        quiet.received === quiet.sent,
+        `${quiet.received} / ${quiet.sent}`,
+      );
+      expect(
+        "heartbeat rounds ran and none was missed",
+        rounds > 0 && totals.answered > 0 && this.#heartbeatMissed === 0,
+        `${rounds} rounds, ${totals.answered} answered, ${this.#heartbeatMissed} missed`,
+      );
+      if (silent > 0) {
+        expect(
+          "every silent device dropped for heartbeat",
+          this.#silentDropped === silent,
+          `${this.#silentDropped} / ${silent}`,
+        );
+      }
+      const missing = this.#aliveAtShutdown.filter((sim) => sim.lastEnd?.reason !== "ended")
+        .slice(0, 3)
+        .map((sim) =>
+          `; ${sim.type} ${sim.uuid} (mode ${sim.mode}, ${sim.role}) ended with ` +
+          `${sim.lastEnd?.reason}: ${sim.lastEnd?.message}`
+        );
+      expect(
+        "every device saw the manager's goodbye at shutdown",
+        goodbyes === this.#aliveAtShutdown.length,
+        `${goodbyes} / ${this.#aliveAtShutdown.length}${missing.join("")}`,
+      );
+    }
+    expect(
+      "no unexpected disconnects",
+      recorder.unexpectedCount === 0,
+      String(recorder.unexpectedCount),
+    );
+    expect("no errors", recorder.errorCount === 0, String(recorder.errorCount));
+
+    return {
+      ok: expectations.every((expectation) => expectation.ok),
+      target: embedded ? "embedded" : "external",
+      address: `${this.#target?.hostname}:${this.#target?.port}`,
+      tls: this.#options.tls !== undefined || this.#options.managerTls !== undefined,
+      seconds: (performance.now() - this.#started) / 1000,
+      aborted: this.#aborted,
+      devices: {
+        expected: sims.length,
+        connected: this.#everConnected.size,
+        peak: this.#peakConnected,
+        lights: sims.filter((sim) => sim.type === "light").length,
+        locks: sims.filter((sim) => sim.type === "lock").length,
+        mode1,
+        mode2: sims.length - mode1,
+      },
+      handshake: summarize(recorder.handshakeMs),
+      broadcasts: {
+        sent: this.#broadcasts.length,
+        delivered: broadcastSamples.length,
+        expected: broadcastExpected,
+        latency: summarize(broadcastSamples),
+      },
+      unicasts: { sent: unicastsExpected.length, delivered: unicastsDelivered.length },
+      requests: {
+        sent: this.#requests.sent,
+        answered: this.#requests.answered,
+        latency: summarize(this.#requests.latencies),
+      },
+      messages: {
+        toDevices: { sent: this.#toDevicesSent, delivered: recorder.commandsReceived },
+        toManager: { sent: recorder.linesSent, received: this.#managerReceived },
+      },
+      heartbeats: {
+        rounds,
+        answered: totals.answered,
+        ignored: totals.ignored,
+        missed: this.#heartbeatMissed,
+      },
+      disconnects: {
+        manager: this.#managerEnds,
+        devices: recorder.deviceEnds,
+        unexpected: recorder.unexpectedCount,
+        unexpectedSamples: recorder.unexpected,
+      },
+      chaos: {
+        silent,
+        silentDropped: this.#silentDropped,
+        slow,
+        slowDropped: this.#slowDropped,
+        churnCycles: this.#churn.cycles,
+        churnReconnected: this.#churn.reconnected,
+        malformed: this.#malformed,
+        malformedRejected: this.#malformedRejected,
+      },
+      peakRss: this.#peakRss,
+      errors: { count: recorder.errorCount, samples: recorder.errors },
+      expectations,
+    };
+  }
+}
+
+/** Sleeps `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

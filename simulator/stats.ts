@@ -1,0 +1,101 @@
+/**
+ * Small numeric helpers for the simulator: latency summaries and a seeded
+ * random source, so a run's chaos assignment can be replayed.
+ *
+ * @module
+ */
+
+/** Percentiles of a set of latencies, in milliseconds. */
+export interface LatencySummary {
+  /** Number of samples. */
+  readonly count: number;
+  /** Median (nearest rank); 0 without samples. */
+  readonly p50: number;
+  /** 99th percentile (nearest rank); 0 without samples. */
+  readonly p99: number;
+  /** Largest sample; 0 without samples. */
+  readonly max: number;
+}
+
+/**
+ * Summarises samples with nearest-rank percentiles.
+ *
+ * @example
+ * ```ts
+ * import { summarize } from "./stats.ts";
+ * console.log(summarize([5, 1, 3])); // { count: 3, p50: 3, p99: 5, max: 5 }
+ * ```
+ */
+export function summarize(samples: readonly number[]): LatencySummary {
+  if (samples.length === 0) return { count: 0, p50: 0, p99: 0, max: 0 };
+  const sorted = Float64Array.from(samples).sort();
+  const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
+  return {
+    count: sorted.length,
+    p50: round(rank(0.5)),
+    p99: round(rank(0.99)),
+    max: round(sorted[sorted.length - 1]),
+  };
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/**
+ * A seeded pseudo-random source in [0, 1) (mulberry32): the same seed gives
+ * the same chaos assignment.
+ *
+ * @example
+ * ```ts
+ * import { seededRandom } from "./stats.ts";
+ * const random = seededRandom(1);
+ * console.log(random() === seededRandom(1)()); // true
+ * ```
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Shuffles a copy of `items` (Fisher–Yates) with `random`.
+ *
+ * @example
+ * ```ts
+ * import { seededRandom, shuffled } from "./stats.ts";
+ * console.log(shuffled([1, 2, 3], seededRandom(7)).length); // 3
+ * ```
+ */
+export function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy;
+}
+
+/** Counts by key, e.g. disconnects by reason. */
+export type Tally = Record<string, number>;
+
+/**
+ * Adds one to `tally[key]`.
+ *
+ * @example
+ * ```ts
+ * import { count } from "./stats.ts";
+ * const tally = {};
+ * count(tally, "heartbeat");
+ * console.log(tally); // { heartbeat: 1 }
+ * ```
+ */
+export function count(tally: Tally, key: string): void {
+  tally[key] = (tally[key] ?? 0) + 1;
+}

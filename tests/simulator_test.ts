@@ -1,0 +1,263 @@
+import assert from "node:assert/strict";
+import {
+  answer,
+  commandLines,
+  FakeLight,
+  FakeLock,
+  parseCommand,
+} from "../simulator/fake_devices.ts";
+import { parseCli, UsageError } from "../simulator/options.ts";
+import { renderReport, type SimulationReport } from "../simulator/report.ts";
+import { runSimulation } from "../simulator/scenario.ts";
+import { summarize } from "../simulator/stats.ts";
+import { startManager, tlsFiles, waitFor } from "./_helpers.ts";
+
+/** Asserts that a run met every expectation, showing the failed ones if not. */
+function assertPassed(report: SimulationReport): void {
+  const failed = report.expectations.filter((expectation) => !expectation.ok);
+  assert.deepEqual(failed, [], renderReport(report));
+  assert.equal(report.ok, true);
+}
+
+Deno.test("simulator: mode 2 fleet, embedded manager: every expectation holds", async () => {
+  const report = await runSimulation({
+    lights: 20,
+    locks: 10,
+    heartbeat: 0.2,
+    heartbeatTimeout: 1,
+  });
+  assertPassed(report);
+  assert.equal(report.target, "embedded");
+  assert.deepEqual(
+    [report.devices.connected, report.devices.expected, report.devices.mode2],
+    [30, 30, 30],
+  );
+  // 2 broadcasts to all, 2 to lights, 1 to locks.
+  assert.equal(report.broadcasts.expected, 2 * 30 + 2 * 20 + 10);
+  assert.equal(report.broadcasts.delivered, report.broadcasts.expected);
+  assert.ok(report.broadcasts.latency.max >= report.broadcasts.latency.p50);
+  assert.equal(report.requests.answered, report.requests.sent);
+  assert.equal(
+    report.requests.sent,
+    30 + 2,
+    "status to every device, plus one unknown command per type",
+  );
+  assert.equal(report.messages.toDevices.delivered, report.messages.toDevices.sent);
+  assert.equal(report.messages.toManager.received, report.messages.toManager.sent);
+  assert.ok(report.heartbeats.rounds >= 3, `${report.heartbeats.rounds} heartbeat rounds`);
+  assert.ok(report.heartbeats.answered >= 3 * 30);
+  assert.equal(report.heartbeats.missed, 0);
+  assert.deepEqual(report.disconnects.manager, { "manager-closed": 30 });
+  assert.deepEqual(report.disconnects.devices, { ended: 30 });
+  assert.equal(report.disconnects.unexpected, 0);
+  assert.equal(report.handshake.count, 30);
+  assert.ok(report.peakRss > 0);
+});
+
+Deno.test("simulator: mode 1 fleet: messages without boundaries still all arrive", async () => {
+  const report = await runSimulation({
+    lights: 10,
+    locks: 10,
+    mode1Share: 1,
+    heartbeat: 0.2,
+    heartbeatTimeout: 1,
+  });
+  assertPassed(report);
+  assert.equal(report.devices.mode1, 20);
+  assert.equal(report.broadcasts.delivered, report.broadcasts.expected);
+  assert.deepEqual(report.disconnects.devices, { ended: 20 });
+});
+
+Deno.test("simulator: mixed modes over TLS", async () => {
+  const report = await runSimulation({
+    lights: 10,
+    locks: 6,
+    mode1Share: 0.5,
+    heartbeat: 0.2,
+    heartbeatTimeout: 1,
+    tls: { caCerts: [tlsFiles.ca] },
+    managerTls: { cert: tlsFiles.cert, key: tlsFiles.key },
+  });
+  assertPassed(report);
+  assert.equal(report.tls, true);
+  assert.deepEqual([report.devices.mode1, report.devices.mode2], [8, 8]);
+});
+
+Deno.test("simulator: chaos knobs do what they say and the run still passes", async () => {
+  const report = await runSimulation({
+    lights: 20,
+    locks: 20,
+    heartbeat: 0.2,
+    heartbeatTimeout: 0.4,
+    telemetry: 0.2,
+    chaos: { silent: 0.1, churn: 600, slow: 0.1, slowDelay: 20, malformed: 0.1 },
+  });
+  assertPassed(report);
+  assert.equal(report.chaos.malformed, 4);
+  assert.equal(report.chaos.malformedRejected, 4);
+  assert.equal(report.devices.expected, 36);
+  assert.equal(report.chaos.silent, 4);
+  assert.equal(report.chaos.silentDropped, 4);
+  assert.equal(report.disconnects.manager.heartbeat, 4);
+  assert.ok(report.heartbeats.ignored >= 4);
+  assert.equal(report.chaos.slow, 4);
+  assert.ok(report.chaos.churnCycles >= 1, "churn happened");
+  assert.equal(report.chaos.churnReconnected, report.chaos.churnCycles);
+  assert.ok(report.messages.toManager.sent > report.messages.toDevices.sent, "telemetry was sent");
+});
+
+Deno.test("simulator: against an external manager it only runs the devices", async () => {
+  await using manager = await startManager({ heartbeatRate: 0.1, heartbeatTimeout: 1 });
+  let most = 0;
+  manager.on("connect", () => void (most = Math.max(most, manager.size)));
+  const report = await runSimulation({
+    lights: 6,
+    locks: 4,
+    connect: { hostname: "127.0.0.1", port: manager.port },
+    duration: 0.5,
+  });
+  assertPassed(report);
+  assert.equal(report.target, "external");
+  assert.equal(most, 10);
+  assert.equal(report.broadcasts.sent, 0);
+  assert.ok(report.heartbeats.answered >= 10, "the devices answered the external manager");
+  assert.deepEqual(report.disconnects.devices, { kicked: 10 });
+  await waitFor(() => manager.size === 0, "the devices gone");
+});
+
+Deno.test("simulator: an aborted run stops early and says so", async () => {
+  const controller = new AbortController();
+  const report = await runSimulation({
+    lights: 5,
+    locks: 5,
+    heartbeat: 60,
+    signal: controller.signal,
+    onStatus: (status) => {
+      if (status.phase === "steady") controller.abort();
+    },
+  });
+  assert.equal(report.aborted, true);
+  assert.equal(report.ok, false);
+  assert.equal(report.devices.connected, 10);
+});
+
+Deno.test("fake devices obey their commands and answer unknown ones with an error", () => {
+  const light = new FakeLight();
+  assert.equal(answer(light, "on"), '{"on":true,"brightness":100}');
+  assert.equal(answer(light, "brightness 40 #b3"), '{"on":true,"brightness":40,"id":"b3"}');
+  assert.equal(answer(light, "toggle"), '{"on":false,"brightness":40}');
+  assert.equal(answer(light, "off"), '{"on":false,"brightness":40}');
+  assert.equal(answer(light, "status"), '{"on":false,"brightness":40}');
+  assert.match(answer(light, "brightness 400"), /"error"/);
+  assert.equal(answer(light, "fly"), '{"error":"unknown command \\"fly\\""}');
+  const lock = new FakeLock();
+  assert.equal(answer(lock, "unlock"), '{"locked":false}');
+  assert.equal(answer(lock, "lock #x"), '{"locked":true,"id":"x"}');
+  assert.equal(answer(lock, "status"), '{"locked":true}');
+  assert.equal(answer(lock, ""), '{"error":"unknown command \\"\\""}');
+  assert.deepEqual(parseCommand("  brightness   40  #t1 "), {
+    name: "brightness",
+    args: ["40"],
+    tag: "t1",
+  });
+  assert.deepEqual(commandLines("on #1\n\nstatus\r\n"), ["on #1", "status"]);
+});
+
+Deno.test("the CLI parses every flag and refuses bad ones", () => {
+  const files: Record<string, string> = { "ca.pem": "CA", "c.pem": "CERT", "k.pem": "KEY" };
+  const read = (path: string) => files[path];
+  const request = parseCli([
+    "--lights=12",
+    "--locks",
+    "8",
+    "--mode",
+    "mixed",
+    "--duration",
+    "2",
+    "--heartbeat",
+    "0.5",
+    "--rate",
+    "300",
+    "--silent",
+    "0.1",
+    "--churn",
+    "30",
+    "--slow",
+    "0.2",
+    "--malformed",
+    "0.05",
+    "--tls",
+    "--ca",
+    "ca.pem",
+    "--cert",
+    "c.pem",
+    "--key",
+    "k.pem",
+    "--json",
+    "--log-level",
+    "info",
+  ], read);
+  assert.equal(request.help, false);
+  if (request.help) return;
+  const { options } = request;
+  assert.deepEqual(
+    [options.lights, options.locks, options.mode1Share, options.duration, options.heartbeat],
+    [12, 8, 0.5, 2, 0.5],
+  );
+  assert.deepEqual(options.chaos, {
+    silent: 0.1,
+    churn: 30,
+    slow: 0.2,
+    slowDelay: 100,
+    malformed: 0.05,
+  });
+  assert.deepEqual(options.tls, { caCerts: ["CA"] });
+  assert.deepEqual(options.managerTls, { cert: "CERT", key: "KEY" });
+  assert.equal(request.json, true);
+  assert.equal(request.logLevel, "info");
+  const external = parseCli(["--connect", "devices.example:8595", "--mode", "1"], read);
+  assert.ok(!external.help && external.options.connect?.port === 8595);
+  assert.ok(!external.help && external.options.mode1Share === 1);
+  assert.deepEqual(parseCli(["--help"]), { help: true });
+  for (
+    const bad of [
+      ["--mode", "3"],
+      ["--silent", "2"],
+      ["--lights", "-1"],
+      ["--connect", "nope"],
+      ["--tls"],
+      ["--ca", "ca.pem"],
+      ["--frobnicate"],
+      ["--log-level", "loud"],
+      ["--lights", "0", "--locks", "0"],
+    ]
+  ) {
+    assert.throws(() => parseCli(bad, read), UsageError, bad.join(" "));
+  }
+});
+
+Deno.test("the report renders as a table with every figure and the verdict", async () => {
+  const report = await runSimulation({ lights: 3, locks: 2, heartbeat: 0.1, requests: 2 });
+  const table = renderReport(report);
+  for (
+    const label of [
+      "devices connected / expected",
+      "handshake latency p50 / p99",
+      "broadcast latency p50 / p99 / max",
+      "messages delivered / sent",
+      "heartbeats",
+      "disconnects (manager view)",
+      "peak memory (RSS)",
+      "result: PASS",
+    ]
+  ) {
+    assert.ok(table.includes(label), `the table shows ${label}:\n${table}`);
+  }
+  assert.deepEqual(JSON.parse(JSON.stringify(report)).devices, report.devices);
+});
+
+Deno.test("summarize uses nearest-rank percentiles", () => {
+  assert.deepEqual(summarize([]), { count: 0, p50: 0, p99: 0, max: 0 });
+  const hundred = Array.from({ length: 100 }, (_, i) => 100 - i);
+  assert.deepEqual(summarize(hundred), { count: 100, p50: 50, p99: 99, max: 100 });
+});
