@@ -201,6 +201,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   readonly #iterators = new Set<AsyncQueue<Uint8Array>>();
   #stalls: Promise<void>[] = [];
   readonly #finished = Promise.withResolvers<void>();
+  readonly #peerClosed = Promise.withResolvers<void>();
   #shutdownDone: Promise<void> = Promise.resolve();
 
   constructor(
@@ -436,6 +437,16 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
       clearTimeout(timer);
     }
     this.#outbox.fail(this.#end!);
+    if (farewell) {
+      // Closing with unread input would reset the connection and the device would lose the
+      // goodbye: half-close instead and give the device a moment to read it and close its end.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#conn.closeWrite().then(() => this.#peerClosed.promise, () => {}),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
+      ]);
+      clearTimeout(timer);
+    }
     try {
       this.#conn.close();
     } catch {
@@ -466,13 +477,21 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
       ? [this.#limits.mode1ReadSize, this.#limits.mode1ReadSize]
       : this.#limits.mode2ReadSize;
     let buffer = new Uint8Array(smallest);
-    while (this.#end === null) {
+    while (true) {
       let count: number | null;
       try {
         count = await this.#conn.read(buffer);
       } catch (error) {
-        this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
+        if (this.#end === null) {
+          this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
+        }
         return;
+      }
+      if (count === null) this.#peerClosed.resolve();
+      // Once ended, read on only to discard what the device still sends until it closes.
+      if (this.#end !== null) {
+        if (count === null) return;
+        continue;
       }
       if (count === null) {
         if (this.#decoder?.partial) {

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type Client, encodeFrame, encodeHandshake, FrameType, TimeoutError } from "../mod.ts";
+import {
+  type Client,
+  Device,
+  encodeFrame,
+  encodeHandshake,
+  FrameType,
+  TimeoutError,
+} from "../mod.ts";
 import { bytes, connectDevice, decodeFrames, startManager, text, waitFor } from "./_helpers.ts";
 
 Deno.test("request is exclusive: the answer goes to the requester, other messages to handlers", async () => {
@@ -178,4 +185,27 @@ Deno.test("an AbortSignal ends waiting iterators and removes a handler", async (
   await device.write(encodeFrame(FrameType.DATA, "after abort"));
   await waitFor(() => dispatched === 1, "the message dispatched to handlers");
   assert.equal(handled, 0, "the aborted handler was removed");
+});
+
+Deno.test("devices that are still sending when the manager closes all get its goodbye", async () => {
+  const manager = await startManager();
+  const devices = await Promise.all(
+    Array.from({ length: 50 }, () => Device.connect({ port: manager.port, type: "light" })),
+  );
+  await waitFor(() => manager.size === 50, "50 devices");
+  let sending = true;
+  const senders = devices.map(async (device) => {
+    while (sending && device.connected) {
+      await device.send("x".repeat(2048));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await manager.close();
+  const ends = await Promise.all(devices.map((device) => device.closed));
+  sending = false;
+  await Promise.all(senders);
+  // Without a half-close the unread input makes the kernel reset the connection, and the
+  // device never reads the END that was already sent.
+  assert.deepEqual(ends.filter((end) => end.reason !== "ended").map((end) => end.message), []);
 });
