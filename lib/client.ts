@@ -9,7 +9,7 @@
  * @module
  */
 
-import { getLogger, type Logger } from "@logtape/logtape";
+import type { Logger } from "@logtape/logtape";
 import { concatBytes } from "./bytes.ts";
 import {
   ConnectionEnd,
@@ -191,14 +191,14 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   readonly #log: Logger;
   readonly #outbox: Outbox;
   readonly #decoder: FrameDecoder | null;
-  readonly #lock = new Mutex();
+  #lock: Mutex | null = null;
   readonly #closed = Promise.withResolvers<ConnectionEnd>();
   #end: ConnectionEnd | null = null;
   #readPaused = false;
   #recvWaiters: Waiter<Uint8Array>[] = [];
   #beatWaiters: Waiter<void>[] = [];
   #infoWaiter: (Waiter<DeviceInfo> & { chunks: Uint8Array[] }) | null = null;
-  readonly #iterators = new Set<AsyncQueue<Uint8Array>>();
+  #iterators: Set<AsyncQueue<Uint8Array>> | null = null;
   #stalls: Promise<void>[] = [];
   readonly #finished = Promise.withResolvers<void>();
   readonly #peerClosed = Promise.withResolvers<void>();
@@ -210,7 +210,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     info: DeviceInfo,
     hooks: ConnectionHooks,
     limits: ConnectionLimits,
-    logCategory: readonly string[],
+    log: Logger,
   ) {
     this.#conn = conn;
     this.address = conn.remoteAddr as Deno.NetAddr;
@@ -218,7 +218,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     this.#info = info;
     this.#hooks = hooks;
     this.#limits = limits;
-    this.#log = getLogger([...logCategory, "client"]);
+    this.#log = log;
     this.#decoder = mode === 2 ? new FrameDecoder(limits.maxFrameSize) : null;
     this.#outbox = new Outbox(conn, {
       maxBufferedBytes: limits.maxBufferedBytes,
@@ -283,7 +283,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   }
 
   request(data: string | Uint8Array, options: WaitOptions = {}): Promise<Uint8Array> {
-    return this.#lock.run(() => {
+    return (this.#lock ??= new Mutex()).run(() => {
       const answer = this.#wait(this.#recvWaiters, options, "an answer");
       this.enqueue(encodeMessage(data, this.mode));
       return answer;
@@ -295,7 +295,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   }
 
   getData(options: WaitOptions = {}): Promise<DeviceInfo> {
-    return this.#lock.run(async () => {
+    return (this.#lock ??= new Mutex()).run(async () => {
       const holder: Waiter<DeviceInfo>[] = [];
       const answer = this.#wait(holder, options, "handshake info", () => {
         this.#infoWaiter = null;
@@ -355,10 +355,10 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     const queue: AsyncQueue<Uint8Array> = new AsyncQueue<Uint8Array>({
       highWaterMark: options.highWaterMark,
       signal: options.signal,
-      onStop: () => this.#iterators.delete(queue),
+      onStop: () => this.#iterators?.delete(queue),
     });
     if (this.#end) queue.stop();
-    else this.#iterators.add(queue);
+    else (this.#iterators ??= new Set()).add(queue);
     return queue[Symbol.asyncIterator]();
   }
 
@@ -415,7 +415,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     for (const waiter of this.#recvWaiters.splice(0)) waiter.reject(end);
     for (const waiter of this.#beatWaiters.splice(0)) waiter.reject(end);
     this.#infoWaiter?.reject(end);
-    for (const queue of [...this.#iterators]) queue.stop();
+    for (const queue of [...this.#iterators ?? []]) queue.stop();
     this.#closed.resolve(end);
     this.#hooks.onClose(this, end);
     const farewell = options.farewell ?? !(reason === "closed" || reason === "io");
@@ -615,7 +615,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     if (data.length === 0 && this.mode === 1) return;
     const waiter = this.#recvWaiters.shift();
     if (waiter) return waiter.resolve(data);
-    for (const queue of this.#iterators) {
+    for (const queue of this.#iterators ?? []) {
       if (!queue.push(data)) this.#stalls.push(queue.writable());
     }
     const stall = this.#hooks.onMessage(this, data);

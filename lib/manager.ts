@@ -164,6 +164,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   /** The LogTape category this manager logs under; `getLogger(manager.logCategory)` is the seed's `logger`. */
   readonly logCategory: readonly string[];
   readonly #log: Logger;
+  readonly #clientLog: Logger;
 
   readonly #listener: Deno.Listener;
   readonly #options: Required<
@@ -220,6 +221,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     const category = options.logCategory ?? ["iot-manager"];
     this.logCategory = typeof category === "string" ? [category] : [...category];
     this.#log = getLogger([...this.logCategory, "manager"]);
+    this.#clientLog = getLogger([...this.logCategory, "client"]);
     this.#pool = new HandlerPool({
       concurrency: this.#options.maxConcurrentHandlers,
       onError: (error, context) =>
@@ -698,7 +700,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       validTypes: this.validTypes,
       mode1ReadSize: MODE1_READ_SIZE,
       mode2ReadSize: MODE2_READ_SIZES,
-    }, this.logCategory);
+    }, this.#clientLog);
     const previous = this.#registry.get(info.uuid);
     if (previous) {
       previous.terminate("replaced", `replaced by a new connection from ${address}`);

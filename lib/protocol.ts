@@ -169,7 +169,11 @@ export function encodeFrame(
   const body = typeof payload === "string" ? encoder.encode(payload) : payload;
   const frame = new Uint8Array(FRAME_HEADER_SIZE + body.length);
   frame[0] = type;
-  new DataView(frame.buffer).setUint32(1, body.length);
+  const length = body.length;
+  frame[1] = length >>> 24;
+  frame[2] = (length >>> 16) & 0xff;
+  frame[3] = (length >>> 8) & 0xff;
+  frame[4] = length & 0xff;
   frame.set(body, FRAME_HEADER_SIZE);
   return frame;
 }
@@ -211,8 +215,8 @@ export function encodeMessage(data: string | Uint8Array, mode: ProtocolMode): Ui
  */
 export class FrameDecoder {
   readonly #maxFrameSize: number;
-  readonly #header = new Uint8Array(FRAME_HEADER_SIZE);
-  readonly #headerView = new DataView(this.#header.buffer);
+  /** Only allocated when a header arrives split across reads, which is rare. */
+  #header: Uint8Array | null = null;
   #headerFilled = 0;
   #type = 0;
   #payload: Uint8Array | null = null;
@@ -246,28 +250,25 @@ export class FrameDecoder {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.#payload === null) {
-        const take = Math.min(FRAME_HEADER_SIZE - this.#headerFilled, chunk.length - offset);
-        this.#header.set(chunk.subarray(offset, offset + take), this.#headerFilled);
-        this.#headerFilled += take;
-        offset += take;
-        if (this.#headerFilled < FRAME_HEADER_SIZE) return;
-        this.#headerFilled = 0;
-        const type = this.#header[0];
-        if (!knownFrameTypes.has(type)) {
-          throw new ProtocolError("frame-type", `unknown frame type 0x${hex(type)}`);
+        let header: Uint8Array;
+        let at: number;
+        if (this.#headerFilled === 0 && chunk.length - offset >= FRAME_HEADER_SIZE) {
+          header = chunk; // the common case: the whole header is in this read
+          at = offset;
+          offset += FRAME_HEADER_SIZE;
+        } else {
+          header = this.#header ??= new Uint8Array(FRAME_HEADER_SIZE);
+          const take = Math.min(FRAME_HEADER_SIZE - this.#headerFilled, chunk.length - offset);
+          header.set(chunk.subarray(offset, offset + take), this.#headerFilled);
+          this.#headerFilled += take;
+          offset += take;
+          if (this.#headerFilled < FRAME_HEADER_SIZE) return;
+          this.#headerFilled = 0;
+          at = 0;
         }
-        const length = this.#headerView.getUint32(1);
-        if (length > this.#maxFrameSize) {
-          throw new ProtocolError(
-            "frame-size",
-            `frame of ${length} bytes is over the ${this.#maxFrameSize}-byte limit`,
-          );
-        }
-        this.#type = type;
-        this.#payload = length === 0 ? EMPTY : new Uint8Array(length);
-        this.#payloadFilled = 0;
+        this.#startFrame(header[at], readUint32(header, at + 1));
       }
-      const payload: Uint8Array = this.#payload;
+      const payload: Uint8Array = this.#payload!;
       const take = Math.min(payload.length - this.#payloadFilled, chunk.length - offset);
       if (take > 0) {
         payload.set(chunk.subarray(offset, offset + take), this.#payloadFilled);
@@ -280,6 +281,26 @@ export class FrameDecoder {
       }
     }
   }
+
+  #startFrame(type: number, length: number): void {
+    if (!knownFrameTypes.has(type)) {
+      throw new ProtocolError("frame-type", `unknown frame type 0x${hex(type)}`);
+    }
+    if (length > this.#maxFrameSize) {
+      throw new ProtocolError(
+        "frame-size",
+        `frame of ${length} bytes is over the ${this.#maxFrameSize}-byte limit`,
+      );
+    }
+    this.#type = type;
+    this.#payload = length === 0 ? EMPTY : new Uint8Array(length);
+    this.#payloadFilled = 0;
+  }
+}
+
+/** Reads a big-endian unsigned 32-bit integer without allocating a DataView. */
+function readUint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
 }
 
 /**
@@ -299,8 +320,7 @@ export function readFrameAt(
   offset: number,
 ): { type: number; payload: Uint8Array; end: number } | null {
   if (bytes.length < offset + FRAME_HEADER_SIZE) return null;
-  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    .getUint32(offset + 1);
+  const length = readUint32(bytes, offset + 1);
   const end = offset + FRAME_HEADER_SIZE + length;
   if (bytes.length < end) return null;
   return { type: bytes[offset], payload: bytes.subarray(offset + FRAME_HEADER_SIZE, end), end };
@@ -384,8 +404,7 @@ export function readHandshake(
       }`,
     );
   }
-  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    .getUint32(MODE2_PREAMBLE.length + 1);
+  const length = readUint32(bytes, MODE2_PREAMBLE.length + 1);
   if (length > maxSize) throw tooLarge(length, maxSize);
   if (bytes.length < headerEnd + length) {
     return { status: "incomplete", missing: `${headerEnd + length - bytes.length} more bytes` };
