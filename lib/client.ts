@@ -192,7 +192,8 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   readonly #outbox: Outbox;
   readonly #decoder: FrameDecoder | null;
   #lock: Mutex | null = null;
-  readonly #closed = Promise.withResolvers<ConnectionEnd>();
+  // Created on first use: most devices never see a request, a `closed` await or an iterator.
+  #closed: PromiseWithResolvers<ConnectionEnd> | null = null;
   #end: ConnectionEnd | null = null;
   #readPaused = false;
   #recvWaiters: Waiter<Uint8Array>[] = [];
@@ -200,9 +201,10 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   #infoWaiter: (Waiter<DeviceInfo> & { chunks: Uint8Array[] }) | null = null;
   #iterators: Set<AsyncQueue<Uint8Array>> | null = null;
   #stalls: Promise<void>[] = [];
-  readonly #finished = Promise.withResolvers<void>();
-  readonly #peerClosed = Promise.withResolvers<void>();
-  #shutdownDone: Promise<void> = Promise.resolve();
+  #finished: Promise<void> | null = null;
+  #peerClosed: PromiseWithResolvers<void> | null = null;
+  #peerHasClosed = false;
+  #shutdownDone: Promise<void> | null = null;
 
   constructor(
     conn: Deno.Conn,
@@ -222,6 +224,8 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     this.#decoder = mode === 2 ? new FrameDecoder(limits.maxFrameSize) : null;
     this.#outbox = new Outbox(conn, {
       maxBufferedBytes: limits.maxBufferedBytes,
+      // A TLS write completes as soon as rustls has encrypted it, within the sending task.
+      coalesceWithinTask: "handshake" in conn,
       onError: (error, overflow) =>
         this.terminate(overflow ? "buffer-full" : "io", error.message, { farewell: false }),
     });
@@ -243,6 +247,10 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     return this.#end === null;
   }
   get closed(): Promise<ConnectionEnd> {
+    if (!this.#closed) {
+      this.#closed = Promise.withResolvers<ConnectionEnd>();
+      if (this.#end) this.#closed.resolve(this.#end);
+    }
     return this.#closed.promise;
   }
   get heartbeatPaused(): boolean {
@@ -250,13 +258,13 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   }
   /** Resolves once the socket is closed and the read loop has exited. */
   get finished(): Promise<void> {
-    return this.#finished.promise;
+    return this.#finished ?? Promise.resolve();
   }
 
   /** Starts the read loop; `leftover` holds bytes that arrived with the handshake. */
   start(leftover: Uint8Array): void {
     // The loop only exits once terminate() has run, so #shutdownDone is the real one by then.
-    this.#readLoop(leftover).then(() => this.#shutdownDone).then(() => this.#finished.resolve());
+    this.#finished = this.#readLoop(leftover).then(() => this.#shutdownDone ?? undefined);
   }
 
   /** Queues already-encoded bytes for this connection's mode. Returns false when closed. */
@@ -347,7 +355,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
 
   async end(options: EndOptions = {}): Promise<void> {
     const end = this.terminate("kicked", options.reason ?? "ended by the application");
-    await this.#finished.promise;
+    await this.finished;
     if (options.raiseException) throw end;
   }
 
@@ -416,7 +424,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     for (const waiter of this.#beatWaiters.splice(0)) waiter.reject(end);
     this.#infoWaiter?.reject(end);
     for (const queue of [...this.#iterators ?? []]) queue.stop();
-    this.#closed.resolve(end);
+    this.#closed?.resolve(end);
     this.#hooks.onClose(this, end);
     const farewell = options.farewell ?? !(reason === "closed" || reason === "io");
     this.#shutdownDone = this.#shutdown(farewell ? this.#farewell(message) : null);
@@ -442,7 +450,13 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
       // goodbye: half-close instead and give the device a moment to read it and close its end.
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
-        this.#conn.closeWrite().then(() => this.#peerClosed.promise, () => {}),
+        this.#conn.closeWrite().then(
+          () =>
+            this.#peerHasClosed
+              ? undefined
+              : (this.#peerClosed ??= Promise.withResolvers()).promise,
+          () => {},
+        ),
         new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
       ]);
       clearTimeout(timer);
@@ -487,7 +501,10 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
         }
         return;
       }
-      if (count === null) this.#peerClosed.resolve();
+      if (count === null) {
+        this.#peerHasClosed = true;
+        this.#peerClosed?.resolve();
+      }
       // Once ended, read on only to discard what the device still sends until it closes.
       if (this.#end !== null) {
         if (count === null) return;

@@ -9,7 +9,46 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { concatBytes } from "./bytes.ts";
+
+let taskEnd: Promise<void> | null = null;
+
+/**
+ * Resolves once the current task and its microtasks are done: one `setImmediate`
+ * however many outboxes wait. (`setTimeout(0)` costs milliseconds in Deno.)
+ */
+function afterThisTask(): Promise<void> {
+  return taskEnd ??= new Promise((resolve) =>
+    setImmediate(() => {
+      taskEnd = null;
+      resolve();
+    })
+  );
+}
+
+/** The last batch joined from several chunks, and the chunks it was joined from. */
+let lastJoined: { readonly chunks: readonly Uint8Array[]; readonly batch: Uint8Array } | null =
+  null;
+
+/**
+ * Joins queued chunks into one write. After a burst of broadcasts every outbox
+ * holds the same chunks (the same arrays: a broadcast is encoded once), so the
+ * join done for the first outbox is reused by the rest instead of copying the
+ * burst again for each device. Chunks are never modified once queued.
+ */
+function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const last = lastJoined;
+  if (last !== null && last.chunks.length === chunks.length) {
+    let same = true;
+    for (let i = 0; i < chunks.length && same; i++) same = chunks[i] === last.chunks[i];
+    if (same) return last.batch;
+  }
+  const batch = concatBytes(chunks);
+  lastJoined = { chunks, batch };
+  return batch;
+}
 
 /** The writable half of a connection. */
 export interface ByteSink {
@@ -36,6 +75,7 @@ export class Outbox {
   readonly #sink: ByteSink;
   readonly #maxBufferedBytes: number;
   readonly #onError: (error: Error, overflow: boolean) => void;
+  readonly #coalesceWithinTask: boolean;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #enqueuedTotal = 0;
@@ -49,14 +89,22 @@ export class Outbox {
    * @param sink Where bytes go.
    * @param options.maxBufferedBytes Bytes held unsent before the connection counts as a slow reader.
    * @param options.onError Called once when a write fails or the buffer overflows.
+   * @param options.coalesceWithinTask Hold what queues behind a write until the current task
+   *   ends. For sinks whose writes complete within the task that started them (TLS), where a
+   *   burst of awaited sends would otherwise leave one message per write. @default false
    */
   constructor(
     sink: ByteSink,
-    options: { maxBufferedBytes: number; onError: (error: Error, overflow: boolean) => void },
+    options: {
+      maxBufferedBytes: number;
+      onError: (error: Error, overflow: boolean) => void;
+      coalesceWithinTask?: boolean;
+    },
   ) {
     this.#sink = sink;
     this.#maxBufferedBytes = options.maxBufferedBytes;
     this.#onError = options.onError;
+    this.#coalesceWithinTask = options.coalesceWithinTask ?? false;
   }
 
   /** When the write now in progress started (`performance.now()`), or 0 when none is. */
@@ -119,8 +167,14 @@ export class Outbox {
   async #pump(): Promise<void> {
     this.#writing = true;
     try {
+      let first = true;
       while (this.#chunks.length > 0 && !this.#failed) {
-        const batch = this.#chunks.length === 1 ? this.#chunks[0] : concatBytes(this.#chunks);
+        if (!first && this.#coalesceWithinTask) {
+          await afterThisTask();
+          if (this.#failed) return;
+        }
+        first = false;
+        const batch = joinChunks(this.#chunks);
         this.#chunks = [];
         let offset = 0;
         while (offset < batch.length) {
