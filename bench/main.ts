@@ -1,0 +1,268 @@
+/**
+ * `deno task bench`: how many devices one manager holds, how fast a broadcast
+ * reaches them, what a device costs in memory, against the bare Deno runtime
+ * and Mosquitto, measured in one run so the ratios hold on a noisy machine.
+ *
+ * ```sh
+ * deno task bench            # 1,000, 5,000 and 10,000 devices; writes bench/RESULTS.md and results.svg
+ * deno task bench --quick    # 1,000 devices only, prints the table, writes nothing
+ * deno task bench --json     # prints the figures as JSON on stdout (the table goes to stderr)
+ * ```
+ *
+ * @module
+ */
+
+import {
+  measureBare,
+  measureManager,
+  measureMosquitto,
+  type Scenario,
+  type Settings,
+} from "./phases.ts";
+import { findMosquitto } from "./mqtt.ts";
+import { readProcFile } from "./wire.ts";
+import {
+  type BenchResults,
+  type Environment,
+  evaluateTargets,
+  type Failure,
+  problems,
+  resultsChart,
+  resultsMarkdown,
+  resultsTable,
+  type ScenarioResult,
+  targetsTable,
+} from "./report.ts";
+
+const USAGE = `Usage: deno task bench [--quick] [--json]
+
+  --quick  1,000 devices only (mode 2, mode 1, TLS) with 10 s of heartbeats; prints the
+           table and writes no files
+  --json   print every figure as JSON on stdout (the table then goes to stderr)
+
+A full run (1,000, 5,000 and 10,000 devices) writes bench/RESULTS.md and bench/results.svg.
+Mosquitto rows need /usr/sbin/mosquitto (apt-get install mosquitto); without it they are skipped.`;
+
+function parseArgs(args: readonly string[]): { quick: boolean; json: boolean } {
+  const options = { quick: false, json: false };
+  for (const arg of args) {
+    if (arg === "--quick") options.quick = true;
+    else if (arg === "--json") options.json = true;
+    else if (arg === "--help" || arg === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    } else {
+      console.error(`Unknown argument ${JSON.stringify(arg)}\n\n${USAGE}`);
+      Deno.exit(2);
+    }
+  }
+  return options;
+}
+
+function scenarios(quick: boolean): Scenario[] {
+  const plain = (devices: number): Scenario => ({
+    id: `mode2-${devices}`,
+    label: `mode 2, ${devices.toLocaleString("en-US")} devices`,
+    devices,
+    mode: 2,
+    tls: false,
+    mosquitto: true,
+  });
+  return [
+    plain(1000),
+    ...(quick ? [] : [plain(5000), plain(10_000)]),
+    {
+      id: "mode1-1000",
+      label: "mode 1, 1,000 devices",
+      devices: 1000,
+      mode: 1,
+      tls: false,
+      mosquitto: false,
+    },
+    {
+      id: "tls-1000",
+      label: "mode 2 + TLS, 1,000 devices",
+      devices: 1000,
+      mode: 2,
+      tls: true,
+      mosquitto: false,
+    },
+  ];
+}
+
+function settings(quick: boolean): Settings {
+  const fixtures = new URL("../tests/fixtures/tls/", import.meta.url);
+  const read = (name: string) => Deno.readTextFileSync(new URL(name, fixtures));
+  return {
+    fanOutMessages: 200,
+    latencyRounds: 20,
+    sendTypeMessages: 200,
+    sendEachRounds: 20,
+    inboundMessages: 100_000,
+    consumerSamples: 200,
+    heartbeatSeconds: quick ? 10 : 30,
+    keepAliveSeconds: 10,
+    warmUpDevices: 200,
+    heartbeatTimeout: 2,
+    burstRuns: 11,
+    burstBudgetMs: 3000,
+    connectConcurrency: 100,
+    tls: { ca: read("ca.pem"), cert: read("server.pem"), key: read("server.key") },
+  };
+}
+
+async function openFileLimit(): Promise<number | null> {
+  try {
+    const limits = await readProcFile(`/proc/${Deno.pid}/limits`);
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    return match ? (match[1] === "unlimited" ? Infinity : Number(match[1])) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function environment(mosquitto: string | null): Promise<Environment> {
+  let cpu = "unknown CPU";
+  try {
+    cpu = /^model name\s*:\s*(.+)$/m.exec(await readProcFile("/proc/cpuinfo"))?.[1] ?? cpu;
+  } catch { /* not Linux */ }
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+    os: `${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`,
+    cpu,
+    cores: navigator.hardwareConcurrency,
+    memoryGiB: Deno.systemMemoryInfo().total / 1024 ** 3,
+    openFiles: await openFileLimit(),
+    mosquitto,
+  };
+}
+
+/** Markdown tables with their columns lined up (by `deno fmt`), for the terminal. */
+async function aligned(markdown: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", "--ext=md", "--line-width=1000", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(markdown));
+  await writer.close();
+  const { success, stdout } = await child.output();
+  return success ? new TextDecoder().decode(stdout) : markdown;
+}
+
+/** Lays the files out as `deno fmt` would, so `deno task check` accepts them as written. */
+async function formatFiles(files: readonly URL[]): Promise<void> {
+  const config = new URL("../deno.json", import.meta.url);
+  const { success, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", `--config=${config.pathname}`, ...files.map((file) => file.pathname)],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!success) console.error(`deno fmt failed: ${new TextDecoder().decode(stderr)}`);
+}
+
+async function attempt<T>(
+  run: () => Promise<T>,
+  log: (message: string) => void,
+): Promise<T | Failure> {
+  try {
+    return await run();
+  } catch (error) {
+    const message = (error as Error).message ?? String(error);
+    log(`ERROR: ${message}`);
+    return { error: message };
+  }
+}
+
+async function main(): Promise<number> {
+  const options = parseArgs(Deno.args);
+  const startedAt = performance.now();
+  const out = options.json ? console.error : console.log;
+  const log = (message: string) => {
+    const seconds = ((performance.now() - startedAt) / 1000).toFixed(1).padStart(6);
+    console.error(`[${seconds} s] ${message}`);
+  };
+
+  const plan = scenarios(options.quick);
+  const config = settings(options.quick);
+  const limit = await openFileLimit();
+  const largest = Math.max(...plan.map((s) => s.devices));
+  if (limit !== null && limit < largest + 200) {
+    console.error(
+      `The open-file limit is ${limit}; ${largest.toLocaleString("en-US")} devices need at least ` +
+        `${largest + 200} per process. Raise it (ulimit -n 20000) or use --quick.`,
+    );
+    return 1;
+  }
+  const mosquittoBinary = findMosquitto();
+  let mosquittoVersion: string | null = null;
+  if (!mosquittoBinary) {
+    console.error(
+      "mosquitto not found: the Mosquitto rows are skipped. Install it with `apt-get install mosquitto`" +
+        " (Debian/Ubuntu) and run the bench again to compare with a real broker.",
+    );
+  }
+
+  const results: ScenarioResult[] = [];
+  for (const scenario of plan) {
+    const say = (message: string) => log(`${scenario.label}: ${message}`);
+    say("manager");
+    const manager = await attempt(() => measureManager(scenario, config, say), say);
+    say("bare Deno server");
+    const bare = await attempt(() => measureBare(scenario, config, say), say);
+    let mosquitto: ScenarioResult["mosquitto"];
+    if (scenario.mosquitto) {
+      if (mosquittoBinary) {
+        say("Mosquitto");
+        mosquitto = await attempt(
+          () => measureMosquitto(mosquittoBinary, scenario, config, say),
+          say,
+        );
+        if ("version" in mosquitto) mosquittoVersion = mosquitto.version;
+      } else {
+        mosquitto = { skipped: "mosquitto is not installed (apt-get install mosquitto)" };
+      }
+    }
+    results.push({ scenario, manager, bare, ...(mosquitto ? { mosquitto } : {}) });
+  }
+
+  const { tls: _tls, ...shownSettings } = config;
+  const bench: BenchResults = {
+    command: `deno task bench${options.quick ? " --quick" : ""}`,
+    quick: options.quick,
+    seconds: (performance.now() - startedAt) / 1000,
+    environment: await environment(
+      mosquittoBinary ? `${mosquittoVersion ?? "installed"} (${mosquittoBinary})` : null,
+    ),
+    settings: shownSettings,
+    scenarios: results,
+    targets: evaluateTargets(results, options.quick),
+  };
+
+  out(`\n${await aligned(`${resultsTable(results)}\n\n${targetsTable(bench.targets)}\n`)}`);
+  const issues = problems(results);
+  for (const line of issues) out(line);
+  if (options.quick) {
+    out(
+      `Quick run done in ${
+        Math.round(bench.seconds)
+      } s; bench/RESULTS.md is written by full runs only.`,
+    );
+  } else {
+    const markdown = new URL("./RESULTS.md", import.meta.url);
+    const chart = new URL("./results.svg", import.meta.url);
+    await Deno.writeTextFile(markdown, resultsMarkdown(bench));
+    await Deno.writeTextFile(chart, resultsChart(results));
+    await formatFiles([markdown, chart]);
+    out(`Done in ${Math.round(bench.seconds)} s; wrote bench/RESULTS.md and bench/results.svg.`);
+  }
+  if (options.json) console.log(JSON.stringify(bench, null, 2));
+  return issues.some((line) => line.includes(": error: ")) ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

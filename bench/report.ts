@@ -1,0 +1,621 @@
+/**
+ * Turns the figures into what people read: the results table (Markdown, the
+ * same on the terminal and in `bench/RESULTS.md`), the verdict on each target,
+ * and a hand-written SVG chart of deliveries/s and latency against N.
+ *
+ * @module
+ */
+
+import type {
+  BareFigures,
+  Latency,
+  ManagerFigures,
+  MosquittoFigures,
+  Scenario,
+  Settings,
+} from "./phases.ts";
+
+/** What one scenario produced; a system that failed or was skipped has a reason instead. */
+export interface ScenarioResult {
+  readonly scenario: Scenario;
+  readonly manager: ManagerFigures | Failure;
+  readonly bare: BareFigures | Failure;
+  /** Absent for scenarios without a Mosquitto counterpart. */
+  readonly mosquitto?: MosquittoFigures | Failure;
+}
+
+/** Why a system has no figures. */
+export interface Failure {
+  readonly skipped?: string;
+  readonly error?: string;
+}
+
+/** The machine and tools the run used. */
+export interface Environment {
+  readonly date: string;
+  readonly deno: string;
+  readonly v8: string;
+  readonly typescript: string;
+  readonly os: string;
+  readonly cpu: string;
+  readonly cores: number;
+  readonly memoryGiB: number;
+  readonly openFiles: number | null;
+  readonly mosquitto: string | null;
+}
+
+/** Everything a run produced, as `--json` prints it. */
+export interface BenchResults {
+  readonly command: string;
+  readonly quick: boolean;
+  readonly seconds: number;
+  readonly environment: Environment;
+  readonly settings: Omit<Settings, "tls">;
+  readonly scenarios: readonly ScenarioResult[];
+  readonly targets: readonly TargetResult[];
+}
+
+/** One target and how this run did against it. */
+export interface TargetResult {
+  readonly target: string;
+  readonly where: string;
+  readonly measured: string;
+  readonly verdict: Verdict;
+}
+
+/** PASS, MISS, or NOT RUN when the figures it needs are missing. */
+export type Verdict = "PASS" | "MISS" | "NOT RUN";
+
+const KB = 1024;
+/** Target: manager memory per idle device. */
+export const MEMORY_TARGET_BYTES = 4 * KB;
+
+function ok<T extends object>(value: T | Failure | undefined): value is T {
+  return value !== undefined && !("skipped" in value || "error" in value);
+}
+
+function why(value: object | undefined): string {
+  if (value === undefined) return "—";
+  const failure = value as Failure;
+  return failure.skipped ? "skipped" : failure.error ? "error" : "—";
+}
+
+const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+
+function count(value: number): string {
+  return Number.isFinite(value) ? integer.format(value) : "—";
+}
+
+function ms(value: number): string {
+  if (!Number.isFinite(value)) return "—";
+  return `${value < 1 ? value.toFixed(3) : value < 10 ? value.toFixed(2) : value.toFixed(1)} ms`;
+}
+
+function bytes(value: number): string {
+  return Number.isFinite(value) ? `${integer.format(value)} B` : "—";
+}
+
+function percent(share: number): string {
+  return Number.isFinite(share) ? `${(share * 100).toFixed(1)} %` : "—";
+}
+
+function ratio(ours: number, theirs: number): string {
+  return Number.isFinite(ours) && Number.isFinite(theirs) && theirs > 0
+    ? `${(ours / theirs).toFixed(2)}×`
+    : "—";
+}
+
+function verdict(pass: boolean | null): Verdict {
+  return pass === null ? "NOT RUN" : pass ? "PASS" : "MISS";
+}
+
+/** One line of the results table. */
+interface Row {
+  readonly scenario: string;
+  readonly measure: string;
+  readonly ours: string;
+  readonly bare: string;
+  readonly vsBare: string;
+  readonly mosquitto: string;
+  readonly vsMosquitto: string;
+  readonly target: string;
+  readonly result: string;
+}
+
+/** Figure getters shared by the rows and the targets. */
+const figures = {
+  fanOut: (f: { fanOut: { perSecond: number } }) => f.fanOut.perSecond,
+  p50: (f: { latency: Latency }) => f.latency.p50,
+  p99: (f: { latency: Latency }) => f.latency.p99,
+  memory: (f: { memory: { rssPerDevice: number } }) => f.memory.rssPerDevice,
+};
+
+function isHeadline(scenario: Scenario): boolean {
+  return scenario.mode === 2 && !scenario.tls && scenario.devices === 1000;
+}
+
+/** The rows of the results table, scenario by scenario. */
+export function tableRows(results: readonly ScenarioResult[]): Row[] {
+  const rows: Row[] = [];
+  for (const { scenario, manager, bare, mosquitto } of results) {
+    const m = ok<ManagerFigures>(manager) ? manager : null;
+    const b = ok<BareFigures>(bare) ? bare : null;
+    const q = ok<MosquittoFigures>(mosquitto) ? mosquitto : null;
+    const noOurs = why(manager);
+    const noBare = why(bare);
+    const noMosquitto = why(mosquitto);
+    const row = (
+      measure: string,
+      ours: string,
+      cells: Partial<Omit<Row, "scenario" | "measure" | "ours">> = {},
+    ): void => {
+      rows.push({
+        scenario: scenario.label,
+        measure,
+        ours: m ? ours : noOurs,
+        bare: "",
+        vsBare: "",
+        mosquitto: "",
+        vsMosquitto: "",
+        target: "",
+        result: "",
+        ...cells,
+      });
+    };
+    const headline = isHeadline(scenario);
+    const handshakeTarget = scenario.tls ? 500 : 5000;
+    row("handshakes/s while connecting", count(m?.handshakesPerSecond ?? NaN), {
+      bare: b ? `${count(b.acceptsPerSecond)} (TCP accepts)` : noBare,
+      mosquitto: q ? `${count(q.handshakesPerSecond)} (CONNECT+SUBSCRIBE)` : noMosquitto,
+      vsMosquitto: m && q ? ratio(m.handshakesPerSecond, q.handshakesPerSecond) : "",
+      target: `≥ ${count(handshakeTarget)}/s`,
+      result: m ? verdict(m.handshakesPerSecond >= handshakeTarget) : "NOT RUN",
+    });
+    row("memory per idle device (RSS)", bytes(m ? figures.memory(m) : NaN), {
+      bare: b ? bytes(figures.memory(b)) : noBare,
+      vsBare: m && b ? ratio(figures.memory(m), figures.memory(b)) : "",
+      mosquitto: q ? bytes(figures.memory(q)) : noMosquitto,
+      vsMosquitto: m && q ? ratio(figures.memory(m), figures.memory(q)) : "",
+      target: `≤ ${bytes(MEMORY_TARGET_BYTES)}`,
+      result: m ? verdict(figures.memory(m) <= MEMORY_TARGET_BYTES) : "NOT RUN",
+    });
+    const fanOutTargets = headline ? "≥ 0.9× bare; ≥ 2.0× Mosquitto" : "";
+    row("fan-out: 200 × sendAll 64 B, deliveries/s", count(m ? figures.fanOut(m) : NaN), {
+      bare: b ? count(figures.fanOut(b)) : noBare,
+      vsBare: m && b ? ratio(figures.fanOut(m), figures.fanOut(b)) : "",
+      mosquitto: q ? count(figures.fanOut(q)) : noMosquitto,
+      vsMosquitto: m && q ? ratio(figures.fanOut(m), figures.fanOut(q)) : "",
+      target: fanOutTargets,
+      result: headline
+        ? `${verdict(m && b ? figures.fanOut(m) >= 0.9 * figures.fanOut(b) : null)}; ${
+          verdict(m && q ? figures.fanOut(m) >= 2 * figures.fanOut(q) : null)
+        }`
+        : "",
+    });
+    for (const [label, get] of [["p50", figures.p50], ["p99", figures.p99]] as const) {
+      const target = headline && label === "p99";
+      row(`one sendAll to the last device, ${label}`, ms(m ? get(m) : NaN), {
+        bare: b ? ms(get(b)) : noBare,
+        vsBare: m && b ? ratio(get(m), get(b)) : "",
+        mosquitto: q ? ms(get(q)) : noMosquitto,
+        vsMosquitto: m && q ? ratio(get(m), get(q)) : "",
+        target: target ? "≤ Mosquitto's" : "",
+        result: target ? verdict(m && q ? get(m) <= get(q) : null) : "",
+      });
+    }
+    row("sendType to half the fleet, deliveries/s", count(m?.sendType.perSecond ?? NaN));
+    row("send to one device at a time, messages/s", count(m?.sendEach.perSecond ?? NaN));
+    row(
+      scenario.mode === 1
+        ? "device messages to a for-await consumer, 64 B units/s (mode 1 has no boundaries)"
+        : "device messages to a for-await consumer, messages/s",
+      count(m?.inboundPerSecond ?? NaN),
+    );
+    row("one device message to the consumer, p50", ms(m?.consumerLatency.p50 ?? NaN), {
+      target: "< 1 ms",
+      result: m ? verdict(m.consumerLatency.p50 < 1) : "NOT RUN",
+    });
+    row("one device message to the consumer, p99", ms(m?.consumerLatency.p99 ?? NaN));
+    const soakSeconds = Math.round(m?.heartbeat.seconds ?? q?.keepAlive.seconds ?? NaN);
+    row(
+      `heartbeats at 1 s for ${soakSeconds} s: false disconnects`,
+      count(m?.heartbeat.falseDisconnects ?? NaN),
+      {
+        mosquitto: q ? `${count(q.keepAlive.falseDisconnects)} (PINGREQ at 1 s)` : noMosquitto,
+        target: "0",
+        result: m ? verdict(m.heartbeat.falseDisconnects === 0) : "NOT RUN",
+      },
+    );
+    row(
+      "heartbeats at 1 s: server CPU (share of one core)",
+      percent(m?.heartbeat.cpuShare ?? NaN),
+      {
+        mosquitto: q ? percent(q.keepAlive.cpuShare) : noMosquitto,
+        vsMosquitto: m && q ? ratio(m.heartbeat.cpuShare, q.keepAlive.cpuShare) : "",
+      },
+    );
+  }
+  return rows;
+}
+
+/** The verdict on every target of issue 4. */
+export function evaluateTargets(
+  results: readonly ScenarioResult[],
+  quick: boolean,
+): TargetResult[] {
+  const headline = results.find((result) => isHeadline(result.scenario));
+  const m = headline && ok<ManagerFigures>(headline.manager) ? headline.manager : null;
+  const b = headline && ok<BareFigures>(headline.bare) ? headline.bare : null;
+  const q = headline && ok<MosquittoFigures>(headline.mosquitto) ? headline.mosquitto : null;
+  const targets: TargetResult[] = [];
+  const where = "mode 2, 1,000 devices";
+  targets.push({
+    target: "fan-out deliveries/s ≥ 0.9× the bare Deno server",
+    where,
+    measured: m && b ? ratio(figures.fanOut(m), figures.fanOut(b)) : "—",
+    verdict: verdict(m && b ? figures.fanOut(m) >= 0.9 * figures.fanOut(b) : null),
+  });
+  targets.push({
+    target: "fan-out deliveries/s ≥ 2.0× Mosquitto",
+    where,
+    measured: m && q ? ratio(figures.fanOut(m), figures.fanOut(q)) : "—",
+    verdict: verdict(m && q ? figures.fanOut(m) >= 2 * figures.fanOut(q) : null),
+  });
+  targets.push({
+    target: "one sendAll to the last device, p99 ≤ Mosquitto's",
+    where,
+    measured: m && q ? `${ms(figures.p99(m))} vs ${ms(figures.p99(q))}` : "—",
+    verdict: verdict(m && q ? figures.p99(m) <= figures.p99(q) : null),
+  });
+  const managers = results.flatMap((result) =>
+    ok<ManagerFigures>(result.manager) ? [{ scenario: result.scenario, m: result.manager }] : []
+  );
+  const worst = <T>(
+    pick: (entry: { scenario: Scenario; m: ManagerFigures }) => boolean,
+    value: (m: ManagerFigures) => number,
+    higherIsWorse: boolean,
+  ) => {
+    const chosen = managers.filter(pick);
+    if (chosen.length === 0) return null;
+    return chosen.reduce((a, c) =>
+      (higherIsWorse ? value(c.m) > value(a.m) : value(c.m) < value(a.m)) ? c : a
+    ) as T;
+  };
+  type Entry = { scenario: Scenario; m: ManagerFigures };
+  const memory = worst<Entry>(() => true, figures.memory, true);
+  targets.push({
+    target: `manager memory ≤ ${bytes(MEMORY_TARGET_BYTES)} per idle device`,
+    where: memory ? `worst: ${memory.scenario.label}` : "—",
+    measured: memory ? bytes(figures.memory(memory.m)) : "—",
+    verdict: verdict(memory ? figures.memory(memory.m) <= MEMORY_TARGET_BYTES : null),
+  });
+  const plain = worst<Entry>((e) => !e.scenario.tls, (m) => m.handshakesPerSecond, false);
+  targets.push({
+    target: "handshakes ≥ 5,000/s (plain TCP)",
+    where: plain ? `slowest: ${plain.scenario.label}` : "—",
+    measured: plain ? `${count(plain.m.handshakesPerSecond)}/s` : "—",
+    verdict: verdict(plain ? plain.m.handshakesPerSecond >= 5000 : null),
+  });
+  const tls = worst<Entry>((e) => e.scenario.tls, (m) => m.handshakesPerSecond, false);
+  targets.push({
+    target: "handshakes ≥ 500/s (TLS)",
+    where: tls ? tls.scenario.label : "—",
+    measured: tls ? `${count(tls.m.handshakesPerSecond)}/s` : "—",
+    verdict: verdict(tls ? tls.m.handshakesPerSecond >= 500 : null),
+  });
+  const consumer = worst<Entry>(() => true, (m) => m.consumerLatency.p50, true);
+  targets.push({
+    target: "device message to a for-await consumer < 1 ms p50",
+    where: consumer ? `worst: ${consumer.scenario.label}` : "—",
+    measured: consumer ? ms(consumer.m.consumerLatency.p50) : "—",
+    verdict: verdict(consumer ? consumer.m.consumerLatency.p50 < 1 : null),
+  });
+  const big = managers.find((e) => e.scenario.devices === 10_000 && e.scenario.mode === 2);
+  const dropped = managers.reduce((sum, e) => sum + e.m.heartbeat.falseDisconnects, 0);
+  targets.push({
+    target: "10,000 devices, heartbeats every 1 s for 30 s, no false disconnect",
+    where: big
+      ? `${big.scenario.label} (all scenarios: ${dropped} dropped)`
+      : quick
+      ? "not in --quick"
+      : "—",
+    measured: big
+      ? `${count(big.m.heartbeat.falseDisconnects)} dropped in ${
+        Math.round(big.m.heartbeat.seconds)
+      } s`
+      : "—",
+    verdict: verdict(
+      big ? big.m.heartbeat.falseDisconnects === 0 && big.m.heartbeat.seconds >= 29.5 : null,
+    ),
+  });
+  return targets;
+}
+
+function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const escape = (cell: string) => cell.replaceAll("|", "\\|");
+  const lines = [
+    `| ${header.map(escape).join(" | ")} |`,
+    `| ${header.map(() => "---").join(" | ")} |`,
+    ...rows.map((row) => `| ${row.map(escape).join(" | ")} |`),
+  ];
+  return lines.join("\n");
+}
+
+/** The results table in Markdown. */
+export function resultsTable(results: readonly ScenarioResult[]): string {
+  const rows = tableRows(results);
+  return markdownTable(
+    [
+      "scenario",
+      "measure",
+      "iot-manager",
+      "bare Deno TCP",
+      "vs bare",
+      "Mosquitto",
+      "vs Mosquitto",
+      "target",
+      "result",
+    ],
+    rows.map((row) => [
+      row.scenario,
+      row.measure,
+      row.ours,
+      row.bare,
+      row.vsBare,
+      row.mosquitto,
+      row.vsMosquitto,
+      row.target,
+      row.result,
+    ]),
+  );
+}
+
+/** The targets table in Markdown. */
+export function targetsTable(targets: readonly TargetResult[]): string {
+  return markdownTable(
+    ["target", "where", "measured", "result"],
+    targets.map((t) => [t.target, t.where, t.measured, t.verdict]),
+  );
+}
+
+/** Failures and skips, one line each. */
+export function problems(results: readonly ScenarioResult[]): string[] {
+  const lines: string[] = [];
+  for (const result of results) {
+    for (const system of ["manager", "bare", "mosquitto"] as const) {
+      const value = result[system] as Failure | undefined;
+      if (value?.error) lines.push(`${result.scenario.label}, ${system}: error: ${value.error}`);
+      if (value?.skipped) {
+        lines.push(`${result.scenario.label}, ${system}: skipped: ${value.skipped}`);
+      }
+    }
+  }
+  return lines;
+}
+
+/** `bench/RESULTS.md`. */
+export function resultsMarkdown(results: BenchResults): string {
+  const env = results.environment;
+  const s = results.settings;
+  const issues = problems(results.scenarios);
+  return `# iot-manager benchmark results
+
+Produced by \`${results.command}\` on ${env.date} in ${Math.round(results.seconds)} s${
+    results.quick ? " (quick run: 1,000 devices only)" : ""
+  }. Re-run it to get figures for your machine; only ratios measured in the same run compare.
+
+| | |
+| --- | --- |
+| Deno | ${env.deno} (V8 ${env.v8}, TypeScript ${env.typescript}) |
+| OS | ${env.os} |
+| CPU | ${env.cpu}, ${env.cores} cores |
+| memory | ${env.memoryGiB.toFixed(1)} GiB |
+| open-file limit | ${env.openFiles ?? "unknown"} |
+| Mosquitto | ${env.mosquitto ?? "not installed (rows skipped): \`apt-get install mosquitto\`"} |
+
+![deliveries per second and broadcast latency against the number of devices](results.svg)
+
+## Targets
+
+${targetsTable(results.targets)}
+
+## All figures
+
+${resultsTable(results.scenarios)}
+${
+    issues.length > 0
+      ? `\n**Failures and skips**\n\n${issues.map((l) => `- ${l}`).join("\n")}\n`
+      : ""
+  }
+## How it was measured
+
+- The system under test and the load generator run in separate processes, on 127.0.0.1 with
+  port 0 (Mosquitto on a free port found the same way). The load generator is one process of raw
+  \`Deno.connect\` sockets (one 16 KiB read buffer each, frames cut in place, heartbeats answered
+  from preallocated bytes), not the library's \`Device\`. The bench talks to the server processes
+  over their stdin and stdout, never over the measured sockets.
+- Devices connect ${s.connectConcurrency} at a time (Mosquitto listens with a backlog of 100; more
+  at once overflow it and cost whole-second SYN retries), after ${s.warmUpDevices} throwaway
+  connections have warmed the server's code up. A handshake is done when the device has its
+  \`WELCOME\` frame (mode 2) or the manager counts it (mode 1, which has no acknowledgement). The
+  bare server counts TCP accepts; Mosquitto counts \`CONNECT\`/\`CONNACK\` then
+  \`SUBSCRIBE\`/\`SUBACK\`.
+- Memory: the server's RSS with the fleet connected and idle minus its RSS before anyone
+  connected, over N; Deno processes run with \`--v8-flags=--expose-gc\` and collect garbage
+  first. The bare server holds each socket with a read pending into a 64-byte buffer (the least a
+  server that notices disconnects can do); Mosquitto's RSS is read from \`/proc\`.
+- Fan-out: ${s.fanOutMessages} back-to-back \`sendAll\` calls of a 64-byte message (bare server:
+  the same bytes written to every socket, one write in flight per socket and what queues
+  meanwhile sent in the next; Mosquitto: ${s.fanOutMessages} QoS 0 \`PUBLISH\`es from one
+  publisher to N subscribers of one topic), timed from the first send to the last device
+  receiving its last message. Each burst runs ${s.burstRuns} times (fewer once
+  ${s.burstBudgetMs / 1000} s have gone by) and the median run is reported. The same for
+  \`sendType\` (to the half of the fleet that are lights, ${s.sendTypeMessages} messages) and
+  \`send\` (each device in turn, ${s.sendEachRounds} rounds).
+- Latency of one broadcast: ${s.latencyRounds} single \`sendAll\` calls (Mosquitto: single
+  publishes), each timed from the call (the publisher's write) to the last device receiving it.
+  The processes share the system clock (\`performance.timeOrigin + performance.now()\`). With
+  ${s.latencyRounds} rounds, p99 is the slowest round: expect it to swing between runs on a small
+  machine, and compare p50s for the steady picture.
+- Inbound: every device writes ${s.inboundMessages.toLocaleString("en-US")} / N messages of 64
+  bytes at once; timed until the \`for await (const m of manager.messages())\` consumer in the
+  manager process has counted them all. Mode 1 has no message boundaries, so there it counts
+  64-byte units. Then ${s.consumerSamples} single stamped messages, 5 ms apart, each from another
+  device, for the device-to-consumer latency.
+- Heartbeats: a fresh manager with \`heartbeatRate: 1\` and \`heartbeatTimeout:
+  ${s.heartbeatTimeout}\`, the fleet connected and answering, for ${s.heartbeatSeconds} s; a false
+  disconnect is any device the manager dropped. CPU share is the server's user + system time from
+  \`/proc/<pid>/stat\` over the wall time. Mosquitto's counterpart: every client sends \`PINGREQ\`
+  each second with a keep-alive of ${s.heartbeatTimeout} s.
+`;
+}
+
+/** One line of the chart. */
+interface Series {
+  readonly name: string;
+  readonly color: string;
+  readonly dashed?: boolean;
+  readonly points: readonly (readonly [number, number])[];
+}
+
+function niceMax(value: number): number {
+  if (!(value > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
+  return 10 * power;
+}
+
+function escapeXml(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+function panel(
+  x0: number,
+  title: string,
+  unit: string,
+  series: readonly Series[],
+  ns: readonly number[],
+): string {
+  const width = 420;
+  const height = 260;
+  const left = x0 + 70;
+  const right = x0 + width - 15;
+  const top = 50;
+  const bottom = top + height - 70;
+  const maxN = Math.max(...ns);
+  const maxY = niceMax(Math.max(...series.flatMap((s) => s.points.map(([, y]) => y))));
+  const px = (n: number) => left + (n / maxN) * (right - left);
+  const py = (y: number) => bottom - (y / maxY) * (bottom - top);
+  const parts: string[] = [
+    `<text x="${x0 + width / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${
+      escapeXml(title)
+    }</text>`,
+    `<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#333"/>`,
+    `<line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#333"/>`,
+  ];
+  for (let i = 0; i <= 5; i++) {
+    const value = (maxY / 5) * i;
+    const y = py(value);
+    const label = value >= 1e6
+      ? `${(value / 1e6).toFixed(value % 1e6 === 0 ? 0 : 1)}M`
+      : value >= 1e3
+      ? `${(value / 1e3).toFixed(0)}k`
+      : `${Number(value.toFixed(1))}`;
+    parts.push(
+      `<line x1="${left}" y1="${y}" x2="${right}" y2="${y}" stroke="#ddd"/>`,
+      `<text x="${left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${label}</text>`,
+    );
+  }
+  for (const n of ns) {
+    parts.push(
+      `<text x="${px(n)}" y="${bottom + 16}" text-anchor="middle" font-size="11">${
+        n.toLocaleString("en-US")
+      }</text>`,
+    );
+  }
+  parts.push(
+    `<text x="${(left + right) / 2}" y="${
+      bottom + 34
+    }" text-anchor="middle" font-size="12">devices</text>`,
+    `<text x="${x0 + 16}" y="${
+      (top + bottom) / 2
+    }" text-anchor="middle" font-size="12" transform="rotate(-90 ${x0 + 16} ${
+      (top + bottom) / 2
+    })">${escapeXml(unit)}</text>`,
+  );
+  series.forEach((s, index) => {
+    if (s.points.length === 0) return;
+    const path = s.points.map(([n, y], i) => `${i === 0 ? "M" : "L"}${px(n)},${py(y)}`).join(" ");
+    parts.push(
+      `<path d="${path}" fill="none" stroke="${s.color}" stroke-width="2"${
+        s.dashed ? ' stroke-dasharray="5 4"' : ""
+      }/>`,
+      ...s.points.map(([n, y]) => `<circle cx="${px(n)}" cy="${py(y)}" r="3" fill="${s.color}"/>`),
+    );
+    const ly = bottom + 52 + Math.floor(index / 2) * 16;
+    const lx = left + (index % 2) * 170;
+    parts.push(
+      `<line x1="${lx}" y1="${ly - 4}" x2="${lx + 22}" y2="${
+        ly - 4
+      }" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ""}/>`,
+      `<text x="${lx + 28}" y="${ly}" font-size="11">${escapeXml(s.name)}</text>`,
+    );
+  });
+  return parts.join("\n  ");
+}
+
+const COLORS = { manager: "#1565c0", bare: "#757575", mosquitto: "#c62828" };
+
+/** `bench/results.svg`: deliveries/s and broadcast latency against N (plain mode 2). */
+export function resultsChart(results: readonly ScenarioResult[]): string {
+  const plain = results
+    .filter((r) => r.scenario.mode === 2 && !r.scenario.tls)
+    .sort((a, b) => a.scenario.devices - b.scenario.devices);
+  const ns = plain.map((r) => r.scenario.devices);
+  const collect = <T extends object>(
+    pick: (r: ScenarioResult) => T | Failure | undefined,
+    value: (f: T) => number,
+  ): [number, number][] =>
+    plain.flatMap((r) => {
+      const f = pick(r);
+      return ok<T>(f) ? [[r.scenario.devices, value(f)] as [number, number]] : [];
+    });
+  const throughput: Series[] = [
+    {
+      name: "iot-manager",
+      color: COLORS.manager,
+      points: collect((r) => r.manager, figures.fanOut),
+    },
+    { name: "bare Deno TCP", color: COLORS.bare, points: collect((r) => r.bare, figures.fanOut) },
+    {
+      name: "Mosquitto",
+      color: COLORS.mosquitto,
+      points: collect((r) => r.mosquitto, figures.fanOut),
+    },
+  ];
+  const latency: Series[] = [
+    {
+      name: "iot-manager p99",
+      color: COLORS.manager,
+      points: collect((r) => r.manager, figures.p99),
+    },
+    {
+      name: "iot-manager p50",
+      color: COLORS.manager,
+      dashed: true,
+      points: collect((r) => r.manager, figures.p50),
+    },
+    { name: "bare Deno TCP p99", color: COLORS.bare, points: collect((r) => r.bare, figures.p99) },
+    {
+      name: "Mosquitto p99",
+      color: COLORS.mosquitto,
+      points: collect((r) => r.mosquitto, figures.p99),
+    },
+  ];
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="860" height="330" viewBox="0 0 860 330" font-family="sans-serif">
+  <rect width="860" height="330" fill="#fff"/>
+  ${panel(0, "Fan-out: 200 × sendAll of 64 B", "deliveries per second", throughput, ns)}
+  ${panel(430, "One sendAll to the last device", "milliseconds", latency, ns)}
+</svg>
+`;
+}

@@ -1,0 +1,255 @@
+/**
+ * The server side of the bench, run as its own process by `bench/main.ts`:
+ * either the real {@linkcode Manager}, or a bare Deno TCP server that writes
+ * the same bytes to the same sockets with no protocol, no registry and no
+ * handlers (the runtime's limit). It obeys commands on stdin (see
+ * `control.ts`) and never prints anything else to stdout.
+ *
+ * Run it with `--v8-flags=--expose-gc` so memory is measured after a full GC.
+ *
+ * @module
+ */
+
+import { configure, getStreamSink, getTextFormatter } from "@logtape/logtape";
+import { encodeMessage, Manager, type ProtocolMode } from "@iot-manager/core";
+import { type CommandHandler, serveCommands } from "./control.ts";
+import { benchPayload, readStamp, STAMP_MARK, wallClock } from "./wire.ts";
+
+/** How the bench starts a server process (passed as one JSON argument). */
+export interface ServerConfig {
+  readonly target: "manager" | "bare";
+  /** PEM files to listen with TLS. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Manager only: seconds between heartbeat rounds. */
+  readonly heartbeatRate?: number;
+  /** Manager only: seconds a device has to answer. */
+  readonly heartbeatTimeout?: number;
+  /** Bare only: bytes of each socket's read buffer. */
+  readonly readBufferSize?: number;
+}
+
+/** What `info` answers. */
+export interface ServerInfo {
+  readonly pid: number;
+  readonly port: number;
+}
+
+/** What the send commands answer: when the first call started and the last returned. */
+export interface SendTiming {
+  readonly startedAt: number;
+  readonly returnedAt: number;
+}
+
+/** What `inboundDone` answers. */
+export interface InboundResult {
+  readonly doneAt: number;
+  readonly messages: number;
+  readonly bytes: number;
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** Memory after full collections, so only live memory counts. */
+async function settledMemory(): Promise<Deno.MemoryUsage> {
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return Deno.memoryUsage();
+}
+
+const payload = benchPayload();
+
+/** The real manager, with a `for await` consumer counting what devices send. */
+async function managerCommands(config: ServerConfig): Promise<Record<string, CommandHandler>> {
+  const manager = await Manager.listen({
+    validTypes: ["light", "lock"],
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: config.tls,
+    heartbeatRate: config.heartbeatRate ?? 3600,
+    heartbeatTimeout: config.heartbeatTimeout ?? 15,
+  });
+  const disconnects: Record<string, number> = {};
+  manager.on("disconnect", (_client, end) => {
+    disconnects[end.reason] = (disconnects[end.reason] ?? 0) + 1;
+  });
+
+  let inboundBytes = 0;
+  let inboundMessages = 0;
+  let inboundTarget = Infinity;
+  let inboundDone = Promise.withResolvers<number>();
+  const latencySamples: number[] = [];
+  const consumer = (async () => {
+    for await (const message of manager.messages()) {
+      const data = message.data;
+      if (data[0] === STAMP_MARK) {
+        latencySamples.push(wallClock() - readStamp(data));
+        continue;
+      }
+      inboundMessages++;
+      inboundBytes += data.length;
+      if (inboundBytes >= inboundTarget) {
+        inboundTarget = Infinity;
+        inboundDone.resolve(wallClock());
+      }
+    }
+  })();
+
+  const uuids = (): string[] => manager.getClientData().map((info) => info.uuid);
+  return {
+    info: (): ServerInfo => ({ pid: Deno.pid, port: manager.port }),
+    memory: settledMemory,
+    size: () => manager.size,
+    time: wallClock,
+    sendAll: async ({ count }): Promise<SendTiming> => {
+      const startedAt = wallClock();
+      for (let i = 0; i < Number(count); i++) await manager.sendAll(payload);
+      return { startedAt, returnedAt: wallClock() };
+    },
+    sendType: async ({ count, type }): Promise<SendTiming> => {
+      const startedAt = wallClock();
+      for (let i = 0; i < Number(count); i++) await manager.sendType(String(type), payload);
+      return { startedAt, returnedAt: wallClock() };
+    },
+    sendEach: async ({ rounds }): Promise<SendTiming> => {
+      const targets = uuids();
+      const startedAt = wallClock();
+      for (let round = 0; round < Number(rounds); round++) {
+        for (const uuid of targets) await manager.send(uuid, payload);
+      }
+      return { startedAt, returnedAt: wallClock() };
+    },
+    inbound: ({ bytes }) => {
+      inboundBytes = 0;
+      inboundMessages = 0;
+      inboundDone = Promise.withResolvers<number>();
+      inboundTarget = Number(bytes);
+    },
+    inboundDone: async (): Promise<InboundResult> => {
+      const doneAt = await inboundDone.promise;
+      return { doneAt, messages: inboundMessages, bytes: inboundBytes };
+    },
+    latencySamples: () => latencySamples.splice(0),
+    disconnects: () => {
+      const taken = { ...disconnects };
+      for (const reason of Object.keys(disconnects)) delete disconnects[reason];
+      return taken;
+    },
+    close: async () => {
+      await manager.close();
+      await consumer;
+    },
+  };
+}
+
+/** One accepted socket of the bare server and its write state. */
+class BareSocket {
+  chunks: Uint8Array[] = [];
+  writing = false;
+  constructor(readonly conn: Deno.Conn) {}
+}
+
+/**
+ * The runtime's limit: accept, hold, and write. Each socket has one write in
+ * flight at most and what is queued meanwhile goes out in the next write, the
+ * least any server can do with `Deno.Conn` without knowing the future.
+ */
+function bareCommands(config: ServerConfig): Record<string, CommandHandler> {
+  const listener = config.tls
+    ? Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...config.tls })
+    : Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sockets = new Set<BareSocket>();
+  const readBufferSize = config.readBufferSize ?? 64;
+  let writeErrors = 0;
+
+  const hold = async (socket: BareSocket): Promise<void> => {
+    const buffer = new Uint8Array(readBufferSize);
+    try {
+      while (await socket.conn.read(buffer) !== null) { /* no protocol: input is ignored */ }
+    } catch { /* reset by the peer */ }
+    sockets.delete(socket);
+    try {
+      socket.conn.close();
+    } catch { /* already closed */ }
+  };
+  const pump = async (socket: BareSocket): Promise<void> => {
+    socket.writing = true;
+    try {
+      while (socket.chunks.length > 0) {
+        const batch = socket.chunks.length === 1 ? socket.chunks[0] : concat(socket.chunks);
+        socket.chunks = [];
+        let offset = 0;
+        while (offset < batch.length) offset += await socket.conn.write(batch.subarray(offset));
+      }
+    } catch {
+      writeErrors++;
+    } finally {
+      socket.writing = false;
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+      const socket = new BareSocket(conn);
+      sockets.add(socket);
+      hold(socket);
+    }
+  })().catch(() => {});
+
+  return {
+    info: (): ServerInfo => ({ pid: Deno.pid, port: (listener.addr as Deno.NetAddr).port }),
+    memory: settledMemory,
+    size: () => sockets.size,
+    time: wallClock,
+    sendAll: ({ count, mode }): SendTiming => {
+      const bytes = encodeMessage(payload, Number(mode) as ProtocolMode);
+      const startedAt = wallClock();
+      for (let i = 0; i < Number(count); i++) {
+        for (const socket of sockets) {
+          socket.chunks.push(bytes);
+          if (!socket.writing) pump(socket);
+        }
+      }
+      return { startedAt, returnedAt: wallClock() };
+    },
+    disconnects: () => ({ writeErrors }),
+    close: async () => {
+      listener.close();
+      for (const socket of sockets) {
+        try {
+          socket.conn.close();
+        } catch { /* already closed */ }
+      }
+      await accepting;
+    },
+  };
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  await configure({
+    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter: getTextFormatter() }) },
+    loggers: [
+      { category: ["iot-manager"], lowestLevel: "warning", sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["stderr"] },
+    ],
+  });
+  const config = JSON.parse(Deno.args[0]) as ServerConfig;
+  const handlers = config.target === "manager"
+    ? await managerCommands(config)
+    : bareCommands(config);
+  await serveCommands(handlers);
+  Deno.exit(0);
+}

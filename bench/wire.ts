@@ -1,0 +1,78 @@
+/**
+ * What the bench's processes agree on: the message they move around, how a
+ * timestamp rides in one, and the clock they share.
+ *
+ * @module
+ */
+
+/** Every benchmark message is this many bytes of payload. */
+export const PAYLOAD_SIZE = 64;
+
+/** First byte of a payload that carries its send time (for latency samples). */
+export const STAMP_MARK = 0x4c; // "L"
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Wall-clock milliseconds with sub-millisecond resolution, comparable between
+ * processes on one machine (both read the same system clock at start-up).
+ */
+export function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The 64-byte broadcast payload: printable ASCII, so it is valid in mode 1 too. */
+export function benchPayload(): Uint8Array {
+  return encoder.encode("iot-manager bench payload ".padEnd(PAYLOAD_SIZE, "0123456789"));
+}
+
+/** A 64-byte payload holding `time` (wall-clock ms) as text after {@linkcode STAMP_MARK}. */
+export function stampPayload(time: number): Uint8Array {
+  return encoder.encode(`L${time.toFixed(4)}`.padEnd(PAYLOAD_SIZE, " "));
+}
+
+/** The time a {@linkcode stampPayload} carries. */
+export function readStamp(payload: Uint8Array): number {
+  return Number(decoder.decode(payload.subarray(1, 24)).trim());
+}
+
+/**
+ * Reads a file under `/proc`. Deno asks for `--allow-all` to read `/proc`, so
+ * without it the file is read by `cat` (the bench already runs processes).
+ */
+export async function readProcFile(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (
+      !(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)
+    ) {
+      throw error;
+    }
+  }
+  const { success, stdout, stderr } = await new Deno.Command("cat", { args: [path] }).output();
+  if (!success) throw new Error(`cannot read ${path}: ${decoder.decode(stderr).trim()}`);
+  return decoder.decode(stdout);
+}
+
+/** Resident set size of a process, in bytes, from `/proc/<pid>/status` (Linux). */
+export async function processRss(pid: number): Promise<number> {
+  const status = await readProcFile(`/proc/${pid}/status`);
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+/** CPU seconds (user + system) a process has used, from `/proc/<pid>/stat` (Linux). */
+export async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readProcFile(`/proc/${pid}/stat`);
+  // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const userTicks = Number(fields[11]);
+  const systemTicks = Number(fields[12]);
+  return (userTicks + systemTicks) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** `sysconf(_SC_CLK_TCK)`: 100 on every Linux the bench targets. */
+const CLOCK_TICKS_PER_SECOND = 100;
