@@ -468,9 +468,56 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     }
   }
 
+  /** One async function per connection: its suspended frame is part of every idle device's cost. */
   async #readLoop(leftover: Uint8Array): Promise<void> {
     try {
-      await this.#read(leftover);
+      if (leftover.length > 0) {
+        this.#onBytes(leftover);
+        if (this.#stalls.length > 0) await this.#waitForConsumers();
+      }
+      // An idle connection holds its read buffer while the read is pending, so in mode 2
+      // (where frames survive any split) it starts small and grows only while reads fill it.
+      const [smallest, largest] = this.mode === 1
+        ? [this.#limits.mode1ReadSize, this.#limits.mode1ReadSize]
+        : this.#limits.mode2ReadSize;
+      let buffer = new Uint8Array(smallest);
+      while (true) {
+        let count: number | null;
+        try {
+          count = await this.#conn.read(buffer);
+        } catch (error) {
+          if (this.#end === null) {
+            this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
+          }
+          return;
+        }
+        if (count === null) {
+          this.#peerHasClosed = true;
+          this.#peerClosed?.resolve();
+        }
+        // Once ended, read on only to discard what the device still sends until it closes.
+        if (this.#end !== null) {
+          if (count === null) return;
+          continue;
+        }
+        if (count === null) {
+          if (this.#decoder?.partial) {
+            this.#log.warn("Device {uuid} closed the connection in the middle of a frame", {
+              uuid: this.uuid,
+              reason: "closed",
+            });
+          }
+          this.terminate("closed", "the device closed the connection");
+          return;
+        }
+        this.#onBytes(buffer.subarray(0, count));
+        if (count === buffer.length && buffer.length < largest) {
+          buffer = new Uint8Array(Math.min(largest, buffer.length * 8));
+        } else if (count < smallest && buffer.length > smallest) {
+          buffer = new Uint8Array(smallest);
+        }
+        if (this.#stalls.length > 0) await this.#waitForConsumers();
+      }
     } catch (error) {
       this.#log.error("Reading from {uuid} failed unexpectedly: {error}", {
         uuid: this.uuid,
@@ -480,58 +527,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     }
   }
 
-  async #read(leftover: Uint8Array): Promise<void> {
-    if (leftover.length > 0) {
-      this.#onBytes(leftover);
-      await this.#waitForConsumers();
-    }
-    // An idle connection holds its read buffer while the read is pending, so in mode 2
-    // (where frames survive any split) it starts small and grows only while reads fill it.
-    const [smallest, largest] = this.mode === 1
-      ? [this.#limits.mode1ReadSize, this.#limits.mode1ReadSize]
-      : this.#limits.mode2ReadSize;
-    let buffer = new Uint8Array(smallest);
-    while (true) {
-      let count: number | null;
-      try {
-        count = await this.#conn.read(buffer);
-      } catch (error) {
-        if (this.#end === null) {
-          this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
-        }
-        return;
-      }
-      if (count === null) {
-        this.#peerHasClosed = true;
-        this.#peerClosed?.resolve();
-      }
-      // Once ended, read on only to discard what the device still sends until it closes.
-      if (this.#end !== null) {
-        if (count === null) return;
-        continue;
-      }
-      if (count === null) {
-        if (this.#decoder?.partial) {
-          this.#log.warn("Device {uuid} closed the connection in the middle of a frame", {
-            uuid: this.uuid,
-            reason: "closed",
-          });
-        }
-        this.terminate("closed", "the device closed the connection");
-        return;
-      }
-      this.#onBytes(buffer.subarray(0, count));
-      if (count === buffer.length && buffer.length < largest) {
-        buffer = new Uint8Array(Math.min(largest, buffer.length * 8));
-      } else if (count < smallest && buffer.length > smallest) {
-        buffer = new Uint8Array(smallest);
-      }
-      await this.#waitForConsumers();
-    }
-  }
-
   async #waitForConsumers(): Promise<void> {
-    if (this.#stalls.length === 0) return;
     const stalls = this.#stalls;
     this.#stalls = [];
     this.#readPaused = true;

@@ -126,7 +126,8 @@ type HandlerEntry = {
 const textDecoder = new TextDecoder();
 const CLOSE_GRACE_MS = 5000;
 const MODE1_READ_SIZE = 16 * 1024;
-const MODE2_READ_SIZES = [1024, 64 * 1024] as const;
+// Idle devices only ever receive 5-byte heartbeat frames: 64 bytes hold one; busy ones grow.
+const MODE2_READ_SIZES = [64, 64 * 1024] as const;
 
 class Message implements DeviceMessage {
   constructor(readonly client: Client, readonly data: Uint8Array) {}
@@ -734,7 +735,6 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       }
     }
     connection.start(leftover);
-    this.#track(connection.finished);
   }
 
   #onMessage(connection: Connection, data: Uint8Array): Promise<void> | undefined {
@@ -758,6 +758,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   }
 
   #onClose(connection: Connection, end: ConnectionEnd): void {
+    // Tracked from its end, not its start: idle connections cost no promise here.
+    this.#track(connection.finished);
     // On shutdown the adapter deregisters the whole node at once instead.
     if (this.#registry.remove(connection) && !this.#closing) {
       this.#cluster?.deviceDisconnected(connection.info);
