@@ -728,6 +728,7 @@ class Link {
   readonly #ready = Promise.withResolvers<void>();
   readonly #finished = Promise.withResolvers<ConnectionEnd>();
   readonly #terminated = Promise.withResolvers<void>();
+  readonly #peerClosed = Promise.withResolvers<void>();
   #state: "getinfo" | "welcome" | "open" = "getinfo";
   #end: ConnectionEnd | null = null;
   #shutdownDone: Promise<void> = Promise.resolve();
@@ -784,19 +785,21 @@ class Link {
     }
   }
 
-  /** Ends the connection; the first call wins. `farewell` sends `END` first (mode 2 only). */
+  /**
+   * Ends the connection; the first call wins. `farewell` sends `END` first (mode 2 only) and,
+   * in both modes, closes gracefully: half-close, then wait (within the grace) for the manager.
+   */
   terminate(reason: EndReason, message: string, options: { farewell: boolean }): void {
     if (this.#end) return;
     this.#end = new ConnectionEnd(reason, message);
     this.#ready.reject(this.#end);
     this.#terminated.resolve();
-    const farewell = options.farewell && this.#mode === 2 && this.#state === "open"
-      ? encodeFrame(FrameType.END, message)
-      : null;
-    this.#shutdownDone = this.#shutdown(farewell);
+    const graceful = options.farewell && this.#state === "open";
+    const farewell = graceful && this.#mode === 2 ? encodeFrame(FrameType.END, message) : null;
+    this.#shutdownDone = this.#shutdown(graceful, farewell);
   }
 
-  async #shutdown(farewell: Uint8Array | null): Promise<void> {
+  async #shutdown(graceful: boolean, farewell: Uint8Array | null): Promise<void> {
     if (farewell && this.#outbox.enqueue(farewell)) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
@@ -806,6 +809,17 @@ class Link {
       clearTimeout(timer);
     }
     this.#outbox.fail(this.#end!);
+    if (graceful) {
+      // Closing with unread input (the manager may be sending right now) would reset the
+      // connection: the manager's writes fail with EPIPE and it may never read the END. Half-close
+      // instead and wait for the manager to close its end, as the manager does on its shutdown.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#conn.closeWrite().then(() => this.#peerClosed.promise, () => {}),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
+      ]);
+      clearTimeout(timer);
+    }
     try {
       this.#conn.close();
     } catch {
@@ -816,13 +830,22 @@ class Link {
   async #readLoop(): Promise<void> {
     const buffer = new Uint8Array(READ_BUFFER_SIZE);
     try {
-      while (this.#end === null) {
+      while (true) {
         let count: number | null;
         try {
           count = await this.#conn.read(buffer);
         } catch (error) {
-          this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
+          this.#peerClosed.resolve();
+          if (this.#end === null) {
+            this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
+          }
           return;
+        }
+        if (count === null) this.#peerClosed.resolve();
+        // Once ended, read on only to discard what the manager still sends until it closes.
+        if (this.#end !== null) {
+          if (count === null) return;
+          continue;
         }
         if (count === null) {
           this.#onEof();

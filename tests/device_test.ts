@@ -444,3 +444,28 @@ Deno.test("property: whatever the split into reads, the messages join up to the 
     { numRuns: 2000 },
   );
 });
+
+Deno.test("a device that closes while the manager is still writing to it says goodbye cleanly", async () => {
+  await using manager = await startManager({ heartbeatRate: 60 });
+  const reasons: string[] = [];
+  manager.on("disconnect", (_client, end) => void reasons.push(`${end.reason}: ${end.message}`));
+  // The manager keeps talking to every device: a broadcast every millisecond.
+  const stream = setInterval(() => void manager.sendAll("status\n"), 1);
+  try {
+    for (let i = 0; i < 40; i++) {
+      const device = await Device.connect({ port: manager.port, type: "light" });
+      const reading = (async () => {
+        for await (const _ of device) { /* read, as a device does */ }
+      })();
+      await waitFor(() => device.stats.messagesReceived > 0, "a broadcast");
+      await device.close("bye");
+      await reading;
+    }
+    await waitFor(() => reasons.length === 40, "40 disconnects");
+  } finally {
+    clearInterval(stream);
+  }
+  // Closing with unread input would reset the connection: the manager's writes fail (EPIPE)
+  // and it may never read the END.
+  assert.deepEqual(reasons.filter((reason) => !reason.startsWith("ended")), []);
+});
