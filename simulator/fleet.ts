@@ -8,7 +8,14 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type ConnectionEnd, Device, encodeFrame, FrameType, type ProtocolMode } from "../mod.ts";
+import {
+  type Client,
+  type ConnectionEnd,
+  Device,
+  encodeFrame,
+  FrameType,
+  type ProtocolMode,
+} from "../mod.ts";
 import {
   answer,
   commandLines,
@@ -56,14 +63,18 @@ export class Recorder {
   commandsReceived = 0;
   /** Lines sent by devices (answers and telemetry). */
   linesSent = 0;
-  /** Lines sent by undisturbed devices. */
-  stableLinesSent = 0;
   errorCount = 0;
   readonly errors: string[] = [];
   /** Device stats of connections that have ended, so totals survive churn. */
   retiredAnswered = 0;
   retiredIgnored = 0;
   retiredReceived = 0;
+  /**
+   * Takes the tag of a command a device received and returns true when it
+   * handled it (steady traffic, counted as it arrives); other tags are kept in
+   * {@linkcode SimDevice.received}, which would grow without bound over a long run.
+   */
+  steadyTag: (sim: SimDevice, tag: string, receivedAt: number) => boolean = () => false;
 
   /** Records an unexpected error. */
   error(message: string): void {
@@ -117,8 +128,18 @@ export class SimDevice {
   churning = false;
   /** When the current connection attempt started (`performance.now()`). */
   dialAt = 0;
-  /** Tag of each command received, with the time it was processed. */
+  /** Tag of each scenario command received, with the time it was processed (steady traffic is not kept). */
   readonly received = new Map<string, number>();
+  /** The manager's side of the current connection, once the manager registered it. */
+  client: Client | null = null;
+  /** When the manager last registered this device (`performance.now()`); -1 before. */
+  registeredAt = -1;
+  /** Times churn has closed this device. */
+  churnCycles = 0;
+  /** Lines this device sent (answers and telemetry), over all its connections. */
+  linesSent = 0;
+  /** Lines of this device the manager received, over all its connections. */
+  linesAtManager = 0;
   /** The device-side end of the last connection, if it ended. */
   lastEnd: ConnectionEnd | null = null;
   device: Device | null = null;
@@ -136,6 +157,17 @@ export class SimDevice {
   /** Held to every expectation: behaves, and was never churned. */
   get stable(): boolean {
     return this.role === "normal" && !this.churned;
+  }
+
+  /**
+   * Live: well-behaved, not being churned, and connected at both ends through
+   * the connection it has now (the manager registered it after it dialled).
+   * A message the manager sends to a live device must reach it, unless churn
+   * closes it first.
+   */
+  get live(): boolean {
+    return this.role === "normal" && !this.churning && this.device?.connected === true &&
+      this.client?.connected === true && this.registeredAt >= this.dialAt;
   }
 
   /** Connects and starts answering commands. Rejects when the connection fails. */
@@ -186,7 +218,7 @@ export class SimDevice {
 
   #countSent(recorder: Recorder): void {
     recorder.linesSent++;
-    if (this.stable) recorder.stableLinesSent++;
+    this.linesSent++;
   }
 
   async #consume(device: Device, recorder: Recorder): Promise<void> {
@@ -200,7 +232,12 @@ export class SimDevice {
           const reply = answer(this.fake, line);
           recorder.commandsReceived++;
           const tag = /#(\S+)$/.exec(line)?.[1];
-          if (tag !== undefined && !this.received.has(tag)) this.received.set(tag, receivedAt);
+          if (
+            tag !== undefined && !recorder.steadyTag(this, tag, receivedAt) &&
+            !this.received.has(tag)
+          ) {
+            this.received.set(tag, receivedAt);
+          }
           if (await device.send(reply + "\n")) this.#countSent(recorder);
           else if (!recorder.shuttingDown && this.stable && device.connected) {
             recorder.error(`device ${this.uuid} could not send its answer`);

@@ -54,6 +54,14 @@ export interface SimulationOptions {
   readonly telemetry: number;
   /** Request round trips (`client.request("status")`) in the embedded scenario. */
   readonly requests: number;
+  /** Embedded: seconds between steady-phase broadcasts (`sendAll` and `sendType` in turn); 0 sends none. */
+  readonly steadyBroadcast: number;
+  /** Embedded: steady-phase `client.request("status #tag")` round trips per second; 0 sends none. */
+  readonly steadyRequests: number;
+  /** Seconds between memory samples (after a forced GC when exposed); 0 takes none. */
+  readonly memoryEvery: number;
+  /** Seconds at the start of the steady phase that the memory verdict treats as warm-up. */
+  readonly warmUp: number;
   /** Seed for the chaos and mode assignment. */
   readonly seed: number;
   /** Chaos knobs. */
@@ -103,6 +111,10 @@ export const defaultOptions: SimulationOptions = {
   mode1Share: 0,
   telemetry: 0,
   requests: 50,
+  steadyBroadcast: 0,
+  steadyRequests: 0,
+  memoryEvery: 0,
+  warmUp: 120,
   seed: 1,
   chaos: { silent: 0, churn: 0, slow: 0, slowDelay: 100, malformed: 0 },
 };
@@ -157,6 +169,15 @@ Timing
   --heartbeat seconds    embedded manager's heartbeatRate (default ${defaultOptions.heartbeat})
   --heartbeat-timeout s  embedded manager's heartbeatTimeout (default ${defaultOptions.heartbeatTimeout})
   --requests n           request round trips in the scenario (default ${defaultOptions.requests})
+
+Steady traffic (embedded manager; off by default)
+  --steady-broadcast s   a broadcast every s seconds in the steady phase, sendAll and sendType in turn
+  --steady-requests n    n client.request round trips per second to random live devices
+
+Memory
+  --memory-every s       sample memory every s seconds (after a forced GC with
+                         --v8-flags=--expose-gc) and judge it flat after the warm-up
+  --warm-up s            seconds of the steady phase before the memory baseline (default ${defaultOptions.warmUp})
 
 Chaos (all off by default)
   --silent share         share of devices that never answer heartbeats (0 to 1)
@@ -236,6 +257,10 @@ export function parseCli(
         heartbeat: { type: "string" },
         "heartbeat-timeout": { type: "string" },
         requests: { type: "string" },
+        "steady-broadcast": { type: "string" },
+        "steady-requests": { type: "string" },
+        "memory-every": { type: "string" },
+        "warm-up": { type: "string" },
         silent: { type: "string" },
         churn: { type: "string" },
         slow: { type: "string" },
@@ -286,15 +311,22 @@ export function parseCli(
   }
   const modeShare = modeFlag === "1" ? 1 : modeFlag === "mixed" ? 0.5 : 0;
 
+  const readPem = (name: string, path: string) => {
+    try {
+      return readFile(path);
+    } catch (error) {
+      throw new UsageError(`--${name} ${path}: ${(error as Error).message}`);
+    }
+  };
   let tls: SimulationOptions["tls"];
   let managerTls: SimulationOptions["managerTls"];
   if (values.tls) {
-    tls = { caCerts: values.ca ? [readFile(values.ca)] : undefined };
+    tls = { caCerts: values.ca ? [readPem("ca", values.ca)] : undefined };
     if (!connect) {
       if (!values.cert || !values.key) {
         throw new UsageError("--tls with the embedded manager needs --cert and --key");
       }
-      managerTls = { cert: readFile(values.cert), key: readFile(values.key) };
+      managerTls = { cert: readPem("cert", values.cert), key: readPem("key", values.key) };
     }
   } else if (values.ca || values.cert || values.key) {
     throw new UsageError("--ca, --cert and --key need --tls");
@@ -327,6 +359,10 @@ export function parseCli(
       : share("mode1-share", values["mode1-share"]),
     telemetry: number("telemetry", values.telemetry, d.telemetry),
     requests: whole("requests", values.requests, d.requests),
+    steadyBroadcast: number("steady-broadcast", values["steady-broadcast"], d.steadyBroadcast),
+    steadyRequests: number("steady-requests", values["steady-requests"], d.steadyRequests),
+    memoryEvery: number("memory-every", values["memory-every"], d.memoryEvery),
+    warmUp: number("warm-up", values["warm-up"], d.warmUp),
     seed: whole("seed", values.seed, d.seed),
     chaos: {
       silent: share("silent", values.silent),
@@ -338,6 +374,9 @@ export function parseCli(
   };
   if (options.lights + options.locks === 0) {
     throw new UsageError("no devices: --lights 0 --locks 0");
+  }
+  if (connect && (options.steadyBroadcast > 0 || options.steadyRequests > 0)) {
+    throw new UsageError("--steady-broadcast and --steady-requests need the embedded manager");
   }
   return {
     help: false,

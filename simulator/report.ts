@@ -5,7 +5,14 @@
  * @module
  */
 
+import { HEAP_GROWTH_LIMIT, type MemoryReport } from "./memory.ts";
 import type { LatencySummary, Tally } from "./stats.ts";
+import type { SteadyReport } from "./steady.ts";
+
+export type { MemoryReport, MemorySample, MemoryVerdict } from "./memory.ts";
+export type { SteadyReport } from "./steady.ts";
+
+const MIB = 1048576;
 
 /** One thing the run expected, and whether it held. */
 export interface Expectation {
@@ -104,8 +111,19 @@ export interface SimulationReport {
     readonly malformed: number;
     readonly malformedRejected: number;
   };
+  /** Steady-phase broadcasts and requests (`--steady-broadcast`, `--steady-requests`); null when off. */
+  readonly steady: SteadyReport | null;
+  /** The memory timeline and its verdict (`--memory-every`); null when off. The whole process: manager and devices. */
+  readonly memory: MemoryReport | null;
   /** Peak resident set size of the process (manager and devices together), in bytes. */
   readonly peakRss: number;
+  /** Failures nothing handled, counted during the run instead of ending the process. */
+  readonly process: {
+    /** `unhandledrejection` events: promises rejected with nobody to catch it. */
+    readonly unhandledRejections: number;
+    /** `error` events: exceptions thrown where nothing caught them (timer callbacks, handlers). */
+    readonly uncaughtErrors: number;
+  };
   /** Unexpected errors (failed sends, failed connects, bad answers). */
   readonly errors: { readonly count: number; readonly samples: readonly string[] };
   /** The verdicts. */
@@ -154,6 +172,24 @@ export function renderReport(report: SimulationReport): string {
       ],
     );
   }
+  const steady = report.steady;
+  if (steady && steady.broadcasts.sent > 0) {
+    const { sent, due, delivered, excused, missed, latency } = steady.broadcasts;
+    rows.push([
+      "steady broadcasts",
+      `${sent} sent, ${delivered} / ${due - excused} deliveries to live devices ` +
+      `(${excused} excused, ${missed} missed); p50 / p99 / max ${ms(latency.p50)} / ` +
+      `${ms(latency.p99)} / ${ms(latency.max)}`,
+    ]);
+  }
+  if (steady && steady.requests.sent > 0) {
+    const { sent, answered, excused, failed, latency } = steady.requests;
+    rows.push([
+      "steady requests",
+      `${answered} / ${sent - excused} answered (${excused} excused, ${failed} failed); ` +
+      `p50 / p99 / max ${ms(latency.p50)} / ${ms(latency.p99)} / ${ms(latency.max)}`,
+    ]);
+  }
   rows.push(
     embedded
       ? [
@@ -175,7 +211,11 @@ export function renderReport(report: SimulationReport): string {
     ["disconnects (device view)", tally(report.disconnects.devices)],
     ["unexpected disconnects", String(report.disconnects.unexpected)],
     ["chaos", chaosLine(chaos)],
-    ["peak memory (RSS)", `${(report.peakRss / 1048576).toFixed(1)} MiB`],
+    ["peak memory (RSS)", `${mib(report.peakRss)} MiB`],
+    [
+      "unhandled rejections / uncaught",
+      `${report.process.unhandledRejections} / ${report.process.uncaughtErrors}`,
+    ],
     ["errors", String(report.errors.count)],
   );
   const width = Math.max(...rows.map(([name]) => name.length));
@@ -183,6 +223,7 @@ export function renderReport(report: SimulationReport): string {
     `${report.tls ? " (TLS)" : ""}, ${devices.expected} devices, ${report.seconds.toFixed(1)} s` +
     (report.aborted ? " (aborted)" : "");
   const lines = [title, "", ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`)];
+  if (report.memory) lines.push("", ...renderMemory(report.memory, devices.expected));
   lines.push("", "expectations");
   const nameWidth = Math.max(0, ...report.expectations.map((e) => e.name.length));
   for (const expectation of report.expectations) {
@@ -196,6 +237,50 @@ export function renderReport(report: SimulationReport): string {
   for (const sample of report.errors.samples) lines.push(`  error: ${sample}`);
   lines.push("", `result: ${report.ok ? "PASS" : "FAIL"}`);
   return lines.join("\n");
+}
+
+/** The memory timeline as a table, then the verdict. */
+function renderMemory(memory: MemoryReport, devices: number): string[] {
+  const lines = [
+    `memory: the whole process (manager and ${devices} devices), a sample every ${memory.every} s` +
+    (memory.forcedGc ? ", each after a forced GC" : ", no forced GC (heapUsed includes garbage)"),
+    `  ${"elapsed".padStart(9)}  ${"phase".padEnd(10)}  ${"connected".padStart(9)}  ` +
+    `${"rss".padStart(9)}  ${"heapUsed".padStart(9)}  ${"external".padStart(9)}`,
+  ];
+  for (const sample of memory.samples) {
+    lines.push(
+      `  ${`${sample.elapsed.toFixed(1)} s`.padStart(9)}  ${sample.phase.padEnd(10)}  ` +
+        `${String(sample.connected).padStart(9)}  ${`${mib(sample.rss)} MiB`.padStart(9)}  ` +
+        `${`${mib(sample.heapUsed)} MiB`.padStart(9)}  ${
+          `${mib(sample.external)} MiB`.padStart(9)
+        }`,
+    );
+  }
+  const verdict = memory.verdict;
+  const growth = (bytes: number, of: number) =>
+    `${bytes >= 0 ? "+" : ""}${mib(bytes)} MiB (${bytes >= 0 ? "+" : ""}${
+      of > 0 ? ((bytes / of) * 100).toFixed(1) : "0.0"
+    } %)`;
+  lines.push(
+    `  warm-up: the first ${memory.warmUp} s of the steady phase ` +
+      `(${memory.steadyStart.toFixed(1)} s to ${memory.steadyEnd.toFixed(1)} s)`,
+    `  heapUsed ${mib(verdict.baseline)} MiB after warm-up (at ${
+      verdict.baselineAt.toFixed(0)
+    } s), ` +
+      `${mib(verdict.end)} MiB at the end (at ${verdict.endAt.toFixed(0)} s): ` +
+      `${growth(verdict.growth, verdict.baseline)}, limit +${HEAP_GROWTH_LIMIT * 100} %; ` +
+      `trend ${verdict.trendPerMinute >= 0 ? "+" : ""}${mib(verdict.trendPerMinute)} MiB/min`,
+    `  rss ${mib(verdict.rssBaseline)} MiB -> ${mib(verdict.rssEnd)} MiB: ` +
+      `${growth(verdict.rssEnd - verdict.rssBaseline, verdict.rssBaseline)} (not judged)`,
+    `  verdict: ${
+      verdict.judged ? (verdict.ok ? "flat" : "GROWING") : `not judged: ${verdict.reason}`
+    }`,
+  );
+  return lines;
+}
+
+function mib(bytes: number): string {
+  return (bytes / MIB).toFixed(1);
 }
 
 function ms(value: number): string {

@@ -3,7 +3,9 @@
  * bounded rate, play the scenario, shut down cleanly, and measure everything
  * for the report. Manager and devices share one process and one clock, so a
  * broadcast's delivery latency is measured from the manager's send to each
- * device's receipt directly.
+ * device's receipt directly. Long runs add steady traffic (`steady.ts`) and a
+ * memory timeline (`memory.ts`); the whole run counts unhandled rejections
+ * and uncaught errors.
  *
  * @module
  */
@@ -12,9 +14,12 @@ import { getLogger } from "@logtape/logtape";
 import { type Client, type ConnectionEnd, Manager } from "../mod.ts";
 import { commandLines, type FakeType } from "./fake_devices.ts";
 import { Recorder, type Role, sendMalformedHandshake, SimDevice, type Target } from "./fleet.ts";
+import { HEAP_GROWTH_LIMIT, judgeMemory, type MemoryReport, MemorySampler } from "./memory.ts";
 import { defaultOptions, type SimulationOptions } from "./options.ts";
+import { isValidAnswer, Replies } from "./replies.ts";
 import type { Expectation, SimulationReport } from "./report.ts";
 import { count, seededRandom, shuffled, summarize, type Tally } from "./stats.ts";
+import { SteadyTraffic } from "./steady.ts";
 
 const log = getLogger(["iot-manager", "simulator"]);
 
@@ -30,6 +35,7 @@ const UNICASTS = 20;
 const REQUEST_CONCURRENCY = 32;
 const STEADY_ROUNDS = 3;
 const TICK_MS = 250;
+const MIB = 1048576;
 
 /**
  * Runs a simulation and reports on it. Options not given take their
@@ -75,8 +81,13 @@ class Run {
   #everConnected = new Set<string>();
   #managerEnds: Tally = {};
   #managerReceived = 0;
-  #managerStableReceived = 0;
   #answersAtQuiet: { sent: number; received: number } | null = null;
+  readonly #replies = new Replies();
+  #steady: SteadyTraffic | null = null;
+  readonly #memory: MemorySampler | null;
+  #steadyStart = 0;
+  #steadyEnd = 0;
+  readonly #process = { unhandledRejections: 0, uncaughtErrors: 0 };
   #toDevicesSent = 0;
   #broadcasts: BroadcastRecord[] = [];
   #unicastTargets: { sim: SimDevice; tag: string }[] = [];
@@ -94,6 +105,12 @@ class Run {
   constructor(options: SimulationOptions) {
     this.#options = options;
     this.#random = seededRandom(options.seed);
+    this.#memory = options.memoryEvery > 0
+      ? new MemorySampler(options.memoryEvery, this.#started, () => ({
+        phase: this.#phase,
+        connected: this.#connectedNow(),
+      }))
+      : null;
     const total = options.lights + options.locks;
     this.#malformed = Math.round(total * options.chaos.malformed);
     // Lights and locks interleaved, then roles and modes handed out by a seeded shuffle.
@@ -143,7 +160,30 @@ class Run {
   }
 
   async execute(): Promise<SimulationReport> {
+    // Counted, not fatal: the report says how many and why, and the run fails.
+    const onRejection = (event: PromiseRejectionEvent) => {
+      event.preventDefault();
+      this.#process.unhandledRejections++;
+      this.#recorder.error(`unhandled rejection: ${describe(event.reason)}`);
+    };
+    const onError = (event: ErrorEvent) => {
+      event.preventDefault();
+      this.#process.uncaughtErrors++;
+      this.#recorder.error(`uncaught error: ${describe(event.error ?? event.message)}`);
+    };
+    globalThis.addEventListener("unhandledrejection", onRejection);
+    globalThis.addEventListener("error", onError);
     try {
+      return await this.#play();
+    } finally {
+      globalThis.removeEventListener("unhandledrejection", onRejection);
+      globalThis.removeEventListener("error", onError);
+    }
+  }
+
+  async #play(): Promise<SimulationReport> {
+    try {
+      this.#memory?.start();
       this.#startTicker();
       await this.#reachManager();
       this.#phase = "connecting";
@@ -200,7 +240,10 @@ class Run {
   #onRegistered(client: Client): void {
     const sim = this.#byUuid.get(client.uuid);
     this.#peakConnected = Math.max(this.#peakConnected, this.#manager!.size);
-    if (!sim || this.#everConnected.has(sim.uuid)) return;
+    if (!sim) return;
+    sim.client = client;
+    sim.registeredAt = performance.now();
+    if (this.#everConnected.has(sim.uuid)) return;
     this.#everConnected.add(sim.uuid);
     this.#recorder.handshakeMs.push(performance.now() - sim.dialAt);
   }
@@ -209,7 +252,7 @@ class Run {
     this.#countAnswers(client.uuid, new TextDecoder().decode(data));
   }
 
-  /** Counts the JSON lines a device sent; reports anything else. */
+  /** Counts the JSON lines a device sent and settles the round trips they answer; reports anything else. */
   #countAnswers(uuid: string, text: string): void {
     const sim = this.#byUuid.get(uuid);
     for (const line of commandLines(text)) {
@@ -222,14 +265,40 @@ class Run {
         continue;
       }
       this.#managerReceived++;
-      if (sim?.stable) this.#managerStableReceived++;
+      if (sim) sim.linesAtManager++;
+      this.#replies.offer(line);
     }
+  }
+
+  /**
+   * Lines the undisturbed devices sent, and those of them the manager received.
+   * Summed per device at the time of asking, so a device churned while its
+   * answer was on the wire drops out of both sides.
+   */
+  #stableAnswers(): { sent: number; received: number } {
+    let sent = 0;
+    let received = 0;
+    for (const sim of this.#sims) {
+      if (!sim.stable) continue;
+      sent += sim.linesSent;
+      received += sim.linesAtManager;
+    }
+    return { sent, received };
+  }
+
+  #connectedNow(): number {
+    if (this.#manager) return this.#manager.size;
+    let connected = 0;
+    for (const sim of this.#sims) if (sim.device?.connected) connected++;
+    return connected;
   }
 
   #onManagerDisconnect(client: Client, end: ConnectionEnd): void {
     count(this.#managerEnds, end.reason);
+    this.#replies.ended(client, end);
     const sim = this.#byUuid.get(client.uuid);
     if (!sim) return;
+    if (sim.client === client) sim.client = null;
     if (end.reason === "heartbeat" && sim.role !== "silent") this.#heartbeatMissed++;
     if (this.#recorder.shuttingDown && end.reason === "manager-closed") return;
     if (sim.role === "silent" && end.reason === "heartbeat") {
@@ -320,7 +389,11 @@ class Run {
       const receivers = this.#sims.filter((sim) =>
         sim.stable && (step.target === "all" || sim.type === step.target)
       );
-      await this.#until(() => receivers.every((sim) => sim.received.has(tag)), 10_000);
+      // A receiver churned since the send may never get it; the report only holds the undisturbed.
+      await this.#until(
+        () => receivers.every((sim) => !sim.stable || sim.received.has(tag)),
+        10_000,
+      );
     }
   }
 
@@ -345,10 +418,10 @@ class Run {
    * for 100 ms, so slow readers have finished their backlog.
    */
   async #quiet(settle = false): Promise<void> {
-    await this.#until(
-      () => this.#managerStableReceived >= this.#recorder.stableLinesSent,
-      10_000,
-    );
+    await this.#until(() => {
+      const answers = this.#stableAnswers();
+      return answers.received >= answers.sent;
+    }, 10_000);
     if (!settle) return;
     let seen = -1;
     await this.#until(
@@ -363,7 +436,6 @@ class Run {
   }
 
   async #requestPhase(): Promise<void> {
-    const manager = this.#manager!;
     const stable = shuffled(this.#sims.filter((sim) => sim.stable), this.#random);
     const jobs: { sim: SimDevice; command: string; expectError: boolean }[] = stable
       .slice(0, this.#options.requests)
@@ -377,56 +449,73 @@ class Run {
       while (next < jobs.length && !this.#aborted) {
         const index = next++;
         const job = jobs[index];
-        const client = manager.get(job.sim.uuid);
-        if (!client) {
+        // The phase is for undisturbed devices; churn may have taken one since the list was made.
+        if (!job.sim.stable) continue;
+        const client = job.sim.client;
+        if (!job.sim.live || !client) {
           this.#recorder.error(`request ${index}: ${job.sim.uuid} is not connected`);
           continue;
         }
-        this.#requests.sent++;
         this.#toDevicesSent++;
-        try {
-          const tag = `r${index + 1}`;
-          const started = performance.now();
-          let text = await client.requestString(`${job.command} #${tag}\n`, { timeout: 10 });
-          let reply = this.#findReply(client.uuid, text, tag);
-          // A telemetry line may arrive first; the answer follows.
-          for (let extra = 0; !reply && extra < 5; extra++) {
-            text = await client.recvString({ timeout: 5 });
-            reply = this.#findReply(client.uuid, text, tag);
-          }
-          const valid = reply !== undefined &&
-            (job.expectError
-              ? typeof reply.error === "string"
-              : job.sim.type === "lock"
-              ? typeof reply.locked === "boolean"
-              : typeof reply.on === "boolean");
-          if (!valid) {
-            this.#recorder.error(`request ${tag} to ${client.uuid}: bad answer ${text.trim()}`);
-            continue;
-          }
+        const tag = `r${index + 1}`;
+        const result = await this.#replies.roundTrip(
+          client,
+          job.command,
+          tag,
+          10,
+          (text) => this.#countAnswers(client.uuid, text),
+        );
+        if (!result.ok && !job.sim.stable) continue; // churned mid-request
+        this.#requests.sent++;
+        if (!result.ok) {
+          this.#recorder.error(`request ${tag} to ${client.uuid} failed: ${result.error.message}`);
+        } else if (!isValidAnswer(job.sim.type, result.reply, job.expectError)) {
+          this.#recorder.error(
+            `request ${tag} to ${client.uuid}: bad answer ${JSON.stringify(result.reply)}`,
+          );
+        } else {
           this.#requests.answered++;
-          this.#requests.latencies.push(performance.now() - started);
-        } catch (error) {
-          this.#recorder.error(`request to ${client.uuid} failed: ${(error as Error).message}`);
+          this.#requests.latencies.push(result.ms);
         }
       }
     };
     await Promise.all(Array.from({ length: REQUEST_CONCURRENCY }, worker));
   }
 
-  /** Counts a request's answer lines as received and returns the one tagged `tag`. */
-  #findReply(uuid: string, text: string, tag: string): Record<string, unknown> | undefined {
-    this.#countAnswers(uuid, text);
-    for (const line of commandLines(text)) {
-      try {
-        const value = JSON.parse(line);
-        if (value?.id === tag) return value;
-      } catch { /* not JSON: already reported */ }
+  async #steadyPhase(): Promise<void> {
+    this.#steadyStart = this.#elapsed();
+    const { steadyBroadcast, steadyRequests } = this.#options;
+    const manager = this.#manager;
+    if (manager && (steadyBroadcast > 0 || steadyRequests > 0)) {
+      const steady = new SteadyTraffic({
+        manager,
+        sims: this.#sims,
+        recorder: this.#recorder,
+        replies: this.#replies,
+        random: this.#random,
+        aborted: () => this.#aborted,
+        onQueued: (reached) => void (this.#toDevicesSent += reached),
+        onRequestReply: (client, text) => this.#countAnswers(client.uuid, text),
+      }, { broadcastEvery: steadyBroadcast, requestsPerSecond: steadyRequests });
+      this.#recorder.steadyTag = (sim, tag, receivedAt) => steady.onTag(sim, tag, receivedAt);
+      this.#steady = steady;
+      steady.start();
     }
-    return undefined;
+    try {
+      await this.#steadyWait();
+    } finally {
+      // The last sample of the steady phase is its end, for the memory verdict.
+      this.#memory?.sample();
+      this.#steadyEnd = this.#elapsed();
+      if (this.#steady) {
+        this.#phase = "settling";
+        await this.#steady.stop();
+      }
+    }
   }
 
-  async #steadyPhase(): Promise<void> {
+  /** The steady phase's running time: `--duration`, or until its heartbeat rounds have run. */
+  async #steadyWait(): Promise<void> {
     const { duration, heartbeat, heartbeatTimeout } = this.#options;
     const manager = this.#manager;
     this.#roundsAtSteady = manager?.heartbeatRounds ?? 0;
@@ -476,6 +565,8 @@ class Run {
     const sim = candidates[Math.floor(this.#random() * candidates.length)];
     sim.churned = true;
     sim.churning = true;
+    sim.churnCycles++;
+    this.#steady?.excuse(sim);
     this.#churn.cycles++;
     const task: Promise<void> = (async () => {
       await sim.stop("churn");
@@ -498,10 +589,7 @@ class Run {
     await Promise.all(this.#churn.tasks);
     if (this.#embedded) {
       await this.#quiet(true);
-      this.#answersAtQuiet = {
-        sent: this.#recorder.stableLinesSent,
-        received: this.#managerStableReceived,
-      };
+      this.#answersAtQuiet = this.#stableAnswers();
     }
     this.#recorder.shuttingDown = true;
     this.#aliveAtShutdown = this.#sims.filter((sim) => sim.device?.connected);
@@ -514,9 +602,18 @@ class Run {
     this.#tick();
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
     clearInterval(this.#ticker);
+    this.#phase = "done";
+    if (this.#memory) {
+      this.#memory.stop();
+      this.#memory.sample();
+    }
     log.info("Simulation finished in {seconds} s", {
       seconds: (performance.now() - this.#started) / 1000,
     });
+  }
+
+  #elapsed(): number {
+    return (performance.now() - this.#started) / 1000;
   }
 
   #startTicker(): void {
@@ -626,7 +723,7 @@ class Run {
           `${this.#requests.answered} / ${this.#requests.sent}`,
         );
       }
-      const quiet = this.#answersAtQuiet ?? { sent: recorder.stableLinesSent, received: 0 };
+      const quiet = this.#answersAtQuiet ?? { sent: this.#stableAnswers().sent, received: 0 };
       expect(
         "every answer reached the manager",
         quiet.received === quiet.sent,
@@ -656,10 +753,52 @@ class Run {
         `${goodbyes} / ${this.#aliveAtShutdown.length}${missing.join("")}`,
       );
     }
+    const steady = this.#steady?.report() ?? null;
+    if (steady && this.#options.steadyBroadcast > 0) {
+      const { sent, due, delivered, excused, missed } = steady.broadcasts;
+      expect(
+        "every steady broadcast reached every live device",
+        sent > 0 && due > 0 && missed === 0 && delivered === due - excused,
+        `${delivered} / ${due - excused}  (${sent} broadcasts; ${excused} excused: churned first)`,
+      );
+    }
+    if (steady && this.#options.steadyRequests > 0) {
+      const { sent, answered, excused } = steady.requests;
+      expect(
+        "every steady request answered",
+        answered > 0 && answered === sent - excused,
+        `${answered} / ${sent - excused}  (${excused} excused: churned mid-request)`,
+      );
+    }
+    const memory = this.#memoryReport();
+    if (memory?.forcedGc) {
+      const { verdict } = memory;
+      expect(
+        `heap flat after warm-up (growth at most ${HEAP_GROWTH_LIMIT * 100} %)`,
+        verdict.ok,
+        verdict.judged
+          ? `${mib(verdict.baseline)} -> ${mib(verdict.end)} MiB  (${
+            signed(verdict.growth / MIB)
+          } MiB, ${signed((verdict.growth / verdict.baseline) * 100)} %; limit ${
+            mib(verdict.limit)
+          } MiB)`
+          : verdict.reason,
+      );
+    }
     expect(
       "no unexpected disconnects",
       recorder.unexpectedCount === 0,
       String(recorder.unexpectedCount),
+    );
+    expect(
+      "no unhandled promise rejections",
+      this.#process.unhandledRejections === 0,
+      String(this.#process.unhandledRejections),
+    );
+    expect(
+      "no uncaught errors",
+      this.#process.uncaughtErrors === 0,
+      String(this.#process.uncaughtErrors),
     );
     expect("no errors", recorder.errorCount === 0, String(recorder.errorCount));
 
@@ -718,11 +857,46 @@ class Run {
         malformed: this.#malformed,
         malformedRejected: this.#malformedRejected,
       },
+      steady,
+      memory,
       peakRss: this.#peakRss,
+      process: { ...this.#process },
       errors: { count: recorder.errorCount, samples: recorder.errors },
       expectations,
     };
   }
+
+  #memoryReport(): MemoryReport | null {
+    const memory = this.#memory;
+    if (!memory) return null;
+    const window = {
+      steadyStart: this.#steadyStart,
+      steadyEnd: this.#steadyEnd,
+      warmUp: this.#options.warmUp,
+      forcedGc: memory.forcedGc,
+    };
+    return {
+      every: memory.every,
+      ...window,
+      samples: memory.samples,
+      verdict: judgeMemory(memory.samples, window),
+    };
+  }
+}
+
+function mib(bytes: number): string {
+  return (bytes / MIB).toFixed(1);
+}
+
+function signed(value: number): string {
+  return `${value >= 0 ? "+" : ""}${value.toFixed(1)}`;
+}
+
+/** A rejection reason or thrown value as one line of text, with its stack when it has one. */
+function describe(reason: unknown): string {
+  return reason instanceof Error
+    ? reason.stack ?? `${reason.name}: ${reason.message}`
+    : String(reason);
 }
 
 /** Sleeps `ms`, or less when `signal` aborts. */

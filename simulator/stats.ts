@@ -99,3 +99,61 @@ export type Tally = Record<string, number>;
 export function count(tally: Tally, key: string): void {
   tally[key] = (tally[key] ?? 0) + 1;
 }
+
+/** Smallest latency a {@linkcode LatencyHistogram} bucket tells apart, in milliseconds. */
+const HISTOGRAM_FLOOR_MS = 0.01;
+/** Each bucket is this much wider than the one before: percentiles are within 2 %. */
+const HISTOGRAM_RATIO = 1.02;
+/** Enough buckets to reach past 10 minutes. */
+const HISTOGRAM_BUCKETS = Math.ceil(Math.log(6e5 / HISTOGRAM_FLOOR_MS) / Math.log(HISTOGRAM_RATIO));
+
+/**
+ * Latencies kept as counts in log-spaced buckets, so a long run's millions of
+ * deliveries take a fixed few kilobytes. Percentiles are the upper edge of
+ * their bucket (at most 2 % high, never above the largest sample); `max` is
+ * exact.
+ *
+ * @example
+ * ```ts
+ * import { LatencyHistogram } from "./stats.ts";
+ * const histogram = new LatencyHistogram();
+ * for (const ms of [5, 1, 3]) histogram.add(ms);
+ * console.log(histogram.summary().max); // 5
+ * ```
+ */
+export class LatencyHistogram {
+  readonly #counts = new Uint32Array(HISTOGRAM_BUCKETS + 1);
+  #count = 0;
+  #max = 0;
+
+  /** Adds one sample, in milliseconds. */
+  add(ms: number): void {
+    const index = ms <= HISTOGRAM_FLOOR_MS ? 0 : Math.min(
+      HISTOGRAM_BUCKETS,
+      Math.ceil(Math.log(ms / HISTOGRAM_FLOOR_MS) / Math.log(HISTOGRAM_RATIO)),
+    );
+    this.#counts[index]++;
+    this.#count++;
+    if (ms > this.#max) this.#max = ms;
+  }
+
+  /** The samples so far, summarised like {@linkcode summarize} does. */
+  summary(): LatencySummary {
+    if (this.#count === 0) return { count: 0, p50: 0, p99: 0, max: 0 };
+    const rank = (p: number) => {
+      const wanted = Math.ceil(p * this.#count);
+      let seen = 0;
+      for (let i = 0; i < this.#counts.length; i++) {
+        seen += this.#counts[i];
+        if (seen >= wanted) return Math.min(this.#max, HISTOGRAM_FLOOR_MS * HISTOGRAM_RATIO ** i);
+      }
+      return this.#max;
+    };
+    return {
+      count: this.#count,
+      p50: round(rank(0.5)),
+      p99: round(rank(0.99)),
+      max: round(this.#max),
+    };
+  }
+}

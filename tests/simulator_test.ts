@@ -6,10 +6,11 @@ import {
   FakeLock,
   parseCommand,
 } from "../simulator/fake_devices.ts";
+import { judgeMemory, type MemorySample } from "../simulator/memory.ts";
 import { parseCli, UsageError } from "../simulator/options.ts";
 import { renderReport, type SimulationReport } from "../simulator/report.ts";
 import { runSimulation } from "../simulator/scenario.ts";
-import { summarize } from "../simulator/stats.ts";
+import { LatencyHistogram, summarize } from "../simulator/stats.ts";
 import { startManager, tlsFiles, waitFor } from "./_helpers.ts";
 
 /** Asserts that a run met every expectation, showing the failed ones if not. */
@@ -106,6 +107,70 @@ Deno.test("simulator: chaos knobs do what they say and the run still passes", as
   assert.ok(report.messages.toManager.sent > report.messages.toDevices.sent, "telemetry was sent");
 });
 
+Deno.test("simulator: a short soak: steady traffic under churn, memory timeline, nothing unhandled", async () => {
+  const report = await runSimulation({
+    lights: 28,
+    locks: 12,
+    heartbeat: 0.2,
+    heartbeatTimeout: 0.6,
+    telemetry: 1,
+    duration: 3,
+    steadyBroadcast: 0.25,
+    steadyRequests: 20,
+    memoryEvery: 0.5,
+    warmUp: 1,
+    chaos: { silent: 0.05, churn: 120, slow: 0, slowDelay: 0, malformed: 0 },
+  });
+  assertPassed(report);
+  const { broadcasts, requests } = report.steady!;
+  assert.ok(broadcasts.sent >= 3, `${broadcasts.sent} steady broadcasts`);
+  assert.ok(broadcasts.due > 0);
+  assert.equal(broadcasts.missed, 0);
+  assert.equal(broadcasts.delivered, broadcasts.due - broadcasts.excused);
+  assert.equal(broadcasts.latency.count, broadcasts.delivered);
+  assert.ok(requests.sent >= 10, `${requests.sent} steady requests`);
+  assert.equal(requests.failed, 0);
+  assert.equal(requests.answered, requests.sent - requests.excused);
+  assert.ok(requests.answered > 0);
+  assert.ok(report.chaos.churnCycles >= 1, "churn happened");
+  assert.equal(report.chaos.silentDropped, 2);
+  assert.deepEqual(report.process, { unhandledRejections: 0, uncaughtErrors: 0 });
+  const memory = report.memory!;
+  const steady = memory.samples.filter((sample) => sample.phase === "steady");
+  assert.ok(steady.length >= 3, `${steady.length} samples in the steady phase`);
+  assert.ok(
+    steady.every((sample) => sample.rss > 0 && sample.heapUsed > 0 && sample.connected > 0),
+  );
+  assert.equal(memory.samples.at(-1)?.phase, "done");
+  // `deno test` runs without --expose-gc: the figures are there, the verdict is left to the soak.
+  assert.equal(memory.verdict.judged, memory.forcedGc);
+  assert.ok(memory.verdict.baseline > 0);
+});
+
+Deno.test("simulator: unhandled rejections and uncaught errors are counted and fail the run", async () => {
+  let thrown = false;
+  const report = await runSimulation({
+    lights: 2,
+    locks: 1,
+    heartbeat: 0.1,
+    requests: 1,
+    onStatus: (status) => {
+      if (status.phase !== "steady" || thrown) return;
+      thrown = true;
+      Promise.reject(new Error("nobody catches this"));
+      setTimeout(() => {
+        throw new Error("thrown in a timer");
+      });
+    },
+  });
+  assert.deepEqual(report.process, { unhandledRejections: 1, uncaughtErrors: 1 });
+  assert.equal(report.ok, false);
+  const failed = report.expectations.filter((expectation) => !expectation.ok).map((e) => e.name);
+  assert.deepEqual(failed, ["no unhandled promise rejections", "no uncaught errors", "no errors"]);
+  assert.ok(report.errors.samples.some((sample) => sample.includes("nobody catches this")));
+  assert.ok(report.errors.samples.some((sample) => sample.includes("thrown in a timer")));
+});
+
 Deno.test("simulator: against an external manager it only runs the devices", async () => {
   await using manager = await startManager({ heartbeatRate: 0.1, heartbeatTimeout: 1 });
   let most = 0;
@@ -165,7 +230,10 @@ Deno.test("fake devices obey their commands and answer unknown ones with an erro
 
 Deno.test("the CLI parses every flag and refuses bad ones", () => {
   const files: Record<string, string> = { "ca.pem": "CA", "c.pem": "CERT", "k.pem": "KEY" };
-  const read = (path: string) => files[path];
+  const read = (path: string) => {
+    if (!(path in files)) throw new Deno.errors.NotFound(`no such file: ${path}`);
+    return files[path];
+  };
   const request = parseCli([
     "--lights=12",
     "--locks",
@@ -196,6 +264,14 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
     "--json",
     "--log-level",
     "info",
+    "--steady-broadcast",
+    "2",
+    "--steady-requests",
+    "20",
+    "--memory-every",
+    "10",
+    "--warm-up",
+    "60",
   ], read);
   assert.equal(request.help, false);
   if (request.help) return;
@@ -211,6 +287,10 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
     slowDelay: 100,
     malformed: 0.05,
   });
+  assert.deepEqual(
+    [options.steadyBroadcast, options.steadyRequests, options.memoryEvery, options.warmUp],
+    [2, 20, 10, 60],
+  );
   assert.deepEqual(options.tls, { caCerts: ["CA"] });
   assert.deepEqual(options.managerTls, { cert: "CERT", key: "KEY" });
   assert.equal(request.json, true);
@@ -230,6 +310,9 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
       ["--frobnicate"],
       ["--log-level", "loud"],
       ["--lights", "0", "--locks", "0"],
+      ["--memory-every", "-1"],
+      ["--connect", "devices.example:8595", "--steady-requests", "5"],
+      ["--tls", "--ca", "missing.pem", "--cert", "c.pem", "--key", "k.pem"],
     ]
   ) {
     assert.throws(() => parseCli(bad, read), UsageError, bad.join(" "));
@@ -237,7 +320,17 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
 });
 
 Deno.test("the report renders as a table with every figure and the verdict", async () => {
-  const report = await runSimulation({ lights: 3, locks: 2, heartbeat: 0.1, requests: 2 });
+  const report = await runSimulation({
+    lights: 3,
+    locks: 2,
+    heartbeat: 0.1,
+    requests: 2,
+    duration: 0.5,
+    steadyBroadcast: 0.1,
+    steadyRequests: 10,
+    memoryEvery: 0.1,
+    warmUp: 0.1,
+  });
   const table = renderReport(report);
   for (
     const label of [
@@ -248,12 +341,67 @@ Deno.test("the report renders as a table with every figure and the verdict", asy
       "heartbeats",
       "disconnects (manager view)",
       "peak memory (RSS)",
+      "steady broadcasts",
+      "steady requests",
+      "unhandled rejections / uncaught",
+      "memory: the whole process (manager and 5 devices)",
+      "heapUsed",
+      "verdict: ",
       "result: PASS",
     ]
   ) {
     assert.ok(table.includes(label), `the table shows ${label}:\n${table}`);
   }
   assert.deepEqual(JSON.parse(JSON.stringify(report)).devices, report.devices);
+  assert.deepEqual(JSON.parse(JSON.stringify(report)).memory, report.memory);
+});
+
+Deno.test("the memory verdict compares the heap after warm-up with the end", () => {
+  const mib = 1048576;
+  const timeline = (heap: (elapsed: number) => number): MemorySample[] =>
+    Array.from({ length: 13 }, (_, i) => ({
+      elapsed: i * 10,
+      phase: "steady",
+      connected: 2000,
+      rss: 200 * mib,
+      heapUsed: heap(i * 10),
+      external: 30 * mib,
+    }));
+  const window = { steadyStart: 0, steadyEnd: 120, warmUp: 30, forcedGc: true };
+  // Warm-up growth does not count; a 5 % wobble after it is flat.
+  const flat = judgeMemory(
+    timeline((t) => (t < 30 ? 20 + t : 50 + (t % 20 === 0 ? 2.5 : 0)) * mib),
+    window,
+  );
+  assert.equal(flat.judged, true);
+  assert.equal(flat.ok, true);
+  assert.equal(flat.baseline, 50 * mib, "median of the samples at 30, 40 and 50 s");
+  assert.equal(flat.baselineAt, 50);
+  assert.equal(flat.endAt, 120);
+  // 0.1 MiB a second leaks 9 MiB over the window: more than 10 % of 50 MiB.
+  const leaking = judgeMemory(timeline((t) => (50 + t / 10) * mib), window);
+  assert.equal(leaking.ok, false);
+  assert.ok(leaking.growth > leaking.limit);
+  assert.ok(Math.abs(leaking.trendPerMinute - 6 * mib) < 1, "0.1 MiB/s is 6 MiB/min");
+  const noGc = judgeMemory(timeline(() => 50 * mib), { ...window, forcedGc: false });
+  assert.deepEqual([noGc.judged, noGc.ok], [false, false]);
+  assert.match(noGc.reason, /expose-gc/);
+  const short = judgeMemory(timeline(() => 50 * mib), { ...window, warmUp: 115 });
+  assert.equal(short.judged, false);
+  assert.match(short.reason, /1 sample\(s\) after the warm-up/);
+});
+
+Deno.test("the latency histogram keeps percentiles within 2 % in fixed memory", () => {
+  const histogram = new LatencyHistogram();
+  assert.deepEqual(histogram.summary(), { count: 0, p50: 0, p99: 0, max: 0 });
+  for (let ms = 1; ms <= 1000; ms++) histogram.add(ms);
+  const { count, p50, p99, max } = histogram.summary();
+  assert.deepEqual([count, max], [1000, 1000]);
+  assert.ok(p50 >= 500 && p50 <= 510, `p50 ${p50}`);
+  assert.ok(p99 >= 990 && p99 <= 1000, `p99 ${p99}`);
+  histogram.add(0);
+  histogram.add(1e9);
+  assert.equal(histogram.summary().max, 1e9);
 });
 
 Deno.test("summarize uses nearest-rank percentiles", () => {
