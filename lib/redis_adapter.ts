@@ -57,6 +57,8 @@ type Event =
   | { readonly k: "bye"; readonly n: string };
 type Pending = {
   expected: number;
+  /** Subscribers the command reached that may reply (PUBLISH's count, less this node's own). */
+  cap: number;
   received: number;
   count: number;
   readonly done: (count: number) => void;
@@ -102,6 +104,8 @@ export class RedisAdapter implements ClusterAdapter {
   #lostLogged = false;
   /** Devices on other nodes: uuid -> holder and info. */
   readonly #mirror = new Map<string, { node: string; info: DeviceInfo; at: number }>();
+  /** Other nodes known alive: only they reply (PUBLISH also counts any other subscriber). */
+  readonly #peers = new Set<string>();
   readonly #pending = new Map<string, Pending>();
 
   /**
@@ -325,6 +329,8 @@ export class RedisAdapter implements ClusterAdapter {
     }
     this.#mirror.clear();
     for (const [uuid, entry] of mirror) this.#mirror.set(uuid, entry);
+    this.#peers.clear();
+    for (const [index, node] of nodes.entries()) if (alive[index] !== null) this.#peers.add(node);
   }
 
   /** Removes a dead node's registration and its devices. */
@@ -336,6 +342,7 @@ export class RedisAdapter implements ClusterAdapter {
         removed++;
       }
     }
+    this.#peers.delete(node);
     await pub.multi().del(this.#devicesKey(node)).sRem(this.#key("nodes"), node).exec();
     log.warn("Node {node} stopped refreshing its registration; {removed} devices removed", {
       node,
@@ -368,6 +375,8 @@ export class RedisAdapter implements ClusterAdapter {
   #onEvent(message: string): void {
     const event = JSON.parse(message) as Event;
     if (event.n === this.#nodeId) return;
+    if (event.k === "bye") this.#peers.delete(event.n);
+    else this.#peers.add(event.n);
     if (event.k === "up") {
       const known = this.#mirror.get(event.info.uuid);
       if (!known || known.at <= event.at) {
@@ -395,14 +404,19 @@ export class RedisAdapter implements ClusterAdapter {
     this.#run("reply with a delivery count", (pub) =>
       pub.publish(
         this.#key(`reply:${command.from}`),
-        JSON.stringify({ id: command.id, count }),
+        JSON.stringify({ id: command.id, n: this.#nodeId, count }),
       ));
   }
 
   #onReply(message: string): void {
-    const reply = JSON.parse(message) as { id: string; count: number };
+    const reply = JSON.parse(message) as { id: string; n: string; count: number };
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
+    if (!this.#peers.has(reply.n)) {
+      // A node that joined since the last reload and has announced no device yet: count it in.
+      this.#peers.add(reply.n);
+      pending.expected = Math.min(pending.cap, pending.expected + 1);
+    }
     pending.received++;
     pending.count += reply.count;
     if (pending.received >= pending.expected) pending.done(pending.count);
@@ -421,6 +435,7 @@ export class RedisAdapter implements ClusterAdapter {
     const { promise, resolve } = Promise.withResolvers<number>();
     const pending: Pending = {
       expected: Infinity,
+      cap: Infinity,
       received: 0,
       count: 0,
       done: (count) => {
@@ -441,8 +456,10 @@ export class RedisAdapter implements ClusterAdapter {
       pending.done(0);
       return promise;
     }
-    // A broadcast reaches this node's own subscriber too, which does not reply.
-    pending.expected = broadcast ? receivers - 1 : receivers;
+    // A broadcast reaches this node's own subscriber too, which does not reply; so does any
+    // other client subscribed to the channel (a `PSUBSCRIBE prefix:*` left open to watch).
+    pending.cap = broadcast ? receivers - 1 : receivers;
+    pending.expected = Math.min(pending.cap, broadcast ? this.#peers.size : 1);
     if (pending.received >= pending.expected) {
       pending.done(pending.count);
     } else if (this.#pending.has(id)) {

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { FrameType, type Manager } from "../mod.ts";
+import { createClient } from "redis";
 import { RedisAdapter } from "../lib/redis_adapter.ts";
 import {
   connectDevice,
@@ -197,6 +198,28 @@ Deno.test("cluster: a Redis restart mid-run loses no device", async () => {
     assert.equal(reached, 3);
   } finally {
     for (const device of devices) device.close();
+    await closeAll(managers);
+  }
+});
+
+Deno.test("cluster: a stray subscriber on the channels does not stall sends", async () => {
+  await using redis = await RedisServer.start();
+  const prefix = `test-${crypto.randomUUID()}`;
+  const managers = await startCluster(redis, 2, 2, prefix);
+  // Someone watching the traffic: PUBLISH now counts one more subscriber, who never replies.
+  const watcher = createClient({ url: redis.url });
+  await watcher.connect();
+  await watcher.pSubscribe(`${prefix}:*`, () => {});
+  try {
+    await using device = await connectDevice(managers[1], { mode: 2 });
+    await waitForAgreement(managers, [device.uuid]);
+    const started = performance.now();
+    assert.equal(await managers[0].sendAll("hello"), 1);
+    assert.equal(await managers[0].send(device.uuid, "direct"), 1);
+    // Waiting out the 2 s reply timeout would mean the stray subscriber was counted as a node.
+    assert.ok(performance.now() - started < 1500, "no reply timeout");
+  } finally {
+    watcher.destroy();
     await closeAll(managers);
   }
 });
