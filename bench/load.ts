@@ -91,15 +91,21 @@ export abstract class Fleet<S extends FleetSocket> implements AsyncDisposable {
    */
   async connect(
     count: number,
-    options: { concurrency: number; timeoutMs: number },
+    options: {
+      concurrency: number;
+      timeoutMs: number;
+      /** Connect these sockets here rather than to the fleet's endpoint (another cluster node). */
+      endpoint?: Endpoint;
+    },
   ): Promise<ConnectTiming> {
     const startedAt = wallClock();
     const first = this.sockets.length;
+    const endpoint = options.endpoint ?? this.#endpoint;
     let next = first;
     const end = first + count;
     const worker = async (): Promise<void> => {
       while (next < end) {
-        const socket = await this.#open(next++);
+        const socket = await this.#open(next++, endpoint);
         await socket.ready.promise;
       }
     };
@@ -172,8 +178,8 @@ export abstract class Fleet<S extends FleetSocket> implements AsyncDisposable {
     return this.close();
   }
 
-  async #open(index: number): Promise<S> {
-    const { port, caCerts } = this.#endpoint;
+  async #open(index: number, endpoint: Endpoint): Promise<S> {
+    const { port, caCerts } = endpoint;
     const conn = caCerts
       ? await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [...caCerts] })
       : await Deno.connect({ hostname: "127.0.0.1", port });
@@ -233,6 +239,7 @@ export class DeviceSocket extends FleetSocket {
     index: number,
     buffer: Uint8Array,
     readonly type: "light" | "lock",
+    readonly uuid: string,
   ) {
     super(conn, index, buffer);
   }
@@ -265,9 +272,10 @@ export class DeviceFleet extends Fleet<DeviceSocket> {
   }
 
   protected create(conn: Deno.Conn, index: number, buffer: Uint8Array): DeviceSocket {
-    const socket = new DeviceSocket(conn, index, buffer, index % 2 === 0 ? "light" : "lock");
+    const type = index % 2 === 0 ? "light" : "lock";
+    const socket = new DeviceSocket(conn, index, buffer, type, crypto.randomUUID());
     if (this.#handshake) {
-      const info = { uuid: crypto.randomUUID(), type: socket.type, data: { n: index } };
+      const info = { uuid: socket.uuid, type: socket.type, data: { n: index } };
       socket.answer = encodeHandshake(info, this.mode);
     }
     return socket;

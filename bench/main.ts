@@ -7,6 +7,7 @@
  * deno task bench            # 1,000, 5,000 and 10,000 devices; writes bench/RESULTS.md and results.svg
  * deno task bench --quick    # 1,000 devices only, prints the table, writes nothing
  * deno task bench --json     # prints the figures as JSON on stdout (the table goes to stderr)
+ * deno task bench --cluster  # only the cluster figures (3 managers on Redis); writes bench/RESULTS-cluster.md
  * ```
  *
  * @module
@@ -19,10 +20,15 @@ import {
   type Scenario,
   type Settings,
 } from "./phases.ts";
+import { type ClusterSettings, findRedis, measureCluster } from "./cluster.ts";
 import { findMosquitto } from "./mqtt.ts";
 import { readProcFile } from "./wire.ts";
 import {
   type BenchResults,
+  clusterMarkdown,
+  clusterProblems,
+  type ClusterResults,
+  clusterTables,
   type Environment,
   evaluateTargets,
   type Failure,
@@ -34,19 +40,29 @@ import {
   targetsTable,
 } from "./report.ts";
 
-const USAGE = `Usage: deno task bench [--quick] [--json]
+const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
 
-  --quick  1,000 devices only (mode 2, mode 1, TLS) with 10 s of heartbeats; prints the
-           table and writes no files
-  --json   print every figure as JSON on stdout (the table then goes to stderr)
+  --quick    1,000 devices only (mode 2, mode 1, TLS) with 10 s of heartbeats; prints the
+             table and writes no files
+  --cluster  only the cluster figures: 3,000 devices on one manager, then over 3 managers
+             joined through a redis-server the bench starts; writes bench/RESULTS-cluster.md
+  --json     print every figure as JSON on stdout (the table then goes to stderr)
 
 A full run (1,000, 5,000 and 10,000 devices) writes bench/RESULTS.md and bench/results.svg.
-Mosquitto rows need /usr/sbin/mosquitto (apt-get install mosquitto); without it they are skipped.`;
+Mosquitto rows need /usr/sbin/mosquitto (apt-get install mosquitto); without it they are skipped.
+--cluster needs redis-server (apt-get install redis-server); without it there is nothing to run.`;
 
-function parseArgs(args: readonly string[]): { quick: boolean; json: boolean } {
-  const options = { quick: false, json: false };
+interface Options {
+  readonly quick: boolean;
+  readonly cluster: boolean;
+  readonly json: boolean;
+}
+
+function parseArgs(args: readonly string[]): Options {
+  const options = { quick: false, cluster: false, json: false };
   for (const arg of args) {
     if (arg === "--quick") options.quick = true;
+    else if (arg === "--cluster") options.cluster = true;
     else if (arg === "--json") options.json = true;
     else if (arg === "--help" || arg === "-h") {
       console.log(USAGE);
@@ -55,6 +71,10 @@ function parseArgs(args: readonly string[]): { quick: boolean; json: boolean } {
       console.error(`Unknown argument ${JSON.stringify(arg)}\n\n${USAGE}`);
       Deno.exit(2);
     }
+  }
+  if (options.quick && options.cluster) {
+    console.error(`--quick and --cluster do not combine: --cluster is already short.\n\n${USAGE}`);
+    Deno.exit(2);
   }
   return options;
 }
@@ -111,6 +131,14 @@ function settings(quick: boolean): Settings {
   };
 }
 
+const CLUSTER: ClusterSettings = {
+  managers: 3,
+  devicesPerManager: 1000,
+  sendSamples: 500,
+  crossSendRounds: 2,
+  fanOutBudgetMs: 10_000,
+};
+
 async function openFileLimit(): Promise<number | null> {
   try {
     const limits = await readProcFile(`/proc/${Deno.pid}/limits`);
@@ -121,7 +149,10 @@ async function openFileLimit(): Promise<number | null> {
   }
 }
 
-async function environment(mosquitto: string | null): Promise<Environment> {
+async function environment(
+  mosquitto: string | null,
+  redis?: string | null,
+): Promise<Environment> {
   let cpu = "unknown CPU";
   try {
     cpu = /^model name\s*:\s*(.+)$/m.exec(await readProcFile("/proc/cpuinfo"))?.[1] ?? cpu;
@@ -137,6 +168,7 @@ async function environment(mosquitto: string | null): Promise<Environment> {
     memoryGiB: Deno.systemMemoryInfo().total / 1024 ** 3,
     openFiles: await openFileLimit(),
     mosquitto,
+    ...(redis !== undefined ? { redis } : {}),
   };
 }
 
@@ -187,6 +219,7 @@ async function main(): Promise<number> {
     const seconds = ((performance.now() - startedAt) / 1000).toFixed(1).padStart(6);
     console.error(`[${seconds} s] ${message}`);
   };
+  if (options.cluster) return await runCluster(options, startedAt, out, log);
 
   const plan = scenarios(options.quick);
   const config = settings(options.quick);
@@ -263,6 +296,61 @@ async function main(): Promise<number> {
   }
   if (options.json) console.log(JSON.stringify(bench, null, 2));
   return issues.some((line) => line.includes(": error: ")) ? 1 : 0;
+}
+
+/** `--cluster`: one manager, then three on Redis; prints the tables, writes RESULTS-cluster.md. */
+async function runCluster(
+  options: Options,
+  startedAt: number,
+  out: (message: string) => void,
+  log: (message: string) => void,
+): Promise<number> {
+  const redisBinary = findRedis();
+  if (!redisBinary) {
+    console.error(
+      "redis-server not found: the cluster figures are skipped. Install it with " +
+        "`apt-get install redis-server` (Debian/Ubuntu) and run `deno task bench --cluster` again.",
+    );
+    return 0;
+  }
+  const devices = CLUSTER.managers * CLUSTER.devicesPerManager;
+  const limit = await openFileLimit();
+  if (limit !== null && limit < devices + 200) {
+    console.error(
+      `The open-file limit is ${limit}; ${devices.toLocaleString("en-US")} devices need at least ` +
+        `${devices + 200} in the load generator. Raise it (ulimit -n 20000).`,
+    );
+    return 1;
+  }
+  const config = settings(false);
+  const cluster = await attempt(
+    () => measureCluster(redisBinary, config, CLUSTER, (message) => log(`cluster: ${message}`)),
+    log,
+  );
+  const { tls: _tls, ...shownSettings } = config;
+  const results: ClusterResults = {
+    command: "deno task bench --cluster",
+    seconds: (performance.now() - startedAt) / 1000,
+    environment: await environment(
+      null,
+      "redisVersion" in cluster ? `${cluster.redisVersion} (${redisBinary})` : redisBinary,
+    ),
+    settings: { ...shownSettings, ...CLUSTER },
+    cluster,
+  };
+  if ("redisVersion" in cluster) out(`\n${await aligned(`${clusterTables(cluster)}\n`)}`);
+  const issues = clusterProblems(cluster);
+  for (const line of issues) out(line);
+  if ("redisVersion" in cluster) {
+    const markdown = new URL("./RESULTS-cluster.md", import.meta.url);
+    await Deno.writeTextFile(markdown, clusterMarkdown(results));
+    await formatFiles([markdown]);
+    out(`Done in ${Math.round(results.seconds)} s; wrote bench/RESULTS-cluster.md.`);
+  } else {
+    out(`Failed after ${Math.round(results.seconds)} s; bench/RESULTS-cluster.md is unchanged.`);
+  }
+  if (options.json) console.log(JSON.stringify(results, null, 2));
+  return issues.length > 0 ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -8,6 +8,7 @@
  */
 
 import { type Endpoint, Fleet, FleetSocket } from "./load.ts";
+import { findBinary, freePort, stopProcess, waitUntilListening } from "./wire.ts";
 
 const encoder = new TextEncoder();
 
@@ -187,13 +188,7 @@ const CANDIDATES = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"];
 
 /** Where the `mosquitto` binary is, or `null`. */
 export function findMosquitto(): string | null {
-  const path = (Deno.env.get("PATH") ?? "").split(":").map((dir) => `${dir}/mosquitto`);
-  for (const candidate of [...CANDIDATES, ...path]) {
-    try {
-      if (Deno.statSync(candidate).isFile) return candidate;
-    } catch { /* not there */ }
-  }
-  return null;
+  return findBinary("mosquitto", CANDIDATES);
 }
 
 /** A Mosquitto broker the bench started on 127.0.0.1 and a free port. */
@@ -219,9 +214,7 @@ export class Mosquitto implements AsyncDisposable {
       .output();
     const version = /mosquitto version (\S+)/.exec(new TextDecoder().decode(help.stdout))?.[1] ??
       "unknown";
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (probe.addr as Deno.NetAddr).port;
-    probe.close();
+    const port = freePort();
     const child = new Deno.Command(binary, {
       args: ["-c", "/dev/stdin"],
       stdin: "piped",
@@ -240,7 +233,7 @@ export class Mosquitto implements AsyncDisposable {
     await writer.close();
     const broker = new Mosquitto(child, port, version);
     try {
-      await broker.#waitUntilListening(Date.now() + 10_000);
+      await waitUntilListening(port, "mosquitto");
     } catch (error) {
       await broker.close();
       throw error;
@@ -249,42 +242,11 @@ export class Mosquitto implements AsyncDisposable {
   }
 
   /** Stops the broker (SIGTERM, then SIGKILL after 5 s). Idempotent. */
-  async close(): Promise<void> {
-    try {
-      this.#child.kill("SIGTERM");
-    } catch { /* exited */ }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const exited = await Promise.race([
-      this.#child.status.then(() => true),
-      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 5000)),
-    ]);
-    clearTimeout(timer);
-    if (!exited) {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await this.#child.status;
-    }
+  close(): Promise<void> {
+    return stopProcess(this.#child);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  async #waitUntilListening(deadline: number): Promise<void> {
-    while (true) {
-      try {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
-        conn.close();
-        return;
-      } catch (error) {
-        if (Date.now() > deadline) {
-          throw new Error(`mosquitto is not listening on ${this.port} after 10 s`, {
-            cause: error,
-          });
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }
   }
 }

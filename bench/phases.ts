@@ -140,14 +140,17 @@ export interface MosquittoFigures {
 
 type Log = (message: string) => void;
 
-const CONNECT_TIMEOUT_MS = 120_000;
-const DELIVERY_TIMEOUT_MS = 60_000;
+/** Longest a connect phase may take. */
+export const CONNECT_TIMEOUT_MS = 120_000;
+/** Longest the bench waits for a burst's deliveries (see {@linkcode deliveryTimeout}). */
+export const DELIVERY_TIMEOUT_MS = 60_000;
 
 /** A minute, plus a second per 20,000 deliveries (Mosquitto manages about 30,000/s at 10,000). */
 function deliveryTimeout(deliveries: number): number {
   return DELIVERY_TIMEOUT_MS + deliveries / 20;
 }
-const WARM_UP_MESSAGES = 20;
+/** Broadcasts sent (and awaited) before the first timed burst. */
+export const WARM_UP_MESSAGES = 20;
 const serverModule = new URL("./server.ts", import.meta.url).pathname;
 const configFile = new URL("../deno.json", import.meta.url).pathname;
 
@@ -158,7 +161,8 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
 }
 
-function latencyOf(samples: readonly number[]): Latency {
+/** p50, p99 and max of `samples` (milliseconds). */
+export function latencyOf(samples: readonly number[]): Latency {
   return {
     p50: percentile(samples, 0.5),
     p99: percentile(samples, 0.99),
@@ -177,9 +181,12 @@ function memoryOf(idle: Deno.MemoryUsage, loaded: Deno.MemoryUsage, devices: num
   };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<unknown> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
-function startServer(name: string, config: ServerConfig): ServerProcess {
+/** Starts a `server.ts` process (see {@linkcode ServerConfig}). */
+export function startServer(name: string, config: ServerConfig): ServerProcess {
   return new ServerProcess(name, [
     "run",
     "--quiet",
@@ -193,7 +200,11 @@ function startServer(name: string, config: ServerConfig): ServerProcess {
 }
 
 /** Polls the server until it counts `count` connections. */
-async function untilSize(server: ServerProcess, count: number, timeoutMs: number): Promise<void> {
+export async function untilSize(
+  server: ServerProcess,
+  count: number,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (await server.call<number>("size") < count) {
     if (Date.now() > deadline) {
@@ -204,20 +215,28 @@ async function untilSize(server: ServerProcess, count: number, timeoutMs: number
 }
 
 /** One burst to time: arm the fleet's targets, then trigger the send (returns when it started). */
-interface Burst {
+export interface Burst {
   readonly deliveries: number;
   expect(): Promise<number>;
   send(): Promise<number>;
   readonly what: string;
 }
 
+/** CPU seconds (user + system) the processes `pids` have used, together. */
+async function cpuSecondsOf(pids: readonly number[]): Promise<number> {
+  let seconds = 0;
+  for (const pid of pids) seconds += await processCpuSeconds(pid);
+  return seconds;
+}
+
 /**
  * Times a burst from the first send to the last socket's last message, `runs`
- * times (fewer if `budgetMs` runs out), and keeps the median run.
+ * times (fewer if `budgetMs` runs out), and keeps the median run. The server
+ * CPU is that of every process in `serverPids` (several for a cluster).
  */
-async function timeBursts(
+export async function timeBursts(
   fleet: DeviceFleet | MqttFleet,
-  serverPid: number,
+  serverPids: readonly number[],
   burst: Burst,
   settings: Settings,
 ): Promise<FanOut> {
@@ -227,7 +246,7 @@ async function timeBursts(
     runs.length < settings.burstRuns && (runs.length === 0 || performance.now() < budgetEnds)
   ) {
     const expected = burst.expect();
-    const serverCpu = await processCpuSeconds(serverPid);
+    const serverCpu = await cpuSecondsOf(serverPids);
     const loadCpu = await processCpuSeconds(Deno.pid);
     const startedAt = await burst.send();
     const lastAt = await fleet.arrival(expected, deliveryTimeout(burst.deliveries), burst.what);
@@ -236,7 +255,7 @@ async function timeBursts(
       deliveries: burst.deliveries,
       seconds,
       perSecond: burst.deliveries / seconds,
-      serverCpuSeconds: await processCpuSeconds(serverPid) - serverCpu,
+      serverCpuSeconds: await cpuSecondsOf(serverPids) - serverCpu,
       loadCpuSeconds: await processCpuSeconds(Deno.pid) - loadCpu,
     });
     await sleep(20);
@@ -246,7 +265,7 @@ async function timeBursts(
 }
 
 /** Sends one broadcast at a time and times the last socket's arrival. */
-async function timeRounds(
+export async function timeRounds(
   fleet: DeviceFleet | MqttFleet,
   rounds: number,
   send: () => Promise<number>,
@@ -292,7 +311,7 @@ function serverTls(scenario: Scenario, settings: Settings) {
  * waits until the server has let them all go: the first connections to a
  * fresh process pay for compiling its code, which is not what a device costs.
  */
-async function warmUpConnections(
+export async function warmUpConnections(
   open: () => DeviceFleet | MqttFleet,
   settings: Settings,
   size: () => Promise<number>,
@@ -416,7 +435,7 @@ async function measureManagerLoad(
   await fleet.arrival(warmUpArrival, DELIVERY_TIMEOUT_MS, "warm-up");
 
   const m = settings.fanOutMessages;
-  const fanOut = await timeBursts(fleet, pid, {
+  const fanOut = await timeBursts(fleet, [pid], {
     deliveries: m * n,
     expect: () => fleet.expect(m),
     send: () => sendAll(m),
@@ -428,7 +447,7 @@ async function measureManagerLoad(
 
   const lights = fleet.sockets.filter((socket) => socket.type === "light").length;
   const t = settings.sendTypeMessages;
-  const sendType = await timeBursts(fleet, pid, {
+  const sendType = await timeBursts(fleet, [pid], {
     deliveries: t * lights,
     expect: () => fleet.expect(t, (socket) => socket.type === "light"),
     send: async () =>
@@ -437,7 +456,7 @@ async function measureManagerLoad(
   }, settings);
   log(`sendType ${Math.round(sendType.perSecond)} deliveries/s`);
   const r = settings.sendEachRounds;
-  const sendEach = await timeBursts(fleet, pid, {
+  const sendEach = await timeBursts(fleet, [pid], {
     deliveries: r * n,
     expect: () => fleet.expect(r),
     send: async () => (await server.call<SendTiming>("sendEach", { rounds: r }, 60_000)).startedAt,
@@ -558,7 +577,7 @@ export async function measureBare(
   await sendAll(WARM_UP_MESSAGES);
   await fleet.arrival(warmUpArrival, DELIVERY_TIMEOUT_MS, "warm-up");
   const m = settings.fanOutMessages;
-  const fanOut = await timeBursts(fleet, pid, {
+  const fanOut = await timeBursts(fleet, [pid], {
     deliveries: m * n,
     expect: () => fleet.expect(m),
     send: () => sendAll(m),
@@ -620,7 +639,7 @@ export async function measureMosquitto(
     await publish(WARM_UP_MESSAGES);
     await subscribers.arrival(warmUpArrival, DELIVERY_TIMEOUT_MS, "mosquitto warm-up");
     const m = settings.fanOutMessages;
-    const fanOut = await timeBursts(subscribers, broker.pid, {
+    const fanOut = await timeBursts(subscribers, [broker.pid], {
       deliveries: m * n,
       expect: () => subscribers.expect(m),
       send: () => publish(m),

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { ClusterFigures, ClusterSettings } from "./cluster.ts";
 import type {
   BareFigures,
   Latency,
@@ -42,6 +43,8 @@ export interface Environment {
   readonly memoryGiB: number;
   readonly openFiles: number | null;
   readonly mosquitto: string | null;
+  /** `--cluster` runs only. */
+  readonly redis?: string | null;
 }
 
 /** Everything a run produced, as `--json` prints it. */
@@ -53,6 +56,15 @@ export interface BenchResults {
   readonly settings: Omit<Settings, "tls">;
   readonly scenarios: readonly ScenarioResult[];
   readonly targets: readonly TargetResult[];
+}
+
+/** What a `--cluster` run produced, as `--cluster --json` prints it. */
+export interface ClusterResults {
+  readonly command: string;
+  readonly seconds: number;
+  readonly environment: Environment;
+  readonly settings: Omit<Settings, "tls"> & ClusterSettings;
+  readonly cluster: ClusterFigures | Failure;
 }
 
 /** One target and how this run did against it. */
@@ -100,9 +112,10 @@ function percent(share: number): string {
 }
 
 function ratio(ours: number, theirs: number): string {
-  return Number.isFinite(ours) && Number.isFinite(theirs) && theirs > 0
-    ? `${(ours / theirs).toFixed(2)}×`
-    : "—";
+  if (!(Number.isFinite(ours) && Number.isFinite(theirs) && theirs > 0)) return "—";
+  const value = ours / theirs;
+  // Two significant digits below 0.1, so a ratio of 0.005 does not print as 0.00.
+  return `${value > 0 && value < 0.095 ? value.toPrecision(2) : value.toFixed(2)}×`;
 }
 
 function verdict(pass: boolean | null): Verdict {
@@ -393,6 +406,18 @@ export function problems(results: readonly ScenarioResult[]): string[] {
   return lines;
 }
 
+/** The machine, as a two-column table; `broker` is the last row (Mosquitto or Redis). */
+function environmentTable(env: Environment, broker: readonly [string, string]): string {
+  return `| | |
+| --- | --- |
+| Deno | ${env.deno} (V8 ${env.v8}, TypeScript ${env.typescript}) |
+| OS | ${env.os} |
+| CPU | ${env.cpu}, ${env.cores} cores |
+| memory | ${env.memoryGiB.toFixed(1)} GiB |
+| open-file limit | ${env.openFiles ?? "unknown"} |
+| ${broker[0]} | ${broker[1]} |`;
+}
+
 /** `bench/RESULTS.md`. */
 export function resultsMarkdown(results: BenchResults): string {
   const env = results.environment;
@@ -403,15 +428,14 @@ export function resultsMarkdown(results: BenchResults): string {
 Produced by \`${results.command}\` on ${env.date} in ${Math.round(results.seconds)} s${
     results.quick ? " (quick run: 1,000 devices only)" : ""
   }. Re-run it to get figures for your machine; only ratios measured in the same run compare.
+Several managers on Redis: [RESULTS-cluster.md](RESULTS-cluster.md) (\`deno task bench --cluster\`).
 
-| | |
-| --- | --- |
-| Deno | ${env.deno} (V8 ${env.v8}, TypeScript ${env.typescript}) |
-| OS | ${env.os} |
-| CPU | ${env.cpu}, ${env.cores} cores |
-| memory | ${env.memoryGiB.toFixed(1)} GiB |
-| open-file limit | ${env.openFiles ?? "unknown"} |
-| Mosquitto | ${env.mosquitto ?? "not installed (rows skipped): \`apt-get install mosquitto\`"} |
+${
+    environmentTable(env, [
+      "Mosquitto",
+      env.mosquitto ?? "not installed (rows skipped): `apt-get install mosquitto`",
+    ])
+  }
 
 ![deliveries per second and broadcast latency against the number of devices](results.svg)
 
@@ -617,5 +641,145 @@ export function resultsChart(results: readonly ScenarioResult[]): string {
   ${panel(0, "Fan-out: 200 × sendAll of 64 B", "deliveries per second", throughput, ns)}
   ${panel(430, "One sendAll to the last device", "milliseconds", latency, ns)}
 </svg>
+`;
+}
+
+/** Signed difference in milliseconds and the ratio: what the cross-node hop adds. */
+function cost(theirs: number, ours: number): string {
+  if (!Number.isFinite(theirs) || !Number.isFinite(ours)) return "—";
+  const difference = theirs - ours;
+  return `${difference >= 0 ? "+" : "−"}${ms(Math.abs(difference))} (${ratio(theirs, ours)})`;
+}
+
+/** The two tables of `--cluster`: `sendAll` one manager against the cluster, then `send(uuid)`. */
+export function clusterTables(f: ClusterFigures): string {
+  const n = count(f.devices);
+  const managers = `${f.managers} managers on Redis`;
+  const perMillion = (fanOut: { serverCpuSeconds: number; deliveries: number }) =>
+    fanOut.serverCpuSeconds / fanOut.deliveries * 1e6;
+  const { single, cluster, send } = f;
+  const broadcast = markdownTable(
+    ["sendAll from one manager", "one manager", managers, "cluster vs one"],
+    [
+      ...([
+        ["each awaited", (b: typeof single) => b.fanOut],
+        ["issued at once (Promise.all)", (b: typeof single) => b.fanOutConcurrent],
+      ] as const).flatMap(([how, pick]) => [
+        [
+          `fan-out: 200 × sendAll 64 B to ${n} devices, ${how}, deliveries/s`,
+          count(pick(single).perSecond),
+          count(pick(cluster).perSecond),
+          ratio(pick(cluster).perSecond, pick(single).perSecond),
+        ],
+        [
+          `… server CPU per million deliveries (cluster: every manager and Redis)`,
+          `${perMillion(pick(single)).toFixed(2)} s`,
+          `${perMillion(pick(cluster)).toFixed(2)} s`,
+          ratio(perMillion(pick(cluster)), perMillion(pick(single))),
+        ],
+      ]),
+      ...(["p50", "p99"] as const).map((p) => [
+        `one sendAll to the last of ${n} devices, ${p}`,
+        ms(single.latency[p]),
+        ms(cluster.latency[p]),
+        ratio(cluster.latency[p], single.latency[p]),
+      ]),
+    ],
+  );
+  const sends = markdownTable(
+    [
+      "send(uuid) from manager A",
+      "to a device on A (local)",
+      "to a device on B (cross-node)",
+      "cross-node cost",
+    ],
+    [
+      ...(["p50", "p99"] as const).map((p) => [
+        `latency to the device, ${p} (${count(send.localLatency.samples)} sends each)`,
+        ms(send.localLatency[p]),
+        ms(send.crossLatency[p]),
+        cost(send.crossLatency[p], send.localLatency[p]),
+      ]),
+      [
+        "one call at a time to each device, messages/s",
+        count(send.localSendEach.perSecond),
+        count(send.crossSendEach.perSecond),
+        ratio(send.crossSendEach.perSecond, send.localSendEach.perSecond),
+      ],
+    ],
+  );
+  return `${broadcast}\n\n${sends}`;
+}
+
+/** Errors of a `--cluster` run (a failure, or calls that reached the wrong number of devices). */
+export function clusterProblems(cluster: ClusterFigures | Failure): string[] {
+  if (!ok<ClusterFigures>(cluster)) {
+    const failure = cluster as Failure;
+    return [
+      failure.error ? `cluster: error: ${failure.error}` : `cluster: skipped: ${failure.skipped}`,
+    ];
+  }
+  return cluster.countErrors.map((line) => `cluster: error: ${line}`);
+}
+
+/** \`bench/RESULTS-cluster.md\`. */
+export function clusterMarkdown(results: ClusterResults): string {
+  const env = results.environment;
+  const s = results.settings;
+  const f = results.cluster;
+  const issues = clusterProblems(f);
+  const figures = ok<ClusterFigures>(f) ? f : null;
+  const n = count(s.managers * s.devicesPerManager);
+  return `# iot-manager cluster benchmark results
+
+Produced by \`${results.command}\` on ${env.date} in ${Math.round(results.seconds)} s. Re-run it to
+get figures for your machine; only ratios measured in the same run compare. The figures for one
+manager against the runtime and Mosquitto are in [RESULTS.md](RESULTS.md).
+
+${environmentTable(env, ["Redis", env.redis ?? "not installed: `apt-get install redis-server`"])}
+
+## Figures
+
+${figures ? clusterTables(figures) : "No figures: the run failed (below)."}
+
+${
+    issues.length > 0
+      ? `**Failures**\n\n${issues.map((l) => `- ${l}`).join("\n")}`
+      : `Every \`sendAll\` call resolved with ${n}, every \`send\` with 1.`
+  }
+
+## How it was measured
+
+- One machine runs everything: the load generator (one process of raw sockets, as in
+  [RESULTS.md](RESULTS.md)), ${s.managers} manager processes (\`bench/server.ts\` with
+  \`cluster: new RedisAdapter({ url, prefix, nodeTtl: 75 })\`, one prefix for all), and a
+  \`redis-server\` the bench starts on a free loopback port with \`--save "" --appendonly no\`. On a
+  small machine they compete for the same cores, which a real deployment would not.
+- ${n} mode-2 devices: first all on one manager without a cluster adapter (the baseline), then
+  ${count(s.devicesPerManager)} on each of the ${s.managers} managers, once every manager's
+  \`getClientData()\` lists all ${n}. Each manager first warms up with ${s.warmUpDevices} throwaway
+  connections.
+- Fan-out: ${s.fanOutMessages} \`sendAll\` calls of a 64-byte message on the first manager, timed
+  from the first call to the last device receiving its last message; the median of up to
+  ${s.burstRuns} runs (fewer once ${s.fanOutBudgetMs / 1000} s have gone by). Once back to back,
+  each call awaited before the next (as in [RESULTS.md](RESULTS.md)), then all issued at once and
+  awaited together (\`Promise.all\`). Every call must resolve with ${n}, the cluster-wide count;
+  any other count is reported as an error. CPU: user + system seconds of the manager (cluster:
+  every manager and \`redis-server\`) over the median run, per million deliveries.
+- Why the awaited row differs so much: a manager writes what was queued for a device during one
+  task in one write. On one manager \`await sendAll()\` resolves without leaving the task, so the
+  ${s.fanOutMessages} messages reach each device in one write. In a cluster each call resolves only
+  when the other managers have reported their counts through Redis, so every message is a write
+  of its own on every socket (and a read in the load generator). Issued at once, the calls
+  coalesce again on every manager.
+- Latency of one broadcast: ${s.latencyRounds} single \`sendAll\` calls, each timed from the call to
+  the last of the ${n} devices receiving it, on the clock the processes share. With
+  ${s.latencyRounds} rounds, p99 is the slowest round: compare p50s for the steady picture.
+- \`send(uuid)\`: ${s.sendSamples} calls on manager A to a device A holds and ${s.sendSamples} to a
+  device B holds, taken in turn, one at a time, each timed from the call on A to the device
+  receiving the message. A cross-node send is a Redis \`PUBLISH\` to B's channel; B delivers and
+  publishes its count back, and the call resolves when A has it. Then \`send\` to each of the
+  ${count(s.devicesPerManager)} devices on A in turn (${s.sendEachRounds} rounds) and to each on B
+  (${s.crossSendRounds} rounds), each call awaited: messages per second at the devices.
 `;
 }

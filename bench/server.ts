@@ -26,6 +26,8 @@ export interface ServerConfig {
   readonly heartbeatTimeout?: number;
   /** Bare only: bytes of each socket's read buffer. */
   readonly readBufferSize?: number;
+  /** Manager only: join a cluster through `RedisAdapter` (`bench --cluster`). */
+  readonly cluster?: { readonly url: string; readonly prefix: string; readonly nodeTtl: number };
 }
 
 /** What `info` answers. */
@@ -34,10 +36,28 @@ export interface ServerInfo {
   readonly port: number;
 }
 
-/** What the send commands answer: when the first call started and the last returned. */
+/**
+ * What the send commands answer: when the first call started and the last
+ * returned, and (manager only) the least and most devices one call reached.
+ */
 export interface SendTiming {
   readonly startedAt: number;
   readonly returnedAt: number;
+  readonly reachedMin?: number;
+  readonly reachedMax?: number;
+}
+
+/** Keeps the least and most of the counts the send calls resolve with. */
+class Reached {
+  min = Infinity;
+  max = -Infinity;
+  add(count: number): void {
+    if (count < this.min) this.min = count;
+    if (count > this.max) this.max = count;
+  }
+  timing(startedAt: number): SendTiming {
+    return { startedAt, returnedAt: wallClock(), reachedMin: this.min, reachedMax: this.max };
+  }
 }
 
 /** What `inboundDone` answers. */
@@ -62,6 +82,10 @@ const payload = benchPayload();
 
 /** The real manager, with a `for await` consumer counting what devices send. */
 async function managerCommands(config: ServerConfig): Promise<Record<string, CommandHandler>> {
+  // Imported only when clustering, so the other runs never load the Redis client.
+  const cluster = config.cluster
+    ? new (await import("@iot-manager/core/redis")).RedisAdapter(config.cluster)
+    : undefined;
   const manager = await Manager.listen({
     validTypes: ["light", "lock"],
     hostname: "127.0.0.1",
@@ -69,6 +93,7 @@ async function managerCommands(config: ServerConfig): Promise<Record<string, Com
     tls: config.tls,
     heartbeatRate: config.heartbeatRate ?? 3600,
     heartbeatTimeout: config.heartbeatTimeout ?? 15,
+    cluster,
   });
   const disconnects: Record<string, number> = {};
   manager.on("disconnect", (_client, end) => {
@@ -101,24 +126,40 @@ async function managerCommands(config: ServerConfig): Promise<Record<string, Com
     info: (): ServerInfo => ({ pid: Deno.pid, port: manager.port }),
     memory: settledMemory,
     size: () => manager.size,
+    /** Devices listed by `getClientData()`: with a cluster, every node's. */
+    clusterSize: () => manager.getClientData().length,
     time: wallClock,
-    sendAll: async ({ count }): Promise<SendTiming> => {
+    /** `count` calls, each awaited before the next, or with `concurrent` all issued at once. */
+    sendAll: async ({ count, concurrent }): Promise<SendTiming> => {
+      const reached = new Reached();
       const startedAt = wallClock();
-      for (let i = 0; i < Number(count); i++) await manager.sendAll(payload);
-      return { startedAt, returnedAt: wallClock() };
+      if (concurrent === true) {
+        const calls = Array.from({ length: Number(count) }, () => manager.sendAll(payload));
+        for (const result of await Promise.all(calls)) reached.add(result);
+      } else {
+        for (let i = 0; i < Number(count); i++) reached.add(await manager.sendAll(payload));
+      }
+      return reached.timing(startedAt);
     },
     sendType: async ({ count, type }): Promise<SendTiming> => {
       const startedAt = wallClock();
       for (let i = 0; i < Number(count); i++) await manager.sendType(String(type), payload);
       return { startedAt, returnedAt: wallClock() };
     },
-    sendEach: async ({ rounds }): Promise<SendTiming> => {
-      const targets = uuids();
+    /** `send` to each of `uuids` (default: every device `getClientData()` lists) in turn. */
+    sendEach: async ({ rounds, uuids: given }): Promise<SendTiming> => {
+      const targets = Array.isArray(given) ? given.map(String) : uuids();
+      const reached = new Reached();
       const startedAt = wallClock();
       for (let round = 0; round < Number(rounds); round++) {
-        for (const uuid of targets) await manager.send(uuid, payload);
+        for (const uuid of targets) reached.add(await manager.send(uuid, payload));
       }
-      return { startedAt, returnedAt: wallClock() };
+      return reached.timing(startedAt);
+    },
+    send: async ({ uuid }): Promise<SendTiming> => {
+      const startedAt = wallClock();
+      const reached = await manager.send(String(uuid), payload);
+      return { startedAt, returnedAt: wallClock(), reachedMin: reached, reachedMax: reached };
     },
     inbound: ({ bytes }) => {
       inboundBytes = 0;

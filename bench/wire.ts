@@ -1,6 +1,8 @@
 /**
  * What the bench's processes agree on: the message they move around, how a
- * timestamp rides in one, and the clock they share.
+ * timestamp rides in one, and the clock they share; plus the few process
+ * chores (find a binary, a free port, wait for a listener, stop a child) that
+ * the brokers it starts share.
  *
  * @module
  */
@@ -76,3 +78,64 @@ export async function processCpuSeconds(pid: number): Promise<number> {
 
 /** `sysconf(_SC_CLK_TCK)`: 100 on every Linux the bench targets. */
 const CLOCK_TICKS_PER_SECOND = 100;
+
+/** The first of `candidates`, then of `name` on the `PATH`, that is a file; or `null`. */
+export function findBinary(name: string, candidates: readonly string[]): string | null {
+  const path = (Deno.env.get("PATH") ?? "").split(":").map((dir) => `${dir}/${name}`);
+  for (const candidate of [...candidates, ...path]) {
+    try {
+      if (Deno.statSync(candidate).isFile) return candidate;
+    } catch { /* not there */ }
+  }
+  return null;
+}
+
+/** A free loopback port (bound, read, released). */
+export function freePort(): number {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return port;
+}
+
+/** Waits until something accepts TCP connections on `port`; `what` names it in the error. */
+export async function waitUntilListening(
+  port: number,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new Error(`${what} is not listening on ${port} after ${timeoutMs / 1000} s`, {
+          cause: error,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** Stops a child process: SIGTERM, then SIGKILL after `graceMs`. Safe on one that has exited. */
+export async function stopProcess(child: Deno.ChildProcess, graceMs = 5000): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* exited */ }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const exited = await Promise.race([
+    child.status.then(() => true),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), graceMs)),
+  ]);
+  clearTimeout(timer);
+  if (!exited) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+  }
+}
