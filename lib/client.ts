@@ -20,6 +20,7 @@ import {
 } from "./errors.ts";
 import type { HeartbeatTarget } from "./heartbeat.ts";
 import type { WriteTarget } from "./watchdog.ts";
+import { closeGracefully } from "./graceful.ts";
 import { Mutex } from "./mutex.ts";
 import { Outbox } from "./outbox.ts";
 import {
@@ -435,37 +436,19 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     return this.mode === 1 ? MODE1_END : encodeFrame(FrameType.END, message);
   }
 
-  async #shutdown(farewell: Uint8Array | null): Promise<void> {
-    if (farewell && this.#outbox.enqueue(farewell)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.#outbox.flushed().catch(() => {}),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
-      ]);
-      clearTimeout(timer);
-    }
-    this.#outbox.fail(this.#end!);
-    if (farewell) {
-      // Closing with unread input would reset the connection and the device would lose the
-      // goodbye: half-close instead and give the device a moment to read it and close its end.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.#conn.closeWrite().then(
-          () =>
-            this.#peerHasClosed
-              ? undefined
-              : (this.#peerClosed ??= Promise.withResolvers()).promise,
-          () => {},
-        ),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
-      ]);
-      clearTimeout(timer);
-    }
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed by the peer or the runtime
-    }
+  #shutdown(farewell: Uint8Array | null): Promise<void> {
+    return closeGracefully({
+      conn: this.#conn,
+      outbox: this.#outbox,
+      farewell,
+      halfClose: farewell !== null,
+      peerClosed: () =>
+        this.#peerHasClosed
+          ? Promise.resolve()
+          : (this.#peerClosed ??= Promise.withResolvers()).promise,
+      reason: this.#end!,
+      graceMs: FAREWELL_GRACE_MS,
+    });
   }
 
   /** One async function per connection: its suspended frame is part of every idle device's cost. */

@@ -27,6 +27,7 @@ import { validate as isUuid } from "uuid";
 import { computeProof } from "./auth.ts";
 import { concatBytes } from "./bytes.ts";
 import { ConnectionEnd, type EndReason, ProtocolError, TimeoutError } from "./errors.ts";
+import { closeGracefully } from "./graceful.ts";
 import { Outbox } from "./outbox.ts";
 import {
   type DeviceInfo,
@@ -799,32 +800,16 @@ class Link {
     this.#shutdownDone = this.#shutdown(graceful, farewell);
   }
 
-  async #shutdown(graceful: boolean, farewell: Uint8Array | null): Promise<void> {
-    if (farewell && this.#outbox.enqueue(farewell)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.#outbox.flushed().catch(() => {}),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
-      ]);
-      clearTimeout(timer);
-    }
-    this.#outbox.fail(this.#end!);
-    if (graceful) {
-      // Closing with unread input (the manager may be sending right now) would reset the
-      // connection: the manager's writes fail with EPIPE and it may never read the END. Half-close
-      // instead and wait for the manager to close its end, as the manager does on its shutdown.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.#conn.closeWrite().then(() => this.#peerClosed.promise, () => {}),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_GRACE_MS)),
-      ]);
-      clearTimeout(timer);
-    }
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+  #shutdown(graceful: boolean, farewell: Uint8Array | null): Promise<void> {
+    return closeGracefully({
+      conn: this.#conn,
+      outbox: this.#outbox,
+      farewell,
+      halfClose: graceful,
+      peerClosed: () => this.#peerClosed.promise,
+      reason: this.#end!,
+      graceMs: FAREWELL_GRACE_MS,
+    });
   }
 
   async #readLoop(): Promise<void> {

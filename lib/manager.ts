@@ -11,6 +11,7 @@ import { type Client, Connection, type ConnectionHooks } from "./client.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import type { Authenticate } from "./auth.ts";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
+import { withGrace } from "./graceful.ts";
 import { acceptHandshake, type Handshake, writeAll } from "./handshake.ts";
 import { HeartbeatMonitor } from "./heartbeat.ts";
 import { HandlerPool } from "./pool.ts";
@@ -513,12 +514,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     }
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
     await this.#cluster?.close();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#pool.idle(),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_GRACE_MS)),
-    ]);
-    clearTimeout(timer);
+    await withGrace(this.#pool.idle(), CLOSE_GRACE_MS);
     this.#pool.stop();
     for (const sub of this.#messageSubs) sub.queue.stop();
   }
