@@ -27,7 +27,7 @@ import {
   warmUpConnections,
 } from "./phases.ts";
 import type { SendTiming, ServerInfo } from "./server.ts";
-import { findBinary, freePort, stopProcess, waitUntilListening } from "./wire.ts";
+import { Daemon, findBinary } from "./wire.ts";
 
 /** How big the cluster run is and how hard it pushes. */
 export interface ClusterSettings {
@@ -88,57 +88,20 @@ export function findRedis(): string | null {
   return findBinary("redis-server", CANDIDATES);
 }
 
-/** A `redis-server` the bench started on 127.0.0.1 and a free port, without persistence. */
-export class RedisProcess implements AsyncDisposable {
-  readonly port: number;
-  readonly pid: number;
-  readonly version: string;
-  readonly #child: Deno.ChildProcess;
-
-  private constructor(child: Deno.ChildProcess, port: number, version: string) {
-    this.#child = child;
-    this.pid = child.pid;
-    this.port = port;
-    this.version = version;
-  }
-
-  /** The URL the managers connect to. */
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  /** Starts `binary` and waits until it accepts connections. */
-  static async start(binary: string): Promise<RedisProcess> {
-    const { stdout } = await new Deno.Command(binary, {
-      args: ["--version"],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const version = /v=(\S+)/.exec(new TextDecoder().decode(stdout))?.[1] ?? "unknown";
-    const port = freePort();
-    const child = new Deno.Command(binary, {
+/** Starts `redis-server` on 127.0.0.1 and a free port, without persistence. */
+export async function startRedis(binary: string): Promise<Daemon> {
+  const { stdout } = await new Deno.Command(binary, {
+    args: ["--version"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const version = /v=(\S+)/.exec(new TextDecoder().decode(stdout))?.[1] ?? "unknown";
+  return await Daemon.start("redis-server", version, (port) =>
+    new Deno.Command(binary, {
       args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
       stdout: "null",
       stderr: "inherit",
-    }).spawn();
-    const redis = new RedisProcess(child, port, version);
-    try {
-      await waitUntilListening(port, "redis-server");
-    } catch (error) {
-      await redis.close();
-      throw error;
-    }
-    return redis;
-  }
-
-  /** Stops the server (SIGTERM, then SIGKILL after 5 s). Idempotent. */
-  close(): Promise<void> {
-    return stopProcess(this.#child);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
+    }).spawn());
 }
 
 /** Checks the counts a send command's calls resolved with; mismatches are collected, not thrown. */
@@ -171,7 +134,7 @@ export async function measureCluster(
   log(`one manager, ${devices.toLocaleString("en-US")} devices`);
   const single = await measureSingle(devices, settings, cluster, counts, log);
   log(`${cluster.managers} managers on Redis`);
-  await using redis = await RedisProcess.start(redisBinary);
+  await using redis = await startRedis(redisBinary);
   const { broadcast, send } = await measureManagers(redis, settings, cluster, counts, log);
   return {
     redisVersion: redis.version,
@@ -220,7 +183,7 @@ async function measureSingle(
 
 /** The fleet spread over `cluster.managers` managers sharing one Redis prefix. */
 async function measureManagers(
-  redis: RedisProcess,
+  redis: Daemon,
   settings: Settings,
   cluster: ClusterSettings,
   counts: CountCheck,
@@ -231,7 +194,11 @@ async function measureManagers(
   await using stack = new AsyncDisposableStack();
   // The default TTL of a manager with default heartbeats (60 s + 15 s): the registry refresh
   // runs at the rate a deployment would see, although the bench turns heartbeats off.
-  const config = { url: redis.url, prefix: `bench-${crypto.randomUUID()}`, nodeTtl: 75 };
+  const config = {
+    url: `redis://127.0.0.1:${redis.port}`,
+    prefix: `bench-${crypto.randomUUID()}`,
+    nodeTtl: 75,
+  };
   const servers: ServerProcess[] = [];
   for (let i = 0; i < cluster.managers; i++) {
     servers.push(stack.use(

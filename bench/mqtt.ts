@@ -8,7 +8,7 @@
  */
 
 import { type Endpoint, Fleet, FleetSocket } from "./load.ts";
-import { findBinary, freePort, stopProcess, waitUntilListening } from "./wire.ts";
+import { Daemon, findBinary } from "./wire.ts";
 
 const encoder = new TextEncoder();
 
@@ -191,62 +191,36 @@ export function findMosquitto(): string | null {
   return findBinary("mosquitto", CANDIDATES);
 }
 
-/** A Mosquitto broker the bench started on 127.0.0.1 and a free port. */
-export class Mosquitto implements AsyncDisposable {
-  readonly port: number;
-  readonly pid: number;
-  readonly version: string;
-  readonly #child: Deno.ChildProcess;
-
-  private constructor(child: Deno.ChildProcess, port: number, version: string) {
-    this.#child = child;
-    this.pid = child.pid;
-    this.port = port;
-    this.version = version;
-  }
-
-  /**
-   * Starts `binary` with a minimal generated configuration (read from stdin,
-   * so no file is written) and waits until it accepts connections.
-   */
-  static async start(binary: string): Promise<Mosquitto> {
-    const help = await new Deno.Command(binary, { args: ["-h"], stdout: "piped", stderr: "null" })
-      .output();
-    const version = /mosquitto version (\S+)/.exec(new TextDecoder().decode(help.stdout))?.[1] ??
-      "unknown";
-    const port = freePort();
-    const child = new Deno.Command(binary, {
-      args: ["-c", "/dev/stdin"],
-      stdin: "piped",
-      stdout: "null",
-      stderr: "inherit",
-    }).spawn();
-    const config = [
-      `listener ${port} 127.0.0.1`,
-      "allow_anonymous true",
-      "max_connections -1",
-      // Our manager logs nothing per connection in the bench either.
-      "log_dest none",
-    ].join("\n") + "\n";
-    const writer = child.stdin.getWriter();
-    await writer.write(encoder.encode(config));
-    await writer.close();
-    const broker = new Mosquitto(child, port, version);
-    try {
-      await waitUntilListening(port, "mosquitto");
-    } catch (error) {
-      await broker.close();
-      throw error;
-    }
-    return broker;
-  }
-
-  /** Stops the broker (SIGTERM, then SIGKILL after 5 s). Idempotent. */
-  close(): Promise<void> {
-    return stopProcess(this.#child);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
+/**
+ * Starts Mosquitto on 127.0.0.1 and a free port with a minimal generated
+ * configuration (read from stdin, so no file is written).
+ */
+export async function startMosquitto(binary: string): Promise<Daemon> {
+  const help = await new Deno.Command(binary, { args: ["-h"], stdout: "piped", stderr: "null" })
+    .output();
+  const version = /mosquitto version (\S+)/.exec(new TextDecoder().decode(help.stdout))?.[1] ??
+    "unknown";
+  return await Daemon.start(
+    "mosquitto",
+    version,
+    () =>
+      new Deno.Command(binary, {
+        args: ["-c", "/dev/stdin"],
+        stdin: "piped",
+        stdout: "null",
+        stderr: "inherit",
+      }).spawn(),
+    async (child, port) => {
+      const config = [
+        `listener ${port} 127.0.0.1`,
+        "allow_anonymous true",
+        "max_connections -1",
+        // Our manager logs nothing per connection in the bench either.
+        "log_dest none",
+      ].join("\n") + "\n";
+      const writer = child.stdin.getWriter();
+      await writer.write(encoder.encode(config));
+      await writer.close();
+    },
+  );
 }

@@ -9,7 +9,7 @@
 import { encodeMessage } from "@iot-manager/core";
 import { ServerProcess } from "./control.ts";
 import { DeviceFleet } from "./load.ts";
-import { encodePublish, Mosquitto, MqttFleet, TOPIC } from "./mqtt.ts";
+import { encodePublish, MqttFleet, startMosquitto, TOPIC } from "./mqtt.ts";
 import type { InboundResult, SendTiming, ServerConfig, ServerInfo } from "./server.ts";
 import {
   benchPayload,
@@ -599,7 +599,7 @@ export async function measureMosquitto(
   log: Log,
 ): Promise<MosquittoFigures> {
   const n = scenario.devices;
-  await using broker = await Mosquitto.start(binary);
+  await using broker = await startMosquitto(binary);
   // Mosquitto cannot say how many clients it holds without $SYS; a pause lets it drop them.
   await warmUpConnections(
     () => new MqttFleet({ port: broker.port }, { keepAliveSeconds: 0, subscribe: true }),

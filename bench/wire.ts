@@ -139,3 +139,45 @@ export async function stopProcess(child: Deno.ChildProcess, graceMs = 5000): Pro
     await child.status;
   }
 }
+
+/** A third-party server (redis-server, mosquitto) the bench started on 127.0.0.1 and a free port. */
+export class Daemon implements AsyncDisposable {
+  readonly pid: number;
+  readonly #child: Deno.ChildProcess;
+
+  private constructor(child: Deno.ChildProcess, readonly port: number, readonly version: string) {
+    this.#child = child;
+    this.pid = child.pid;
+  }
+
+  /**
+   * Picks a free port, spawns the server for it, runs `setUp` (e.g. feeding a
+   * configuration on stdin) and waits until it accepts connections.
+   */
+  static async start(
+    what: string,
+    version: string,
+    spawn: (port: number) => Deno.ChildProcess,
+    setUp?: (child: Deno.ChildProcess, port: number) => Promise<void>,
+  ): Promise<Daemon> {
+    const port = freePort();
+    const daemon = new Daemon(spawn(port), port, version);
+    try {
+      await setUp?.(daemon.#child, port);
+      await waitUntilListening(port, what);
+    } catch (error) {
+      await daemon.close();
+      throw error;
+    }
+    return daemon;
+  }
+
+  /** Stops the server (SIGTERM, then SIGKILL after 5 s). Idempotent. */
+  close(): Promise<void> {
+    return stopProcess(this.#child);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
