@@ -152,7 +152,7 @@ export interface ConnectionHooks {
   /** The connection ended (called once). */
   onClose(connection: Connection, end: ConnectionEnd): void;
   /** `getData()` changed the device's type or data. */
-  onInfoChanged(connection: Connection, previous: DeviceInfo): void;
+  onInfoChanged(connection: Connection): void;
 }
 
 /** Limits a connection enforces. */
@@ -330,9 +330,8 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
         this.terminate("protocol", error.message);
         throw error;
       }
-      const previous = this.#info;
       this.#info = info;
-      this.#hooks.onInfoChanged(this, previous);
+      this.#hooks.onInfoChanged(this);
       return info;
     });
   }

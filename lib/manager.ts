@@ -247,13 +247,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.#hooks = {
       onMessage: (connection, data) => this.#onMessage(connection, data),
       onClose: (connection, end) => this.#onClose(connection, end),
-      onInfoChanged: (connection, previous) => {
-        this.#cluster?.deviceConnected(connection.info);
-        if (previous.type === connection.type) return;
-        const replaced = this.#registry.add(connection);
-        if (replaced && replaced !== connection) {
-          replaced.terminate("replaced", "another connection took over this UUID");
-        }
+      onInfoChanged: (connection) => {
+        // Only a device still registered (not replaced meanwhile) is re-indexed and mirrored.
+        if (this.#registry.retype(connection)) this.#cluster?.deviceConnected(connection.info);
       },
     };
     this.#watchdog = new WriteWatchdog({

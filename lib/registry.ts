@@ -26,6 +26,8 @@ export interface Registered {
 export class Registry<T extends Registered> {
   readonly #byUuid = new Map<string, T>();
   readonly #byType = new Map<string, Set<T>>();
+  /** The type each UUID is indexed under: an entry's `type` may change (`getData()`). */
+  readonly #indexedType = new Map<string, string>();
 
   /** Number of entries. */
   get size(): number {
@@ -46,23 +48,34 @@ export class Registry<T extends Registered> {
     const previous = this.#byUuid.get(entry.uuid);
     if (previous) this.remove(previous);
     this.#byUuid.set(entry.uuid, entry);
-    let group = this.#byType.get(entry.type);
-    if (!group) this.#byType.set(entry.type, group = new Set());
-    group.add(entry);
+    this.#index(entry);
     return previous;
   }
 
   /**
-   * Removes this exact entry (not a newer one under the same UUID).
+   * Moves this exact entry to the type it has now, after it re-identified
+   * (its `type` changed since it was added). Does nothing for an entry that is
+   * not present.
+   *
+   * @returns `true` if it was present.
+   */
+  retype(entry: T): boolean {
+    if (this.#byUuid.get(entry.uuid) !== entry) return false;
+    this.#unindex(entry);
+    this.#index(entry);
+    return true;
+  }
+
+  /**
+   * Removes this exact entry (not a newer one under the same UUID), from the
+   * type it is indexed under even if its `type` has changed since.
    *
    * @returns `true` if it was present.
    */
   remove(entry: T): boolean {
     if (this.#byUuid.get(entry.uuid) !== entry) return false;
     this.#byUuid.delete(entry.uuid);
-    const group = this.#byType.get(entry.type);
-    group?.delete(entry);
-    if (group?.size === 0) this.#byType.delete(entry.type);
+    this.#unindex(entry);
     return true;
   }
 
@@ -79,5 +92,20 @@ export class Registry<T extends Registered> {
   /** Number of entries of one type. */
   countOfType(type: string): number {
     return this.#byType.get(type)?.size ?? 0;
+  }
+
+  #index(entry: T): void {
+    let group = this.#byType.get(entry.type);
+    if (!group) this.#byType.set(entry.type, group = new Set());
+    group.add(entry);
+    this.#indexedType.set(entry.uuid, entry.type);
+  }
+
+  #unindex(entry: T): void {
+    const type = this.#indexedType.get(entry.uuid)!;
+    this.#indexedType.delete(entry.uuid);
+    const group = this.#byType.get(type);
+    group?.delete(entry);
+    if (group?.size === 0) this.#byType.delete(type);
   }
 }

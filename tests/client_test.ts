@@ -70,6 +70,52 @@ for (const mode of [1, 2] as const) {
   });
 }
 
+for (const mode of [1, 2] as const) {
+  Deno.test(`mode ${mode}: a device that re-identifies as another type is seen only as that type`, async () => {
+    await using manager = await startManager();
+    await using device = await connectDevice(manager, { mode, type: "light" });
+    await using bystander = await connectDevice(manager, { mode: 2, type: "lock" });
+    const client = manager.get(device.uuid)!;
+    const lightMessages: string[] = [];
+    const lockMessages: string[] = [];
+    manager.on("message", (_c, data) => void lightMessages.push(text(data)), { type: "light" });
+    manager.on("message", (_c, data) => void lockMessages.push(text(data)), { type: "lock" });
+    const asked = client.getData({ timeout: 5 });
+    const info = { uuid: device.uuid, type: "lock", data: { locked: true } };
+    if (mode === 1) {
+      assert.equal((await device.readBytes(1))[0], 0x01);
+      await device.write(encodeHandshake(info, 1));
+    } else {
+      assert.equal((await device.readFrame()).type, FrameType.GETINFO);
+      await device.write(encodeHandshake(info, 2).subarray(4));
+    }
+    assert.deepEqual(await asked, info);
+    assert.equal(client.type, "lock");
+    assert.equal(manager.countOfType("light"), 0);
+    assert.equal(manager.countOfType("lock"), 2);
+    assert.deepEqual(
+      manager.getClientData().find((entry) => entry.uuid === device.uuid),
+      info,
+    );
+    assert.equal(await manager.sendType("light", "for lights"), 0);
+    assert.equal(await manager.sendType("lock", "for locks"), 2);
+    const existingLocks: string[] = [];
+    for await (const lock of manager.clients({ type: "lock" })) {
+      existingLocks.push(lock.uuid);
+      if (existingLocks.length === 2) break;
+    }
+    assert.deepEqual(existingLocks.sort(), [device.uuid, bystander.uuid].sort());
+    await device.write(mode === 1 ? "now a lock" : encodeFrame(FrameType.DATA, "now a lock"));
+    await waitFor(() => lockMessages.length === 1, "the message under the new type");
+    assert.deepEqual(lightMessages, []);
+    device.close();
+    await client.closed;
+    assert.equal(manager.countOfType("light"), 0, "nothing outlives the disconnect");
+    assert.equal(manager.countOfType("lock"), 1);
+    assert.equal(manager.size, 1);
+  });
+}
+
 Deno.test("a second connection with the same UUID replaces the first", async () => {
   await using manager = await startManager();
   const reasons: string[] = [];
