@@ -64,15 +64,14 @@ export {
   FrameType,
   type FrameTypeValue,
   GETINFO_BYTE,
-  type HandshakeScan,
   HEARTBEAT_BYTE,
   MODE2_PREAMBLE,
   parseHandshake,
   type ProtocolMode,
   readFrameAt,
-  readHandshake,
   splitMode1Chunk,
 } from "./lib/protocol.ts";
+export { type HandshakeScan, readHandshake } from "./lib/handshake_reader.ts";
 export {
   Device,
   type DeviceEvents,

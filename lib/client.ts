@@ -10,7 +10,6 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { concatBytes } from "./bytes.ts";
 import {
   ConnectionEnd,
   type EndReason,
@@ -24,6 +23,7 @@ import { closeGracefully } from "./graceful.ts";
 import { Mutex } from "./mutex.ts";
 import { Outbox } from "./outbox.ts";
 import {
+  decodeUtf8,
   type DeviceInfo,
   encodeFrame,
   encodeMessage,
@@ -35,9 +35,9 @@ import {
   HEARTBEAT_BYTE,
   parseHandshake,
   type ProtocolMode,
-  readHandshake,
   splitMode1Chunk,
 } from "./protocol.ts";
+import { HandshakeReader } from "./handshake_reader.ts";
 import { AsyncQueue } from "./queue.ts";
 
 /** Options for methods that wait for the device. */
@@ -160,6 +160,8 @@ export interface ConnectionLimits {
   readonly maxFrameSize: number;
   readonly maxBufferedBytes: number;
   readonly validTypes: readonly string[];
+  /** Largest answer to `getinfo`, in bytes (the manager's `maxHandshakeSize`). */
+  readonly maxHandshakeSize: number;
   /** Read buffer for mode 1, where one read is one message. */
   readonly mode1ReadSize: number;
   /** Smallest and largest read buffer in mode 2 (it grows while reads fill it). */
@@ -197,9 +199,11 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   #closed: PromiseWithResolvers<ConnectionEnd> | null = null;
   #end: ConnectionEnd | null = null;
   #readPaused = false;
+  /** Mode 1: the newline the protocol allows after an answer may still arrive in the next read. */
+  #afterAnswer = false;
   #recvWaiters: Waiter<Uint8Array>[] = [];
   #beatWaiters: Waiter<void>[] = [];
-  #infoWaiter: (Waiter<DeviceInfo> & { chunks: Uint8Array[] }) | null = null;
+  #infoWaiter: (Waiter<DeviceInfo> & { reader: HandshakeReader }) | null = null;
   #iterators: Set<AsyncQueue<Uint8Array>> | null = null;
   #stalls: Promise<void>[] = [];
   #finished: Promise<void> | null = null;
@@ -223,6 +227,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     this.#limits = limits;
     this.#log = log;
     this.#decoder = mode === 2 ? new FrameDecoder(limits.maxFrameSize) : null;
+    this.#afterAnswer = mode === 1;
     this.#outbox = new Outbox(conn, {
       maxBufferedBytes: limits.maxBufferedBytes,
       // A TLS write completes as soon as rustls has encrypted it, within the sending task.
@@ -309,7 +314,14 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
       const answer = this.#wait(holder, options, "handshake info", () => {
         this.#infoWaiter = null;
       });
-      this.#infoWaiter = { ...holder[0], chunks: [] };
+      this.#infoWaiter = {
+        ...holder[0],
+        reader: new HandshakeReader({
+          validTypes: this.#limits.validTypes,
+          maxSize: this.#limits.maxHandshakeSize,
+          mode: 1,
+        }),
+      };
       this.enqueue(this.mode === 1 ? MODE1_GETINFO : MODE2_GETINFO);
       let info: DeviceInfo;
       try {
@@ -536,15 +548,24 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   }
 
   #onMode1Chunk(chunk: Uint8Array): void {
+    if (this.#afterAnswer) {
+      let skip = 0;
+      while (chunk[skip] === 0x0d || chunk[skip] === 0x0a) skip++;
+      if (skip < chunk.length) this.#afterAnswer = false;
+      chunk = chunk.subarray(skip);
+    }
     const { beat, message: data } = splitMode1Chunk(chunk, this.heartbeatSentAt !== 0);
     if (beat) this.#onBeat();
     if (data.length === 0) return;
     if (this.#infoWaiter) {
+      // The answer to getinfo; bytes after it in the same read are the device's next message.
       const waiter = this.#infoWaiter;
-      waiter.chunks.push(data);
       try {
-        const scan = readHandshake(concatBytes(waiter.chunks), this.#limits.validTypes);
-        if (scan.status === "complete") waiter.resolve(scan.info);
+        const scan = waiter.reader.push(data);
+        if (scan.status === "incomplete") return;
+        waiter.resolve(scan.info);
+        this.#afterAnswer = scan.leftover.length === 0;
+        if (scan.leftover.length > 0) this.#deliver(scan.leftover);
       } catch (error) {
         waiter.reject(error as Error);
       }
@@ -573,7 +594,13 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
           return;
         }
         try {
-          waiter.resolve(parseHandshake(decoder.decode(payload), this.#limits.validTypes));
+          if (payload.length > this.#limits.maxHandshakeSize) {
+            throw new InvalidInfo(
+              "size",
+              `getinfo answer of ${payload.length} bytes is over the ${this.#limits.maxHandshakeSize}-byte limit`,
+            );
+          }
+          waiter.resolve(parseHandshake(decodeUtf8(payload), this.#limits.validTypes));
         } catch (error) {
           waiter.reject(error as Error);
         }

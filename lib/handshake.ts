@@ -5,17 +5,16 @@
  * @module
  */
 
-import { concatBytes } from "./bytes.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import { CHALLENGE_SIZE } from "./auth.ts";
+import { HandshakeReader } from "./handshake_reader.ts";
 import {
   type DeviceInfo,
   encodeFrame,
+  FRAME_HEADER_SIZE,
   FrameType,
   GETINFO_BYTE,
   type ProtocolMode,
-  readFrameAt,
-  readHandshake,
 } from "./protocol.ts";
 
 /** A handshake that succeeded. */
@@ -68,7 +67,7 @@ export async function acceptHandshake(
       conn.close();
     } catch { /* already closed */ }
   }, limits.timeout * 1000);
-  const chunks: Uint8Array[] = [];
+  const reader = new HandshakeReader({ validTypes: limits.validTypes, maxSize: limits.maxSize });
   let missing = "nothing received yet";
   try {
     await writeAll(conn, GETINFO);
@@ -81,24 +80,19 @@ export async function acceptHandshake(
           `the device closed the connection (waiting for ${missing})`,
         );
       }
-      chunks.push(buffer.slice(0, count));
-      const received = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
-      chunks.length = 0;
-      chunks.push(received);
-      const scan = readHandshake(received, limits.validTypes, limits.maxSize);
+      const scan = reader.push(buffer.subarray(0, count));
       if (scan.status === "complete") {
-        const leftover = received.subarray(scan.consumed);
         if (scan.mode === 2 && limits.challenge) {
           missing = "the PROOF frame";
-          return { mode: 2, info: scan.info, ...await readProof(conn, leftover) };
+          return { mode: 2, info: scan.info, ...await readProof(conn, scan.leftover) };
         }
-        return { mode: scan.mode, info: scan.info, leftover };
+        return { mode: scan.mode, info: scan.info, leftover: scan.leftover };
       }
       missing = scan.missing;
     }
   } catch (error) {
     if (timedOut) {
-      const got = chunks.length ? `${chunks[0].length} bytes received, ` : "";
+      const got = reader.received > 0 ? `${reader.received} bytes received, ` : "";
       throw new InvalidInfo(
         "timeout",
         `no complete handshake within ${limits.timeout} s (${got}waiting for ${missing})`,
@@ -113,37 +107,52 @@ export async function acceptHandshake(
   }
 }
 
-/** Sends a fresh nonce and reads the device's `PROOF` frame. */
+/** Sends a fresh nonce and reads the device's `PROOF` frame (at most {@linkcode MAX_PROOF_SIZE} bytes). */
 async function readProof(
   conn: Deno.Conn,
   leftover: Uint8Array,
 ): Promise<{ leftover: Uint8Array; challenge: Uint8Array; proof: Uint8Array }> {
   const challenge = crypto.getRandomValues(new Uint8Array(CHALLENGE_SIZE));
   await writeAll(conn, encodeFrame(FrameType.CHALLENGE, challenge));
-  let received = leftover;
+  // One fixed buffer for the frame: the work is linear in the bytes, whatever their split.
+  const frame = new Uint8Array(FRAME_HEADER_SIZE + MAX_PROOF_SIZE);
+  let filled = 0;
+  let total = FRAME_HEADER_SIZE;
+  let headerRead = false;
+  let chunk = leftover;
   const buffer = new Uint8Array(READ_SIZE);
   while (true) {
-    if (received.length > 0 && received[0] !== FrameType.PROOF) {
+    const take = Math.min(chunk.length, total - filled);
+    frame.set(chunk.subarray(0, take), filled);
+    filled += take;
+    if (filled > 0 && frame[0] !== FrameType.PROOF) {
       throw new InvalidInfo(
         "auth",
-        `expected a PROOF frame (0x08) after the CHALLENGE, got 0x${received[0].toString(16)}`,
+        `expected a PROOF frame (0x08) after the CHALLENGE, got 0x${frame[0].toString(16)}`,
       );
     }
-    const frame = readFrameAt(received, 0);
-    if (frame) {
-      return { leftover: received.subarray(frame.end), challenge, proof: frame.payload.slice() };
+    if (!headerRead && filled === FRAME_HEADER_SIZE) {
+      headerRead = true;
+      const length = new DataView(frame.buffer).getUint32(1);
+      if (length > MAX_PROOF_SIZE) {
+        throw new InvalidInfo("auth", `PROOF frame of ${length} bytes is over ${MAX_PROOF_SIZE}`);
+      }
+      total += length;
+      chunk = chunk.subarray(take);
+      continue;
     }
-    if (
-      received.length >= 5 &&
-      new DataView(received.buffer, received.byteOffset).getUint32(1) > MAX_PROOF_SIZE
-    ) {
-      throw new InvalidInfo("auth", `PROOF frame over ${MAX_PROOF_SIZE} bytes`);
+    if (filled === total) {
+      return {
+        leftover: chunk.slice(take),
+        challenge,
+        proof: frame.slice(FRAME_HEADER_SIZE, total),
+      };
     }
     const count = await conn.read(buffer);
     if (count === null) {
       throw new ConnectionEnd("closed", "the device closed the connection before its PROOF");
     }
-    received = concatBytes([received, buffer.subarray(0, count)]);
+    chunk = buffer.subarray(0, count);
   }
 }
 

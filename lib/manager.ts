@@ -691,6 +691,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       maxFrameSize: this.#options.maxFrameSize,
       maxBufferedBytes: this.#options.maxBufferedBytes,
       validTypes: this.validTypes,
+      maxHandshakeSize: this.#options.maxHandshakeSize,
       mode1ReadSize: MODE1_READ_SIZE,
       mode2ReadSize: MODE2_READ_SIZES,
     }, this.#clientLog);

@@ -179,11 +179,13 @@ export class Outbox {
         let offset = 0;
         while (offset < batch.length) {
           this.#writeStartedAt = performance.now();
-          offset += await this.#sink.write(offset === 0 ? batch : batch.subarray(offset));
+          const written = await this.#sink.write(offset === 0 ? batch : batch.subarray(offset));
           this.#writeStartedAt = 0;
           if (this.#failed) return;
+          // The limit counts bytes not yet written: a partial write frees what it wrote.
+          offset += written;
+          this.#buffered -= written;
         }
-        this.#buffered -= batch.length;
         this.#writtenTotal += batch.length;
         this.#resolveFlushes();
       }

@@ -331,92 +331,6 @@ function hex(byte: number): string {
 }
 
 /**
- * The outcome of {@linkcode readHandshake} on the bytes received so far.
- */
-export type HandshakeScan =
-  | { readonly status: "incomplete"; readonly missing: string }
-  | {
-    readonly status: "complete";
-    readonly mode: ProtocolMode;
-    readonly info: DeviceInfo;
-    /** Bytes of the input the handshake used; anything after is mode-2 frames. */
-    readonly consumed: number;
-  };
-
-/**
- * Reads a handshake answer from the bytes a device has sent so far, in either
- * mode. Says `incomplete` while more bytes could still make it valid, and
- * throws {@linkcode InvalidInfo} as soon as no continuation could. In mode 1,
- * bytes after the JSON object (other than whitespace, or a `#` that starts a
- * fourth field) are not part of the answer: `consumed` stops before them and
- * the manager treats them as the device's first message.
- *
- * @param bytes Everything the device sent since `getinfo`.
- * @param validTypes The device types the manager accepts.
- * @param maxSize Largest answer accepted, in bytes.
- * @returns The parsed info and mode, or what is still missing.
- * @throws {InvalidInfo} When the bytes can never become a valid answer.
- *
- * @example
- * ```ts
- * import { readHandshake } from "@iot-manager/core";
- * const answer = new TextEncoder().encode(
- *   '1862cfe1-5dab-4d8e-a946-50d6728f830f##light##{"room":"hall"}',
- * );
- * const scan = readHandshake(answer, ["light"]);
- * if (scan.status === "complete") console.log(scan.mode, scan.info.type); // 1 light
- * ```
- */
-export function readHandshake(
-  bytes: Uint8Array,
-  validTypes: readonly string[],
-  maxSize: number = Infinity,
-): HandshakeScan {
-  if (bytes.length === 0) return { status: "incomplete", missing: "nothing received yet" };
-  if (bytes[0] !== MODE2_PREAMBLE[0]) {
-    if (bytes.length > maxSize) throw tooLarge(bytes.length, maxSize);
-    const text = decodeUtf8Prefix(bytes);
-    const result = scanHandshakeText(text.text, validTypes);
-    if (result.status === "incomplete") return result;
-    // Bytes after the answer (a device that did not wait) are its first message.
-    const consumed = result.rest.length === 0 && text.whole
-      ? bytes.length
-      : encoder.encode(text.text.slice(0, text.text.length - result.rest.length)).length;
-    return { status: "complete", mode: 1, info: result.info, consumed };
-  }
-  for (let i = 1; i < Math.min(bytes.length, MODE2_PREAMBLE.length); i++) {
-    if (bytes[i] !== MODE2_PREAMBLE[i]) {
-      throw new InvalidInfo(
-        "preamble",
-        i === 3
-          ? `unsupported protocol version ${bytes[i]} (this manager speaks 1 and 2)`
-          : "answer starts with NUL but is not the mode-2 preamble 00 49 4d 02",
-      );
-    }
-  }
-  const headerEnd = MODE2_PREAMBLE.length + FRAME_HEADER_SIZE;
-  if (bytes.length < headerEnd) return { status: "incomplete", missing: "the mode-2 INFO frame" };
-  if (bytes[MODE2_PREAMBLE.length] !== FrameType.INFO) {
-    throw new InvalidInfo(
-      "preamble",
-      `expected an INFO frame (0x05) after the preamble, got 0x${
-        hex(bytes[MODE2_PREAMBLE.length])
-      }`,
-    );
-  }
-  const length = readUint32(bytes, MODE2_PREAMBLE.length + 1);
-  if (length > maxSize) throw tooLarge(length, maxSize);
-  if (bytes.length < headerEnd + length) {
-    return { status: "incomplete", missing: `${headerEnd + length - bytes.length} more bytes` };
-  }
-  const info = parseHandshake(
-    decodeUtf8(bytes.subarray(headerEnd, headerEnd + length)),
-    validTypes,
-  );
-  return { status: "complete", mode: 2, info, consumed: headerEnd + length };
-}
-
-/**
  * Parses a complete handshake answer `uuid##type##{json}` (the text of a
  * mode-1 answer or of a mode-2 `INFO` frame).
  *
@@ -473,7 +387,8 @@ export function encodeHandshake(info: DeviceInfo, mode: ProtocolMode): Uint8Arra
   return bytes;
 }
 
-type TextScan =
+/** The outcome of {@linkcode scanHandshakeText}. */
+export type TextScan =
   | { readonly status: "incomplete"; readonly missing: string }
   | {
     readonly status: "complete";
@@ -485,7 +400,13 @@ type TextScan =
 const UUID_LENGTH = 36;
 const UUID_SHAPE = /^[0-9a-fA-F]{0,8}(-[0-9a-fA-F]{0,4}){0,3}(-[0-9a-fA-F]{0,12})?$/;
 
-function scanHandshakeText(text: string, validTypes: readonly string[]): TextScan {
+/**
+ * Checks handshake text (`uuid##type##{json}`, or a prefix of it) and parses it
+ * once the JSON object closes. Internal to the handshake readers.
+ *
+ * @throws {InvalidInfo} As soon as no continuation of `text` could be valid.
+ */
+export function scanHandshakeText(text: string, validTypes: readonly string[]): TextScan {
   if (text.length < UUID_LENGTH) {
     if (!UUID_SHAPE.test(text)) throw badUuid(text);
     return { status: "incomplete", missing: "the rest of the UUID" };
@@ -559,13 +480,6 @@ function findJsonObjectEnd(text: string, start: number): number {
   return -1;
 }
 
-function tooLarge(size: number, maxSize: number): InvalidInfo {
-  return new InvalidInfo(
-    "size",
-    `handshake answer of ${size} bytes is over the ${maxSize}-byte limit`,
-  );
-}
-
 function badUuid(text: string): InvalidInfo {
   return new InvalidInfo(
     "uuid",
@@ -595,33 +509,6 @@ export function decodeUtf8(bytes: Uint8Array): string {
   try {
     return strictDecoder.decode(bytes);
   } catch (error) {
-    throw new InvalidInfo("encoding", "handshake answer is not valid UTF-8", { cause: error });
-  }
-}
-
-/** Decodes UTF-8, tolerating a multi-byte character cut off at the end by a read boundary. */
-function decodeUtf8Prefix(bytes: Uint8Array): { text: string; whole: boolean } {
-  try {
-    return { text: strictDecoder.decode(bytes), whole: true };
-  } catch (error) {
-    for (let cut = 1; cut <= 3 && cut < bytes.length; cut++) {
-      const lead = bytes[bytes.length - cut];
-      if ((lead & 0xc0) === 0xc0) {
-        // a lead byte: everything before it must decode, and the tail must be too short
-        const needed = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-        if (cut < needed) {
-          try {
-            return {
-              text: strictDecoder.decode(bytes.subarray(0, bytes.length - cut)),
-              whole: false,
-            };
-          } catch {
-            break;
-          }
-        }
-        break;
-      }
-    }
     throw new InvalidInfo("encoding", "handshake answer is not valid UTF-8", { cause: error });
   }
 }

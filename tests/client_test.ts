@@ -255,3 +255,16 @@ Deno.test("devices that are still sending when the manager closes all get its go
   // device never reads the END that was already sent.
   assert.deepEqual(ends.filter((end) => end.reason !== "ended").map((end) => end.message), []);
 });
+
+Deno.test("maxFrameSize counts the payload: a frame of exactly the limit is delivered, one byte more is refused", async () => {
+  await using manager = await startManager({ maxFrameSize: 1024 });
+  const received = manager.messages();
+  await using device = await connectDevice(manager, { mode: 2 });
+  await device.write(encodeFrame(FrameType.DATA, new Uint8Array(1024).fill(0x61)));
+  assert.equal((await received.next()).value?.data.length, 1024);
+  await device.write(encodeFrame(FrameType.DATA, new Uint8Array(1025)));
+  const end = await manager.get(device.uuid)!.closed;
+  assert.equal(end.reason, "protocol");
+  assert.match(end.message, /1025 bytes is over the 1024-byte limit/);
+  await received.return?.();
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeHandshake, FrameType } from "../mod.ts";
+import { encodeHandshake, FrameType, InvalidInfo } from "../mod.ts";
 import {
   bytes,
   connectDevice,
@@ -160,5 +160,93 @@ Deno.test("mode 1: bytes right behind the handshake answer are the device's firs
   assert.equal(first.value?.client.uuid, UUID);
   assert.equal(first.value?.text, "hello already");
   assert.deepEqual(manager.get(UUID)?.data, { on: false });
+  await received.return?.();
+});
+
+/** A handshake answer of exactly `size` bytes: `UUID##light##{"pad":"xxx…"}`. */
+function answerOfSize(size: number, uuid = UUID): string {
+  const frame = `${uuid}##light##{"pad":""}`;
+  return `${uuid}##light##{"pad":"${"x".repeat(size - frame.length)}"}`;
+}
+
+/** The JSON data of such an answer. */
+function dataOf(answer: string): Record<string, unknown> {
+  return JSON.parse(answer.slice(answer.indexOf("{")));
+}
+
+Deno.test("maxHandshakeSize counts the answer: at the limit with the allowed newline and a first message is accepted", async () => {
+  await using manager = await startManager({ maxHandshakeSize: 2048 });
+  const received = manager.messages();
+  for (const [mode, tail] of [[1, "\n"], [1, "\r\nhello"], [2, ""]] as const) {
+    const uuid = crypto.randomUUID();
+    const answer = answerOfSize(2048, uuid);
+    assert.equal(bytes(answer).length, 2048);
+    await using device = await RawDevice.connect(manager.port);
+    await device.readBytes(1);
+    if (mode === 1) await device.write(answer + tail);
+    else {
+      const data = dataOf(answer);
+      await device.write(encodeHandshake({ uuid, type: "light", data }, 2));
+    }
+    await waitFor(() => manager.get(uuid) !== undefined, `mode ${mode} at the limit`);
+    if (tail.includes("hello")) assert.equal((await received.next()).value?.text, "hello");
+  }
+  await received.return?.();
+});
+
+for (const mode of [1, 2] as const) {
+  Deno.test(`mode ${mode}: an answer one byte over maxHandshakeSize is refused (reason size)`, async () => {
+    await using logs = await LogCapture.start();
+    await using manager = await startManager({ maxHandshakeSize: 2048 });
+    await using device = await RawDevice.connect(manager.port);
+    await device.readBytes(1);
+    const answer = answerOfSize(2049);
+    await device.write(
+      mode === 1
+        ? answer + "\n"
+        : encodeHandshake({ uuid: UUID, type: "light", data: dataOf(answer) }, 2),
+    );
+    await device.readToEnd();
+    const record = await logs.waitFor({ reason: "size" });
+    assert.match(LogCapture.text(record), /2049 bytes is over the 2048-byte limit/);
+    assert.equal(manager.size, 0);
+  });
+
+  Deno.test(`mode ${mode}: a getData answer over maxHandshakeSize ends the connection with reason size`, async () => {
+    await using manager = await startManager({ maxHandshakeSize: 2048 });
+    await using device = await connectDevice(manager, { mode });
+    const client = manager.get(device.uuid)!;
+    const asked = client.getData({ timeout: 5 });
+    const answer = answerOfSize(2049, device.uuid);
+    if (mode === 1) {
+      await device.readBytes(1);
+      // Sent in pieces, never completing: the limit, not the JSON, ends it.
+      await device.write(answer.slice(0, 1000));
+      await device.write(answer.slice(1000, 2050));
+    } else {
+      assert.equal((await device.readFrame()).type, FrameType.GETINFO);
+      const data = dataOf(answer);
+      await device.write(
+        encodeHandshake({ uuid: device.uuid, type: "light", data }, 2).subarray(4),
+      );
+    }
+    const error = await asked.then(() => null, (error) => error);
+    assert.ok(error instanceof InvalidInfo, String(error));
+    assert.equal(error.reason, "size");
+    assert.equal((await client.closed).reason, "protocol");
+  });
+}
+
+Deno.test("mode 1: the newline after the answer, arriving in a later read, is not a message", async () => {
+  await using manager = await startManager();
+  const received = manager.messages();
+  await using device = await RawDevice.connect(manager.port);
+  await device.readBytes(1);
+  await device.write(`${UUID}##light##{}`);
+  await waitFor(() => manager.get(UUID) !== undefined, "registration");
+  await device.write("\r\n");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await device.write("first");
+  assert.equal((await received.next()).value?.text, "first");
   await received.return?.();
 });

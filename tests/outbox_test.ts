@@ -72,3 +72,32 @@ Deno.test("Outbox reports a peer that stops reading once its buffer limit is rea
     pair.close();
   }
 });
+
+Deno.test("Outbox limit counts unsent bytes exactly: up to the limit is accepted, one more is not", async () => {
+  const writes: { bytes: number; done: PromiseWithResolvers<number> }[] = [];
+  const sink = {
+    write(bytes: Uint8Array): Promise<number> {
+      const done = Promise.withResolvers<number>();
+      writes.push({ bytes: bytes.length, done });
+      return done.promise;
+    },
+  };
+  const failures: boolean[] = [];
+  const outbox = new Outbox(sink, {
+    maxBufferedBytes: 100,
+    onError: (_error, overflow) => failures.push(overflow),
+  });
+  assert.equal(outbox.enqueue(new Uint8Array(60)), true);
+  assert.equal(outbox.enqueue(new Uint8Array(40)), true, "exactly at the limit");
+  assert.equal(outbox.buffered, 100);
+  // The sink takes 30 of the first 60 bytes: those no longer count.
+  writes[0].done.resolve(30);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(outbox.buffered, 70);
+  assert.equal(outbox.enqueue(new Uint8Array(30)), true, "back at the limit after a partial write");
+  assert.deepEqual(failures, []);
+  assert.equal(outbox.enqueue(new Uint8Array(1)), false, "one byte over");
+  assert.deepEqual(failures, [true]);
+  for (const write of writes) write.done.resolve(write.bytes);
+  await assert.rejects(outbox.flushed(), /send buffer full/);
+});
