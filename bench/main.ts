@@ -8,6 +8,8 @@
  * deno task bench --quick    # 1,000 devices only, prints the table, writes nothing
  * deno task bench --json     # prints the figures as JSON on stdout (the table goes to stderr)
  * deno task bench --cluster  # only the cluster figures (3 managers on Redis); writes bench/RESULTS-cluster.md
+ * deno task bench --segmentation [--revision=HEAD] [--baseline=52d3202]
+ *                            # handshake CPU for one write vs 8-byte segments; writes bench/RESULTS-segmentation.md
  * ```
  *
  * @module
@@ -22,6 +24,7 @@ import {
 } from "./phases.ts";
 import { type ClusterSettings, findRedis, measureCluster } from "./cluster.ts";
 import { findMosquitto } from "./mqtt.ts";
+import { measureSegmentation, type SegmentationSettings } from "./segmentation.ts";
 import { readProcFile } from "./wire.ts";
 import {
   type BenchResults,
@@ -37,16 +40,29 @@ import {
   resultsMarkdown,
   resultsTable,
   type ScenarioResult,
+  segmentationMarkdown,
+  segmentationProblems,
+  type SegmentationResults,
+  segmentationTables,
+  segmentationTargets,
   targetsTable,
 } from "./report.ts";
 
 const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
+       deno task bench --segmentation [--revision=REV] [--baseline=REV] [--json]
 
-  --quick    1,000 devices only (mode 2, mode 1, TLS) with 10 s of heartbeats; prints the
-             table and writes no files
-  --cluster  only the cluster figures: 3,000 devices on one manager, then over 3 managers
-             joined through a redis-server the bench starts; writes bench/RESULTS-cluster.md
-  --json     print every figure as JSON on stdout (the table then goes to stderr)
+  --quick         1,000 devices only (mode 2, mode 1, TLS) with 10 s of heartbeats; prints the
+                  table and writes no files
+  --cluster       only the cluster figures: 3,000 devices on one manager, then over 3 managers
+                  joined through a redis-server the bench starts; writes bench/RESULTS-cluster.md
+  --segmentation  only the handshake figures: the manager's CPU to read a 64 KiB mode-1 answer
+                  sent in one write, in 8-byte segments, and in paced 8-byte segments, against a
+                  bare Deno reader; writes bench/RESULTS-segmentation.md (~1 min)
+  --revision=REV  with --segmentation: measure the manager at git revision REV instead of the
+                  working tree's (checked out in a temporary git worktree, removed at the end)
+  --baseline=REV  with --segmentation: also measure the manager at git revision REV, the
+                  "before" (e.g. 52d3202), in a temporary git worktree likewise
+  --json          print every figure as JSON on stdout (the table then goes to stderr)
 
 A full run (1,000, 5,000 and 10,000 devices) writes bench/RESULTS.md and bench/results.svg.
 Mosquitto rows need /usr/sbin/mosquitto (apt-get install mosquitto); without it they are skipped.
@@ -55,14 +71,30 @@ Mosquitto rows need /usr/sbin/mosquitto (apt-get install mosquitto); without it 
 interface Options {
   readonly quick: boolean;
   readonly cluster: boolean;
+  readonly segmentation: boolean;
+  readonly revision: string | null;
+  readonly baseline: string | null;
   readonly json: boolean;
 }
 
 function parseArgs(args: readonly string[]): Options {
-  const options = { quick: false, cluster: false, json: false };
-  for (const arg of args) {
+  const options: { -readonly [K in keyof Options]: Options[K] } = {
+    quick: false,
+    cluster: false,
+    segmentation: false,
+    revision: null,
+    baseline: null,
+    json: false,
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
     if (arg === "--quick") options.quick = true;
     else if (arg === "--cluster") options.cluster = true;
+    else if (arg === "--segmentation") options.segmentation = true;
+    else if (arg.startsWith("--baseline=")) options.baseline = arg.slice("--baseline=".length);
+    else if (arg === "--baseline" && i + 1 < args.length) options.baseline = args[++i];
+    else if (arg.startsWith("--revision=")) options.revision = arg.slice("--revision=".length);
+    else if (arg === "--revision" && i + 1 < args.length) options.revision = args[++i];
     else if (arg === "--json") options.json = true;
     else if (arg === "--help" || arg === "-h") {
       console.log(USAGE);
@@ -72,9 +104,17 @@ function parseArgs(args: readonly string[]): Options {
       Deno.exit(2);
     }
   }
-  if (options.quick && options.cluster) {
-    console.error(`--quick and --cluster do not combine: --cluster is already short.\n\n${USAGE}`);
+  if ([options.quick, options.cluster, options.segmentation].filter(Boolean).length > 1) {
+    console.error(
+      `--quick, --cluster and --segmentation do not combine: each is a run of its own.\n\n${USAGE}`,
+    );
     Deno.exit(2);
+  }
+  for (const revision of [options.revision, options.baseline]) {
+    if (revision !== null && (!options.segmentation || revision === "")) {
+      console.error(`--revision=REV and --baseline=REV go with --segmentation.\n\n${USAGE}`);
+      Deno.exit(2);
+    }
   }
   return options;
 }
@@ -130,6 +170,19 @@ function settings(quick: boolean): Settings {
     tls: { ca: read("ca.pem"), cert: read("server.pem"), key: read("server.key") },
   };
 }
+
+const SEGMENTATION: SegmentationSettings = {
+  answerSize: 64 * 1024,
+  segmentSize: 8,
+  devices: 100,
+  pacedDevices: 10,
+  pacedGapMicroseconds: 100,
+  minDevices: 5,
+  caseBudgetMs: 30_000,
+  warmUpDevices: 10,
+  maxHandshakeSize: 128 * 1024,
+  deviceTimeoutMs: 30_000,
+};
 
 const CLUSTER: ClusterSettings = {
   managers: 3,
@@ -220,6 +273,7 @@ async function main(): Promise<number> {
     console.error(`[${seconds} s] ${message}`);
   };
   if (options.cluster) return await runCluster(options, startedAt, out, log);
+  if (options.segmentation) return await runSegmentation(options, startedAt, out, log);
 
   const plan = scenarios(options.quick);
   const config = settings(options.quick);
@@ -351,6 +405,53 @@ async function runCluster(
   }
   if (options.json) console.log(JSON.stringify(results, null, 2));
   return issues.length > 0 ? 1 : 0;
+}
+
+/** `--segmentation`: the bare reader, the manager, the baseline; prints, writes RESULTS-segmentation.md. */
+async function runSegmentation(
+  options: Options,
+  startedAt: number,
+  out: (message: string) => void,
+  log: (message: string) => void,
+): Promise<number> {
+  const segmentation = await attempt(
+    () =>
+      measureSegmentation(
+        SEGMENTATION,
+        { revision: options.revision, baseline: options.baseline },
+        (message) => log(`segmentation: ${message}`),
+      ),
+    log,
+  );
+  const results: SegmentationResults = {
+    command: [
+      "deno task bench --segmentation",
+      ...(options.revision !== null ? [`--revision=${options.revision}`] : []),
+      ...(options.baseline !== null ? [`--baseline=${options.baseline}`] : []),
+    ].join(" "),
+    seconds: (performance.now() - startedAt) / 1000,
+    environment: await environment(null),
+    settings: SEGMENTATION,
+    segmentation,
+  };
+  if ("bare" in segmentation) {
+    out(`\n${await aligned(`${segmentationTables(segmentation, SEGMENTATION)}\n`)}`);
+    out(await aligned(`${segmentationTargets(segmentation, SEGMENTATION)}\n`));
+  }
+  const issues = segmentationProblems(segmentation);
+  for (const line of issues) out(line);
+  if ("bare" in segmentation) {
+    const markdown = new URL("./RESULTS-segmentation.md", import.meta.url);
+    await Deno.writeTextFile(markdown, segmentationMarkdown(results));
+    await formatFiles([markdown]);
+    out(`Done in ${Math.round(results.seconds)} s; wrote bench/RESULTS-segmentation.md.`);
+  } else {
+    out(
+      `Failed after ${Math.round(results.seconds)} s; bench/RESULTS-segmentation.md is unchanged.`,
+    );
+  }
+  if (options.json) console.log(JSON.stringify(results, null, 2));
+  return issues.some((line) => line.includes(": error: ")) ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await main());

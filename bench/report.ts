@@ -7,6 +7,13 @@
  */
 
 import type { ClusterFigures, ClusterSettings } from "./cluster.ts";
+import { READ_SIZE } from "./handshake_server.ts";
+import type {
+  CaseFigures,
+  SegmentationFigures,
+  SegmentationSettings,
+  ServerFigures,
+} from "./segmentation.ts";
 import type {
   BareFigures,
   Latency,
@@ -65,6 +72,15 @@ export interface ClusterResults {
   readonly environment: Environment;
   readonly settings: Omit<Settings, "tls"> & ClusterSettings;
   readonly cluster: ClusterFigures | Failure;
+}
+
+/** What a `--segmentation` run produced, as `--segmentation --json` prints it. */
+export interface SegmentationResults {
+  readonly command: string;
+  readonly seconds: number;
+  readonly environment: Environment;
+  readonly settings: SegmentationSettings;
+  readonly segmentation: SegmentationFigures | Failure;
 }
 
 /** One target and how this run did against it. */
@@ -782,4 +798,343 @@ ${
   ${count(s.devicesPerManager)} devices on A in turn (${s.sendEachRounds} rounds) and to each on B
   (${s.crossSendRounds} rounds), each call awaited: messages per second at the devices.
 `;
+}
+
+/** Target of the segmentation issue: 8-byte segments cost at most this many times one write. */
+export const SEGMENTATION_TARGET = 2;
+
+/** Server CPU per handshake in one case, in ms: the median where there is one, else the mean. */
+function perHandshake(figures: CaseFigures): number {
+  return figures.spread?.medianMs ?? figures.cpuMs / figures.devices;
+}
+
+/** A difference in ms with its sign. */
+function signedMs(value: number): string {
+  return Number.isFinite(value) ? `${value < 0 ? "−" : "+"}${ms(Math.abs(value))}` : "—";
+}
+
+/** A ratio that may be negative (an excess below the floor's). */
+function signedRatio(ours: number, theirs: number): string {
+  if (!(Number.isFinite(ours) && Number.isFinite(theirs) && theirs > 0)) return "—";
+  return ours < 0 ? `${(ours / theirs).toFixed(2)}×` : ratio(ours, theirs);
+}
+
+/** The servers of a segmentation run in column order: bare reader, manager now, manager before. */
+function segmentationServers(f: SegmentationFigures): ServerFigures[] {
+  return [f.bare, f.manager, ...(f.baseline ? [f.baseline] : [])];
+}
+
+function serverTitle(f: SegmentationFigures, server: ServerFigures): string {
+  if (server === f.bare) return "bare Deno reader";
+  if (server === f.manager) {
+    return `manager, ${f.tree.commit.slice(0, 7)}${f.tree.uncommitted ? " + uncommitted" : ""}`;
+  }
+  return `manager, ${f.baseline?.commit.slice(0, 7)} (before)`;
+}
+
+type CaseKey = "oneWrite" | "segmented" | "paced";
+
+/**
+ * What the bare reader would spend on a handshake of `key`'s cut in `reads`
+ * reads: its CPU for one write and for that cut, joined by a straight line in
+ * the number of reads (the kernel cuts the same segments into fewer, larger
+ * reads for a slower reader, and the runtime's cost is per read).
+ */
+function bareAt(bare: ServerFigures, key: CaseKey, reads: number): number {
+  const one = bare.oneWrite;
+  const cut = bare[key];
+  const span = cut.readsPerHandshake - one.readsPerHandshake;
+  if (key === "oneWrite" || span <= 0) return perHandshake(cut);
+  const perRead = (perHandshake(cut) - perHandshake(one)) / span;
+  return perHandshake(one) + perRead * (reads - one.readsPerHandshake);
+}
+
+/** The manager's CPU per handshake above the bare reader's at the manager's reads, for one case. */
+function excess(manager: ServerFigures, bare: ServerFigures, key: CaseKey): number {
+  return perHandshake(manager[key]) - bareAt(bare, key, manager[key].readsPerHandshake);
+}
+
+/** The two tables of `--segmentation`: CPU per handshake, then ratios and the manager's excess. */
+export function segmentationTables(f: SegmentationFigures, s: SegmentationSettings): string {
+  const servers = segmentationServers(f);
+  const managers = servers.filter((server) => server !== f.bare);
+  const cases: readonly [CaseKey, string][] = [
+    ["oneWrite", "one write"],
+    ["segmented", `${s.segmentSize}-byte segments, each write awaited`],
+    ["paced", `${s.segmentSize}-byte segments, ${s.pacedGapMicroseconds} µs apart`],
+  ];
+  const figures = markdownTable(
+    [
+      `server CPU per handshake (reads per handshake)`,
+      ...servers.map((server) => serverTitle(f, server)),
+    ],
+    cases.map(([key, label]) => [
+      `${label} (${count(f.bare[key].devices)} devices${f.bare[key].spread ? ", median" : ""})`,
+      ...servers.map((server) =>
+        `${ms(perHandshake(server[key]))} (${count(server[key].readsPerHandshake)})`
+      ),
+    ]),
+  );
+  const segmented = cases.slice(1);
+  const ratios = markdownTable(
+    ["", ...servers.map((server) => serverTitle(f, server))],
+    [
+      ...segmented.map(([key, label]) => [
+        `${label} ÷ one write`,
+        ...servers.map((server) => ratio(perHandshake(server[key]), perHandshake(server.oneWrite))),
+      ]),
+      ...cases.map(([key, label]) => [
+        `manager ÷ bare reader, ${label}`,
+        "",
+        ...managers.map((manager) => ratio(perHandshake(manager[key]), perHandshake(f.bare[key]))),
+      ]),
+      ...cases.map(([key, label]) => [
+        `manager − bare reader at the manager's reads, ${label}`,
+        "",
+        ...managers.map((manager) => signedMs(excess(manager, f.bare, key))),
+      ]),
+      ...segmented.map(([key, label]) => [
+        `parser's own share: (manager − bare), ${label} ÷ one write`,
+        "",
+        ...managers.map((manager) =>
+          signedRatio(excess(manager, f.bare, key), excess(manager, f.bare, "oneWrite"))
+        ),
+      ]),
+      [
+        `manager − bare reader per read, ${segmented[1][1]}`,
+        "",
+        ...managers.map((manager) =>
+          `${
+            (excess(manager, f.bare, "paced") / manager.paced.readsPerHandshake * 1000).toFixed(2)
+          } µs`
+        ),
+      ],
+    ],
+  );
+  return `${figures}\n\n${ratios}`;
+}
+
+/** The verdict on the ≤ 2× target, for the manager of this tree. */
+export function segmentationTargets(f: SegmentationFigures, s: SegmentationSettings): string {
+  const raw = (key: CaseKey) => perHandshake(f.manager[key]) / perHandshake(f.manager.oneWrite);
+  const own = (key: CaseKey) =>
+    excess(f.manager, f.bare, key) / excess(f.manager, f.bare, "oneWrite");
+  const bare = (key: CaseKey) => perHandshake(f.bare[key]) / perHandshake(f.bare.oneWrite);
+  const row = (what: string, value: number, note: string) => [
+    what,
+    `≤ ${SEGMENTATION_TARGET}×`,
+    `${value.toFixed(2)}×`,
+    verdict(Number.isFinite(value) ? value <= SEGMENTATION_TARGET : null),
+    note,
+  ];
+  const segments = `${s.segmentSize}-byte segments`;
+  const paced = `${segments} ${s.pacedGapMicroseconds} µs apart`;
+  return markdownTable(
+    ["measure (the manager measured, not the before)", "target", "measured", "result", "floor"],
+    [
+      row(
+        `${segments} ÷ one write`,
+        raw("segmented"),
+        `bare reader ${bare("segmented").toFixed(1)}×`,
+      ),
+      row(`${paced} ÷ one write`, raw("paced"), `bare reader ${bare("paced").toFixed(1)}×`),
+      row(
+        `parser's own share, ${segments}: (manager − bare) ÷ the same for one write`,
+        own("segmented"),
+        `reads: manager ${count(f.manager.segmented.readsPerHandshake)}, bare ${
+          count(f.bare.segmented.readsPerHandshake)
+        }`,
+      ),
+      row(
+        `parser's own share, ${paced}`,
+        own("paced"),
+        `reads: manager ${count(f.manager.paced.readsPerHandshake)}, bare ${
+          count(f.bare.paced.readsPerHandshake)
+        }`,
+      ),
+    ],
+  );
+}
+
+/** Errors of a `--segmentation` run. */
+export function segmentationProblems(segmentation: SegmentationFigures | Failure): string[] {
+  if (!ok<SegmentationFigures>(segmentation)) {
+    const failure = segmentation as Failure;
+    return [`segmentation: error: ${failure.error ?? failure.skipped}`];
+  }
+  const lines = segmentation.errors.map((line) => `segmentation: error: ${line}`);
+  const tick = 1000 / segmentation.clockTicksPerSecond;
+  for (const server of segmentationServers(segmentation)) {
+    for (const key of ["oneWrite", "segmented", "paced"] as const) {
+      const { cpuMs, tickCpuMs } = server[key];
+      // Each tick reading is truncated, so the two may differ by up to two ticks, plus rounding.
+      if (Math.abs(cpuMs - tickCpuMs) > 2 * tick + 0.05 * tickCpuMs) {
+        lines.push(
+          `segmentation: error: ${server.label}, ${key}: the threads' CPU (${ms(cpuMs)}) and ` +
+            `the process's clock ticks (${ms(tickCpuMs)}) disagree`,
+        );
+      }
+    }
+  }
+  return lines;
+}
+
+/** `bench/RESULTS-segmentation.md`. */
+export function segmentationMarkdown(results: SegmentationResults): string {
+  const env = results.environment;
+  const s = results.settings;
+  const f = results.segmentation;
+  const issues = segmentationProblems(f);
+  const figures = ok<SegmentationFigures>(f) ? f : null;
+  const segments = `${s.segmentSize}-byte segments`;
+  const size = `${count(s.answerSize / 1024)} KiB`;
+  const git = figures
+    ? `${figures.tree.commit}${
+      figures.tree.uncommitted ? " with uncommitted changes to lib/" : ""
+    }` +
+      (figures.baseline
+        ? `; before: ${figures.baseline.commit} (${figures.baseline.revision})`
+        : "")
+    : "unknown";
+  return `# iot-manager handshake segmentation benchmark results
+
+Produced by \`${results.command}\` on ${env.date} in ${Math.round(results.seconds)} s. Re-run it to
+get figures for your machine; only ratios measured in the same run compare. The other figures are
+in [RESULTS.md](RESULTS.md).
+
+${environmentTable(env, ["manager measured", git])}
+
+## Figures
+
+${figures ? segmentationTables(figures, s) : "No figures: the run failed (below)."}
+
+${
+    figures
+      ? `## Target\n\n${segmentationTargets(figures, s)}\n\n${segmentationVerdict(figures, s)}\n`
+      : ""
+  }
+${issues.length > 0 ? `**Failures and notes**\n\n${issues.map((l) => `- ${l}`).join("\n")}\n` : ""}
+## How it was measured
+
+- Each server runs in a process of its own (\`bench/handshake_server.ts\`) on 127.0.0.1, port 0,
+  all of them at once; this process plays the devices, one at a time, and talks to the servers
+  only over their stdin and stdout, between cases. The manager is
+  \`Manager.listen({ validTypes: ["light"], maxHandshakeSize: ${s.maxHandshakeSize} })\`
+  with heartbeats out of the way,
+  loaded from the \`mod.ts\` of the working tree or, for a git revision (\`--revision\`, and the
+  "before" of \`--baseline\`), of a temporary \`git worktree\` removed at the end, resolved through
+  this tree's \`deno.json\`. The bare Deno reader accepts, sets \`TCP_NODELAY\`, writes the same
+  one-byte \`getinfo\`, then reads into one ${count(READ_SIZE)}-byte buffer (the manager's handshake
+  read size) and discards until the end of stream: the runtime's cost of the same reads, with no
+  parsing.
+- Each device is a new connection with a new UUID: it waits for \`getinfo\`, sends a ${size} mode-1
+  answer \`UUID##light##{"pad":"xxx…"}\`, half-closes, and waits for the server to close. The
+  manager closes after the handshake completed and it read the end of stream; after each case its
+  \`connect\` events must equal the devices and every \`disconnect\` reason be \`closed\` (else the
+  run reports an error).
+- After ${s.warmUpDevices} throwaway handshakes of the first two kinds on each server, three
+  cases: the answer in one write; in ${segments}, each its own awaited write with \`TCP_NODELAY\`
+  (up to ${count(s.devices)} devices per server, fewer once ${s.caseBudgetMs / 1000} s have gone
+  by, at least ${s.minDevices}); and the same segments with ${s.pacedGapMicroseconds} µs spun
+  between writes (up to ${count(s.pacedDevices)} devices per server). Within a case the servers
+  take turns, one device each per round, so a change in the machine's speed touches them alike.
+- Unpaced, the device writes faster than a server reads, so the kernel hands the server several
+  segments per read, and a slower reader gets fewer, larger reads: the reads per handshake are
+  shown with each figure. Paced, nearly every segment is a read of its own for a reader that keeps
+  up, so the bare reader and the manager make the same reads and their difference is the manager's
+  own work per read.
+- CPU: the server process's time on CPU over the case, the sum of its threads'
+  \`/proc/<pid>/task/<tid>/schedstat\` (nanoseconds), divided by the handshakes. In the paced
+  case, where a handshake takes about a second, the CPU is also read around each handshake and
+  the figure is the median, which one slow handshake does not move (the table's other cases are
+  too short for that: the reads themselves would cool the server's caches); cross-checked
+  against utime + stime from \`/proc/<pid>/stat\` (${
+    figures ? figures.clockTicksPerSecond : "CLK_TCK"
+  } ticks per second, \`getconf CLK_TCK\`): a gap of more than two ticks and 5 % is an error. A
+  thread that exits during a case (an idle runtime pool thread timing out) is left out with what
+  it used before exiting.
+  Reads are counted in the server process by wrapping \`read\` on the prototype every
+  \`Deno.Conn\` shares (one extra promise per read, in both servers).
+- The parser's own share is the manager's excess over the bare reader with ${segments}, over the
+  same for one write. Where the two made different numbers of reads (unpaced above all: a slower
+  reader gets fewer, larger ones), the bare reader's figure is taken at the manager's reads, on the
+  straight line through its one-write and segmented figures (CPU against reads), so the runtime's
+  cost of reads one made and the other did not is not counted as parsing.
+`;
+}
+
+/** The paragraph under the targets table: what the figures mean for the ≤ 2× target. */
+function segmentationVerdict(f: SegmentationFigures, s: SegmentationSettings): string {
+  const per = (server: ServerFigures, key: CaseKey) => perHandshake(server[key]);
+  const raw = per(f.manager, "segmented") / per(f.manager, "oneWrite");
+  const bareRaw = per(f.bare, "segmented") / per(f.bare, "oneWrite");
+  const own = (key: CaseKey) =>
+    excess(f.manager, f.bare, key) / excess(f.manager, f.bare, "oneWrite");
+  const perRead = (server: ServerFigures) =>
+    excess(server, f.bare, "paced") / server.paced.readsPerHandshake * 1000;
+  const met = (value: number) => value <= SEGMENTATION_TARGET ? "met" : "not met";
+  const summary =
+    `**Verdict**: with ${s.segmentSize}-byte segments the ≤ ${SEGMENTATION_TARGET}× ` +
+    `target is ${met(raw)} on the raw ratio (${raw.toFixed(1)}×; the bare reader alone is at ` +
+    `${bareRaw.toFixed(1)}×). On the parser's own share it is ${met(own("segmented"))} ` +
+    `unpaced (${own("segmented").toFixed(2)}×) and ${met(own("paced"))} paced ` +
+    `(${own("paced").toFixed(2)}×).`;
+  const lines = [
+    summary,
+    "",
+    `- Raw ratio: ${s.segmentSize}-byte segments cost the manager ${raw.toFixed(1)}× one write: ` +
+    `the ≤ ${SEGMENTATION_TARGET}× target is ${
+      met(raw)
+    } on the raw figure. The bare reader, which ` +
+    `parses nothing, pays ${bareRaw.toFixed(1)}× for the same bytes ` +
+    `(${count(f.bare.segmented.readsPerHandshake)} reads instead of ` +
+    `${count(f.bare.oneWrite.readsPerHandshake)}): the raw ratio is the runtime's cost per read, ` +
+    `which any server reading through \`Deno.Conn\` pays, not the parser's.`,
+    `- Parser's own share: ${own("segmented").toFixed(2)}× unpaced (target ${
+      met(own("segmented"))
+    }), ${own("paced").toFixed(2)}× paced (target ${met(own("paced"))}), the bare reader ` +
+    `taken at the manager's reads (unpaced the manager made ` +
+    `${count(f.manager.segmented.readsPerHandshake)} reads per handshake, the bare reader ` +
+    `${count(f.bare.segmented.readsPerHandshake)}). Paced, with nearly the same reads, the ` +
+    `manager spends ` +
+    `${perRead(f.manager).toFixed(2)} µs per read above it ` +
+    `(${signedMs(excess(f.manager, f.bare, "paced"))} per handshake, against ` +
+    `${signedMs(excess(f.manager, f.bare, "oneWrite"))} for one write): the manager's own work ` +
+    `per read (all it does beyond the bare loop's read) is small against the runtime's ` +
+    `${(per(f.bare, "paced") / f.bare.paced.readsPerHandshake * 1000).toFixed(1)} µs per read, ` +
+    `and over ${count(f.manager.paced.readsPerHandshake)} reads it comes to ` +
+    `${ratio(excess(f.manager, f.bare, "paced"), excess(f.manager, f.bare, "oneWrite"))} the ` +
+    `manager's work on a handshake read in one write.`,
+  ];
+  const against = (server: ServerFigures) =>
+    (["oneWrite", "segmented", "paced"] as const)
+      .map((key) => ratio(per(server, key), per(f.bare, key))).join(", ");
+  lines.push(
+    `- Against the bare reader with the same cut, a bound that can hold for any cut, the manager ` +
+      `costs ${against(f.manager)} (one write, ${s.segmentSize}-byte segments, paced)` +
+      (f.baseline ? `; before: ${against(f.baseline)}.` : "."),
+  );
+  const before = f.baseline;
+  if (before) {
+    const beforeRaw = per(before, "segmented") / per(before, "oneWrite");
+    lines.push(
+      `- Before (${before.revision}): one write ${ms(per(before, "oneWrite"))}, ` +
+        `${s.segmentSize}-byte segments ${ms(per(before, "segmented"))} ` +
+        `(${beforeRaw.toFixed(1)}×, in only ${count(before.segmented.readsPerHandshake)} reads: ` +
+        `a reader that slow gets the segments in larger reads), paced ` +
+        `${ms(per(before, "paced"))} (${count(before.paced.readsPerHandshake)} reads) against ` +
+        `the bare reader's ${ms(per(f.bare, "paced"))}: ${perRead(before).toFixed(1)} µs per ` +
+        `read above the runtime, each read re-copying, re-decoding and re-scanning everything ` +
+        `received so far. After: ${ms(per(f.manager, "oneWrite"))}, ` +
+        `${ms(per(f.manager, "segmented"))} and ${ms(per(f.manager, "paced"))}. Paced, the ` +
+        `manager's excess over the bare reader fell from ` +
+        `${ms(excess(before, f.bare, "paced"))} to ${ms(excess(f.manager, f.bare, "paced"))} ` +
+        `per handshake (${
+          ratio(excess(before, f.bare, "paced"), excess(f.manager, f.bare, "paced"))
+        } ` +
+        `less), its total CPU ${ratio(per(before, "paced"), per(f.manager, "paced"))} less; ` +
+        `one write costs ${ratio(per(before, "oneWrite"), per(f.manager, "oneWrite"))} less.`,
+    );
+  }
+  return lines.join("\n");
 }

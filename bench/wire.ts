@@ -73,11 +73,64 @@ export async function processCpuSeconds(pid: number): Promise<number> {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const userTicks = Number(fields[11]);
   const systemTicks = Number(fields[12]);
-  return (userTicks + systemTicks) / CLOCK_TICKS_PER_SECOND;
+  return (userTicks + systemTicks) / await clockTicksPerSecond();
 }
 
-/** `sysconf(_SC_CLK_TCK)`: 100 on every Linux the bench targets. */
-const CLOCK_TICKS_PER_SECOND = 100;
+let clockTicks: Promise<number> | null = null;
+
+/** `sysconf(_SC_CLK_TCK)` by `getconf CLK_TCK`, the unit of `/proc/<pid>/stat`; 100 if unknown. */
+export function clockTicksPerSecond(): Promise<number> {
+  clockTicks ??= new Deno.Command("getconf", { args: ["CLK_TCK"], stderr: "null" }).output()
+    .then(({ success, stdout }) => {
+      const ticks = Number(decoder.decode(stdout).trim());
+      return success && ticks > 0 ? ticks : 100;
+    }, () => 100);
+  return clockTicks;
+}
+
+/** CPU time of each live thread of a process, from `/proc/<pid>/task/<tid>/schedstat` (Linux). */
+export interface ThreadsCpu {
+  /** Nanoseconds on a CPU, by thread id. */
+  readonly threads: ReadonlyMap<number, number>;
+}
+
+/**
+ * Nanosecond CPU time of each thread of a process (scheduler statistics).
+ * `/proc/<pid>/stat` also counts threads that have exited, but only in clock
+ * ticks (10 ms); see {@linkcode threadsCpuSince}. Read by `grep` through `sh`
+ * (a glob under `/proc` needs `--allow-all` in Deno).
+ */
+export async function processThreadsCpu(pid: number): Promise<ThreadsCpu> {
+  const { stdout } = await new Deno.Command("sh", {
+    args: ["-c", 'grep -H "" /proc/"$0"/task/*/schedstat', String(pid)],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const threads = new Map<number, number>();
+  // "/proc/<pid>/task/<tid>/schedstat:<ns on CPU> <ns waiting> <timeslices>"
+  for (const match of decoder.decode(stdout).matchAll(/\/task\/(\d+)\/schedstat:(\d+) /g)) {
+    threads.set(Number(match[1]), Number(match[2]));
+  }
+  if (threads.size === 0) throw new Error(`cannot read /proc/${pid}/task/*/schedstat`);
+  return { threads };
+}
+
+/**
+ * Nanoseconds a process spent on CPU between two samples: every thread alive
+ * at the second, less what it had at the first (0 if it started since). A
+ * thread that exited in between is left out with whatever it used before
+ * exiting (an idle pool thread timing out: nothing); `exited` says how many.
+ */
+export function threadsCpuSince(
+  first: ThreadsCpu,
+  second: ThreadsCpu,
+): { nanoseconds: number; exited: number } {
+  let nanoseconds = 0;
+  for (const [tid, spent] of second.threads) nanoseconds += spent - (first.threads.get(tid) ?? 0);
+  let exited = 0;
+  for (const tid of first.threads.keys()) if (!second.threads.has(tid)) exited++;
+  return { nanoseconds, exited };
+}
 
 /** The first of `candidates`, then of `name` on the `PATH`, that is a file; or `null`. */
 export function findBinary(name: string, candidates: readonly string[]): string | null {
