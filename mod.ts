@@ -49,12 +49,14 @@ export {
   type EndReason,
   InvalidInfo,
   type InvalidInfoReason,
+  isInvalidInfoReason,
   ProtocolError,
   TimeoutError,
 } from "./lib/errors.ts";
 export {
   BEAT_TEXT,
   type DeviceInfo,
+  encodeEnd,
   encodeFrame,
   encodeHandshake,
   encodeMessage,
@@ -66,6 +68,7 @@ export {
   GETINFO_BYTE,
   HEARTBEAT_BYTE,
   MODE2_PREAMBLE,
+  parseEnd,
   parseHandshake,
   type ProtocolMode,
   readFrameAt,

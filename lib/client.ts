@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { Transport } from "./transport.ts";
 import type { Logger } from "@logtape/logtape";
 import {
   ConnectionEnd,
@@ -25,6 +26,7 @@ import { Outbox } from "./outbox.ts";
 import {
   decodeUtf8,
   type DeviceInfo,
+  encodeEnd,
   encodeFrame,
   encodeMessage,
   END_TEXT,
@@ -188,7 +190,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   readonly mode: ProtocolMode;
   heartbeatSentAt = 0;
   #info: DeviceInfo;
-  readonly #conn: Deno.Conn;
+  readonly #conn: Transport;
   readonly #hooks: ConnectionHooks;
   readonly #limits: ConnectionLimits;
   readonly #log: Logger;
@@ -212,7 +214,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   #shutdownDone: Promise<void> | null = null;
 
   constructor(
-    conn: Deno.Conn,
+    conn: Transport,
     mode: ProtocolMode,
     info: DeviceInfo,
     hooks: ConnectionHooks,
@@ -444,7 +446,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   }
 
   #farewell(message: string): Uint8Array {
-    return this.mode === 1 ? MODE1_END : encodeFrame(FrameType.END, message);
+    return this.mode === 1 ? MODE1_END : encodeEnd(this.#end!.reason, message);
   }
 
   #shutdown(farewell: Uint8Array | null): Promise<void> {

@@ -11,7 +11,12 @@
  * {@linkcode ConnectionEnd} reasons the manager uses, seen from the other side):
  *
  * - `"ended"`: the manager said goodbye (`end\n` in mode 1, `END` in mode 2) and closed; the
- *   message carries the manager's reason (heartbeat missed, replaced, kicked, shutting down).
+ *   message carries the manager's reason code and message (`"the manager ended: kicked: ..."`).
+ * - `"heartbeat"`, `"replaced"`, `"manager-closed"` (mode 2): the manager's `END` gave this reason:
+ *   it missed our heartbeat answer, another connection took our UUID, it shut down.
+ * - `"refused"`: the manager refused the handshake while reconnecting, for a reason that another
+ *   attempt would not change (`cause` is the {@linkcode InvalidInfo}); the device stops. Refusals
+ *   for `"timeout"` or `"auth"` are retried with the backoff.
  * - `"closed"`: the manager closed the socket without a goodbye (in mode 1, also how a rejected
  *   handshake shows).
  * - `"kicked"`: this application called `close()` or aborted the `signal`.
@@ -22,11 +27,19 @@
  * @module
  */
 
+import { connectTransport, type Transport } from "./transport.ts";
 import { getLogger, type Logger } from "@logtape/logtape";
 import { validate as isUuid } from "uuid";
 import { computeProof } from "./auth.ts";
 import { concatBytes } from "./bytes.ts";
-import { ConnectionEnd, type EndReason, ProtocolError, TimeoutError } from "./errors.ts";
+import {
+  ConnectionEnd,
+  type EndReason,
+  InvalidInfo,
+  isInvalidInfoReason,
+  ProtocolError,
+  TimeoutError,
+} from "./errors.ts";
 import { closeGracefully } from "./graceful.ts";
 import { Outbox } from "./outbox.ts";
 import {
@@ -41,6 +54,7 @@ import {
   type FrameTypeValue,
   GETINFO_BYTE,
   HEARTBEAT_BYTE,
+  parseEnd,
   type ProtocolMode,
 } from "./protocol.ts";
 import { AsyncQueue } from "./queue.ts";
@@ -77,7 +91,10 @@ export interface ReconnectOptions {
  * ```
  */
 export interface DeviceTlsOptions {
-  /** Extra root certificates (PEM) to trust, e.g. a private CA. */
+  /**
+   * Root certificates (PEM) to trust instead of the default roots, e.g. your fleet's private CA.
+   * @default the default (Mozilla) roots
+   */
   readonly caCerts?: readonly string[];
 }
 
@@ -95,7 +112,7 @@ export interface DeviceOptions {
   readonly hostname?: string;
   /** The manager's port. @default 8595 */
   readonly port?: number;
-  /** Connect with TLS: `true` trusts the system roots, an object may add CAs. @default false */
+  /** Connect with TLS: `true` trusts the default roots, an object may name the CAs to trust. @default false */
   readonly tls?: boolean | DeviceTlsOptions;
   /** The device's UUID (36-character form). @default crypto.randomUUID() */
   readonly uuid?: string;
@@ -204,6 +221,10 @@ const MODE1_BEAT = new TextEncoder().encode("beat");
 const MODE2_BEAT = encodeFrame(FrameType.BEAT);
 const END_BYTES = new TextEncoder().encode(END_TEXT);
 const decoder = new TextDecoder();
+/** Refusals that may pass on another attempt (the rest would repeat: the device stops). */
+const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(["timeout", "auth"]);
+/** Manager-side end reasons a device keeps as its own (the rest show as `"ended"`). */
+const KEPT_END_REASONS: ReadonlySet<string> = new Set(["heartbeat", "replaced", "manager-closed"]);
 
 /**
  * One device connected to a manager. Iterate it for the manager's messages;
@@ -321,6 +342,8 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
    * to later drops; this first attempt fails fast.
    *
    * @throws {TypeError} On invalid options.
+   * @throws {InvalidInfo} When a mode-2 manager refuses the handshake: `reason` is the manager's
+   *   (`"type"`, `"uuid"`, `"auth"`, ...), sent in its `END` frame.
    * @throws {ConnectionEnd} When the connection fails or the manager closes it during the handshake.
    * @throws {TimeoutError} When the handshake does not complete within `connectTimeout`.
    *
@@ -515,6 +538,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
         link.terminate(end?.reason ?? "io", (error as Error).message, { farewell: false });
         await link.finished;
       }
+      if (error instanceof ConnectionEnd && error.cause instanceof InvalidInfo) throw error.cause;
       if (error instanceof ConnectionEnd || error instanceof TimeoutError) throw error;
       if (userSignal?.aborted && error === userSignal.reason) throw error;
       throw new ConnectionEnd("io", `cannot connect: ${(error as Error).message}`, {
@@ -527,25 +551,14 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
     }
   }
 
-  /** Opens the socket; a connection that completes after an abort is closed at once. */
-  #dial(signal: AbortSignal): Promise<Deno.Conn> {
+  /** Opens the socket; an abort closes it at any point, during a TLS handshake too. */
+  #dial(signal: AbortSignal): Promise<Transport> {
     const { hostname = "127.0.0.1", port = 8595, tls } = this.#options;
-    const pending: Promise<Deno.Conn> = tls
-      ? Deno.connectTls({
-        hostname,
-        port,
-        caCerts: typeof tls === "object" && tls.caCerts ? [...tls.caCerts] : undefined,
-      })
-      : Deno.connect({ hostname, port, signal }).then((conn) => {
-        conn.setNoDelay(true);
-        return conn;
-      });
-    return pending.then((conn) => {
-      if (signal.aborted) {
-        conn.close();
-        throw signal.reason;
-      }
-      return conn;
+    return connectTransport({
+      hostname,
+      port,
+      signal,
+      tls: tls ? { caCerts: typeof tls === "object" ? tls.caCerts : undefined } : undefined,
     });
   }
 
@@ -605,6 +618,17 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
       } catch (error) {
         if (this.#closing) return;
         lastError = error;
+        if (error instanceof InvalidInfo && !TRANSIENT_REFUSALS.has(error.reason)) {
+          // Asking again with the same answer gets the same refusal: stop and say why.
+          this.#reconnecting = null;
+          this.#log.warn("Device {uuid} stops reconnecting: {message}", {
+            uuid: this.uuid,
+            reason: error.reason,
+            message: error.message,
+          });
+          this.#finish(new ConnectionEnd("refused", error.message, { cause: error }));
+          return;
+        }
         this.#log.debug("Device {uuid} reconnect attempt {attempt} failed: {message}", {
           uuid: this.uuid,
           attempt,
@@ -721,7 +745,7 @@ interface LinkHooks {
 
 /** One connection of a device: socket, read loop, send buffer, protocol state. */
 class Link {
-  readonly #conn: Deno.Conn;
+  readonly #conn: Transport;
   readonly #mode: ProtocolMode;
   readonly #hooks: LinkHooks;
   readonly #outbox: Outbox;
@@ -737,7 +761,7 @@ class Link {
   #stall: Promise<void> | undefined;
 
   constructor(
-    conn: Deno.Conn,
+    conn: Transport,
     mode: ProtocolMode,
     hooks: LinkHooks,
     limits: { maxFrameSize: number; maxBufferedBytes: number },
@@ -790,9 +814,13 @@ class Link {
    * Ends the connection; the first call wins. `farewell` sends `END` first (mode 2 only) and,
    * in both modes, closes gracefully: half-close, then wait (within the grace) for the manager.
    */
-  terminate(reason: EndReason, message: string, options: { farewell: boolean }): void {
+  terminate(
+    reason: EndReason,
+    message: string,
+    options: { farewell: boolean; cause?: Error },
+  ): void {
     if (this.#end) return;
-    this.#end = new ConnectionEnd(reason, message);
+    this.#end = new ConnectionEnd(reason, message, { cause: options.cause });
     this.#ready.reject(this.#end);
     this.#terminated.resolve();
     const graceful = options.farewell && this.#state === "open";
@@ -931,19 +959,33 @@ class Link {
         this.#outbox.enqueue(encodeFrame(FrameType.INFO, text));
         return;
       }
-      case FrameType.END: {
-        const why = decoder.decode(payload);
-        this.terminate("ended", why ? `the manager ended: ${why}` : "the manager ended", {
-          farewell: false,
-        });
-        return;
-      }
+      case FrameType.END:
+        return this.#onEnd(payload);
       case FrameType.WELCOME:
         this.#hooks.onWelcome(parseSettings(payload));
         return;
       default:
         this.#protocolError(`frame type 0x${type.toString(16)} is device-to-manager only`);
     }
+  }
+
+  /**
+   * The manager's goodbye (`reason: message`). During the handshake it is a
+   * refusal; after it, the reasons a device can act on are kept as its own.
+   */
+  #onEnd(payload: Uint8Array): void {
+    const { reason, message } = parseEnd(payload);
+    if (this.#state !== "open" && reason && isInvalidInfoReason(reason)) {
+      const refusal = new InvalidInfo(reason, `the manager refused the handshake: ${message}`);
+      this.terminate("refused", refusal.message, { farewell: false, cause: refusal });
+      return;
+    }
+    const said = reason ? `${reason}: ${message}` : message;
+    this.terminate(
+      reason && KEPT_END_REASONS.has(reason) ? reason as EndReason : "ended",
+      said ? `the manager ended: ${said}` : "the manager ended",
+      { farewell: false },
+    );
   }
 
   #onHeartbeat(): void {

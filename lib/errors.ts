@@ -19,6 +19,8 @@
  * - `"io"`: reading from or writing to the socket failed.
  * - `"buffer-full"`: the device stopped reading and its send buffer filled up.
  * - `"write-timeout"`: a write to the device made no progress within `writeTimeout`.
+ * - `"refused"` (device side): the manager refused the handshake; `cause` is the
+ *   {@linkcode InvalidInfo} with the manager's reason.
  */
 export type EndReason =
   | "closed"
@@ -30,7 +32,8 @@ export type EndReason =
   | "protocol"
   | "io"
   | "buffer-full"
-  | "write-timeout";
+  | "write-timeout"
+  | "refused";
 
 /**
  * The connection to a device is over. The seed's `ConnectionEnd`: thrown by
@@ -85,6 +88,32 @@ export type InvalidInfoReason =
   | "timeout"
   | "preamble"
   | "auth";
+
+const INVALID_INFO_REASONS: ReadonlySet<string> = new Set<InvalidInfoReason>([
+  "encoding",
+  "uuid",
+  "type",
+  "data",
+  "fields",
+  "size",
+  "timeout",
+  "preamble",
+  "auth",
+]);
+
+/**
+ * Whether `reason` is one of the {@linkcode InvalidInfoReason} codes (as read
+ * from a manager's `END` frame).
+ *
+ * @example
+ * ```ts
+ * import { isInvalidInfoReason } from "@iot-manager/core";
+ * console.log(isInvalidInfoReason("type"), isInvalidInfoReason("heartbeat")); // true false
+ * ```
+ */
+export function isInvalidInfoReason(reason: string): reason is InvalidInfoReason {
+  return INVALID_INFO_REASONS.has(reason);
+}
 
 /**
  * A device answered the handshake (`getinfo`) with something the manager cannot

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Transport } from "./transport.ts";
 import type { Outbox } from "./outbox.ts";
 
 /**
@@ -27,7 +28,7 @@ export async function withGrace(promise: Promise<unknown>, ms: number): Promise<
 
 /** What {@linkcode closeGracefully} needs from a connection. */
 export interface GracefulClose {
-  readonly conn: Deno.Conn;
+  readonly conn: Transport;
   readonly outbox: Outbox;
   /** The goodbye to write first (`END` or `end\n`), if any. */
   readonly farewell: Uint8Array | null;

@@ -1,19 +1,25 @@
 /**
- * The manager's side of the handshake on a fresh connection: send `getinfo`,
- * read until the answer is complete, invalid, too large or too late.
+ * The manager's side of the handshake on a fresh connection, from TCP accept
+ * to admission: send `getinfo`, read until the answer is complete, invalid,
+ * too large or too late, run the challenge and the `authenticate` hook, and
+ * tell a refused device why.
  *
  * @module
  */
 
+import type { Transport } from "./transport.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import { CHALLENGE_SIZE } from "./auth.ts";
 import { HandshakeReader } from "./handshake_reader.ts";
+import { withGrace } from "./graceful.ts";
 import {
   type DeviceInfo,
+  encodeEnd,
   encodeFrame,
   FRAME_HEADER_SIZE,
   FrameType,
   GETINFO_BYTE,
+  isFrameType,
   type ProtocolMode,
 } from "./protocol.ts";
 
@@ -31,85 +37,149 @@ export interface Handshake {
   readonly proof?: Uint8Array;
 }
 
-/** Limits on one handshake. */
-export interface HandshakeLimits {
+/** What one admission enforces and asks. */
+export interface AdmissionOptions {
   readonly validTypes: readonly string[];
-  /** Seconds the device has to answer completely. */
+  /**
+   * Seconds from TCP accept to admission: TLS handshake, the answer, the
+   * `PROOF` and the `authenticate` hook together. At the deadline the socket is
+   * closed and its descriptor freed, whatever it was waiting for.
+   */
   readonly timeout: number;
   /** Largest answer, in bytes. */
   readonly maxSize: number;
-  /** Send mode-2 devices a `CHALLENGE` and wait for their `PROOF`. */
-  readonly challenge?: boolean;
+  /**
+   * Judges the device once it has answered (and, in mode 2, sent its `PROOF`,
+   * for which a `CHALLENGE` is sent first): `true` admits, a string refuses
+   * with that reason. Absent: every valid answer is admitted.
+   */
+  readonly authenticate?: (handshake: Handshake) => Promise<boolean | string>;
 }
 
 const MAX_PROOF_SIZE = 1024;
-
 const GETINFO = Uint8Array.of(GETINFO_BYTE);
 const READ_SIZE = 4096;
+/** Longest wait to write the refusal before closing, in milliseconds. */
+const REFUSAL_GRACE_MS = 1000;
+/** The same at the deadline, which must free the socket promptly. */
+const TIMEOUT_GRACE_MS = 200;
 
 /**
- * Runs the handshake on `conn`. On failure the connection is left open for the
- * caller to say goodbye and close, except after a timeout, which closes it.
+ * Admits or refuses a freshly accepted connection: the manager's whole side of
+ * the handshake, in one place. Sends `getinfo`, reads the answer, runs the
+ * challenge and the `authenticate` hook, all under one deadline. On success
+ * the connection is the caller's; on any failure it is closed here, after a
+ * device that speaks frames has been sent `END` with the reason
+ * (`reason: message`, see {@linkcode encodeEnd}).
  *
  * @param conn A freshly accepted connection.
- * @param limits What the answer must respect.
- * @throws {InvalidInfo} When the answer is malformed, too large or too late.
- * @throws {ConnectionEnd} When the device leaves first.
+ * @param options What the answer must respect, and who judges it.
+ * @throws {InvalidInfo} When the answer is malformed, too large, too late or refused.
+ * @throws {ConnectionEnd} When the device leaves first or the socket fails.
  */
-export async function acceptHandshake(
-  conn: Deno.Conn,
-  limits: HandshakeLimits,
-): Promise<Handshake> {
-  let timedOut = false;
+export async function admit(conn: Transport, options: AdmissionOptions): Promise<Handshake> {
+  const reader = new HandshakeReader({ validTypes: options.validTypes, maxSize: options.maxSize });
+  let waitingFor = "nothing received yet";
+  let firstByte = -1;
+  const deadline = new AbortController();
+  const timedOut = () => {
+    const got = reader.received > 0 ? `${reader.received} bytes received, ` : "";
+    return new InvalidInfo(
+      "timeout",
+      `no complete handshake within ${options.timeout} s (${got}waiting for ${waitingFor})`,
+    );
+  };
+  // A device whose answer starts with NUL (the preamble) or a frame type speaks frames: it is told why.
+  const speaksFrames = () => firstByte === 0 || (firstByte > 0 && isFrameType(firstByte));
   const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      conn.close();
-    } catch { /* already closed */ }
-  }, limits.timeout * 1000);
-  const reader = new HandshakeReader({ validTypes: limits.validTypes, maxSize: limits.maxSize });
-  let missing = "nothing received yet";
+    deadline.abort();
+    // The socket closes whatever the device is doing, within a short grace for the END.
+    const farewell = speaksFrames() ? tell(conn, timedOut(), TIMEOUT_GRACE_MS) : Promise.resolve();
+    farewell.then(() => closeQuietly(conn));
+  }, options.timeout * 1000);
   try {
     await writeAll(conn, GETINFO);
     const buffer = new Uint8Array(READ_SIZE);
-    while (true) {
+    let handshake: Handshake | null = null;
+    while (handshake === null) {
       const count = await conn.read(buffer);
       if (count === null) {
         throw new ConnectionEnd(
           "closed",
-          `the device closed the connection (waiting for ${missing})`,
+          `the device closed the connection (waiting for ${waitingFor})`,
         );
       }
+      if (firstByte < 0) firstByte = buffer[0];
       const scan = reader.push(buffer.subarray(0, count));
-      if (scan.status === "complete") {
-        if (scan.mode === 2 && limits.challenge) {
-          missing = "the PROOF frame";
-          return { mode: 2, info: scan.info, ...await readProof(conn, scan.leftover) };
-        }
-        return { mode: scan.mode, info: scan.info, leftover: scan.leftover };
+      if (scan.status === "incomplete") {
+        waitingFor = scan.missing;
+        continue;
       }
-      missing = scan.missing;
+      handshake = { mode: scan.mode, info: scan.info, leftover: scan.leftover };
+      if (scan.mode === 2 && options.authenticate) {
+        waitingFor = "the PROOF frame";
+        handshake = { ...handshake, ...await readProof(conn, scan.leftover) };
+      }
     }
-  } catch (error) {
-    if (timedOut) {
-      const got = reader.received > 0 ? `${reader.received} bytes received, ` : "";
-      throw new InvalidInfo(
-        "timeout",
-        `no complete handshake within ${limits.timeout} s (${got}waiting for ${missing})`,
-      );
+    if (options.authenticate) {
+      waitingFor = "the authenticate hook";
+      await judge(options.authenticate, handshake, deadline.signal);
     }
-    if (error instanceof InvalidInfo || error instanceof ConnectionEnd) throw error;
-    throw new ConnectionEnd("io", `handshake failed: ${(error as Error).message}`, {
-      cause: error,
-    });
+    return handshake;
+  } catch (caught) {
+    let error = caught;
+    if (deadline.signal.aborted) error = timedOut();
+    else if (!(error instanceof InvalidInfo || error instanceof ConnectionEnd)) {
+      error = new ConnectionEnd("io", `handshake failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (error instanceof InvalidInfo && speaksFrames() && !deadline.signal.aborted) {
+      await tell(conn, error, REFUSAL_GRACE_MS);
+    }
+    closeQuietly(conn);
+    throw error;
   } finally {
     clearTimeout(timer);
   }
 }
 
+/** Sends `END` with the refusal's reason; best effort, bounded by `graceMs`. */
+function tell(conn: Transport, refusal: InvalidInfo, graceMs: number): Promise<void> {
+  return withGrace(writeAll(conn, encodeEnd(refusal.reason, refusal.message)), graceMs);
+}
+
+/** Runs the hook until it answers or the deadline passes; throws the refusal. */
+async function judge(
+  authenticate: (handshake: Handshake) => Promise<boolean | string>,
+  handshake: Handshake,
+  deadline: AbortSignal,
+): Promise<void> {
+  let verdict: boolean | string;
+  const expired = Promise.withResolvers<never>();
+  const onExpire = () => expired.reject(deadline.reason);
+  deadline.addEventListener("abort", onExpire, { once: true });
+  try {
+    verdict = await Promise.race([authenticate(handshake), expired.promise]);
+  } finally {
+    deadline.removeEventListener("abort", onExpire);
+  }
+  if (verdict === true) return;
+  const reason = typeof verdict === "string" ? verdict : "refused by the authenticate hook";
+  throw new InvalidInfo("auth", `device ${handshake.info.uuid} not authenticated: ${reason}`);
+}
+
+function closeQuietly(conn: Transport): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}
+
 /** Sends a fresh nonce and reads the device's `PROOF` frame (at most {@linkcode MAX_PROOF_SIZE} bytes). */
 async function readProof(
-  conn: Deno.Conn,
+  conn: Transport,
   leftover: Uint8Array,
 ): Promise<{ leftover: Uint8Array; challenge: Uint8Array; proof: Uint8Array }> {
   const challenge = crypto.getRandomValues(new Uint8Array(CHALLENGE_SIZE));
@@ -156,8 +226,8 @@ async function readProof(
   }
 }
 
-/** Writes every byte (a `Deno.Conn` write may be partial). */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** Writes every byte (a `Transport` write may be partial). */
+export async function writeAll(conn: Transport, bytes: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }

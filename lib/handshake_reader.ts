@@ -18,6 +18,7 @@ import {
   type DeviceInfo,
   FRAME_HEADER_SIZE,
   FrameType,
+  isFrameType,
   MODE2_PREAMBLE,
   parseHandshake,
   preview,
@@ -53,6 +54,8 @@ export interface HandshakeReaderOptions {
 }
 
 const UUID_LENGTH = 36;
+/** The first byte of a TLS handshake record (a ClientHello sent to a plain manager). */
+const TLS_HANDSHAKE_RECORD = 0x16;
 const HASH = 0x23;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -117,7 +120,24 @@ export class HandshakeReader {
   push(chunk: Uint8Array): HandshakeScan {
     const start = this.#length;
     if (this.#mode === 0 && chunk.length > 0) {
-      this.#mode = chunk[0] === MODE2_PREAMBLE[0] && !this.#only1 ? 2 : 1;
+      const first = chunk[0];
+      if (!this.#only1 && first === TLS_HANDSHAKE_RECORD) {
+        throw new InvalidInfo(
+          "encoding",
+          "answer is not valid UTF-8: it starts like a TLS ClientHello, but this manager listens " +
+            "without TLS (start it with the tls option, or connect without TLS)",
+        );
+      }
+      if (!this.#only1 && isFrameType(first)) {
+        // A frame type cannot start a UUID: a framed answer that forgot the preamble.
+        throw new InvalidInfo(
+          "preamble",
+          `answer starts with frame type 0x${
+            first.toString(16).padStart(2, "0")
+          }: a mode-2 answer starts with the preamble 00 49 4d 02, a mode-1 answer with the UUID`,
+        );
+      }
+      this.#mode = first === MODE2_PREAMBLE[0] && !this.#only1 ? 2 : 1;
     }
     if (this.#mode === 2) return this.#push2(chunk);
     if (this.#mode === 1) return this.#push1(chunk, start);

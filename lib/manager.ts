@@ -12,7 +12,8 @@ import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import type { Authenticate } from "./auth.ts";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
 import { withGrace } from "./graceful.ts";
-import { acceptHandshake, type Handshake, writeAll } from "./handshake.ts";
+import { admit, type Handshake } from "./handshake.ts";
+import { listenTransport, type Transport, type TransportListener } from "./transport.ts";
 import { HeartbeatMonitor } from "./heartbeat.ts";
 import { HandlerPool } from "./pool.ts";
 import {
@@ -168,7 +169,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #log: Logger;
   readonly #clientLog: Logger;
 
-  readonly #listener: Deno.Listener;
+  readonly #listener: TransportListener;
   readonly #options: Required<
     Omit<ManagerOptions, "tls" | "logCategory" | "authenticate" | "cluster">
   >;
@@ -188,12 +189,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   };
   readonly #clientSubs = new Set<Subscription<Client>>();
   readonly #messageSubs = new Set<Subscription<DeviceMessage>>();
-  readonly #handshaking = new Set<Deno.Conn>();
+  readonly #handshaking = new Set<Transport>();
   readonly #tasks = new Set<Promise<void>>();
   #closing: Promise<void> | null = null;
 
   /** Use {@linkcode Manager.listen}. */
-  private constructor(listener: Deno.Listener, options: ManagerOptions) {
+  private constructor(listener: TransportListener, options: ManagerOptions) {
     const addr = listener.addr as Deno.NetAddr;
     this.#listener = listener;
     this.hostname = addr.hostname;
@@ -278,9 +279,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     validateOptions(options);
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8595;
-    const listener = options.tls
-      ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key })
-      : Deno.listen({ hostname, port });
+    const listener = await listenTransport({ hostname, port, tls: options.tls });
     const manager = new Manager(listener, options);
     try {
       await options.cluster?.attach(manager.#clusterNode());
@@ -552,7 +551,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
 
   async #acceptLoop(): Promise<void> {
     while (!this.#closing) {
-      let conn: Deno.Conn;
+      let conn: Transport;
       try {
         conn = await this.#listener.accept();
       } catch (error) {
@@ -571,7 +570,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     }
   }
 
-  async #handle(conn: Deno.Conn): Promise<void> {
+  async #handle(conn: Transport): Promise<void> {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const address = `${addr.hostname}:${addr.port}`;
     const refuse = this.#handshaking.size >= this.#options.maxPendingHandshakes
@@ -588,26 +587,21 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       conn.close();
       return;
     }
-    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     this.#handshaking.add(conn);
     let handshake: Handshake;
     try {
-      handshake = await acceptHandshake(conn, {
+      handshake = await admit(conn, {
         validTypes: this.validTypes,
         timeout: this.#options.handshakeTimeout,
         maxSize: this.#options.maxHandshakeSize,
-        challenge: this.#authenticate !== undefined,
+        authenticate: this.#authenticate && this.#judge.bind(this, this.#authenticate, addr),
       });
-      if (this.#authenticate) await this.#checkAuth(this.#authenticate, handshake, conn);
     } catch (error) {
-      this.#handshaking.delete(conn);
       if (!this.#closing) this.#logRejection(address, error);
-      try {
-        conn.close();
-      } catch { /* closed by the timeout */ }
       return;
+    } finally {
+      this.#handshaking.delete(conn);
     }
-    this.#handshaking.delete(conn);
     if (this.#closing) {
       conn.close();
       return;
@@ -615,48 +609,25 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.#admit(conn, handshake.mode, handshake.info, handshake.leftover, address);
   }
 
-  /** Runs the `authenticate` hook; throws `InvalidInfo("auth")` (after telling a mode-2 device) on refusal. */
-  async #checkAuth(
+  /** Asks the `authenticate` hook about a handshake; a hook that throws refuses (and is logged). */
+  async #judge(
     authenticate: Authenticate,
+    address: Deno.NetAddr,
     handshake: Handshake,
-    conn: Deno.Conn,
-  ): Promise<void> {
-    let verdict: boolean | string;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+  ): Promise<boolean | string> {
     try {
-      verdict = await Promise.race([
-        Promise.resolve(authenticate({
-          info: handshake.info,
-          address: conn.remoteAddr as Deno.NetAddr,
-          mode: handshake.mode,
-          replacing: this.#registry.get(handshake.info.uuid) !== undefined,
-          challenge: handshake.challenge,
-          proof: handshake.proof,
-        })),
-        new Promise<string>((resolve) =>
-          timer = setTimeout(
-            () => resolve("the authenticate hook did not answer in time"),
-            this.#options.handshakeTimeout * 1000,
-          )
-        ),
-      ]);
+      return await authenticate({
+        info: handshake.info,
+        address,
+        mode: handshake.mode,
+        replacing: this.#registry.get(handshake.info.uuid) !== undefined,
+        challenge: handshake.challenge,
+        proof: handshake.proof,
+      });
     } catch (error) {
       this.#log.error("The authenticate hook failed: {error}", { error });
-      verdict = `the authenticate hook failed: ${String(error)}`;
-    } finally {
-      clearTimeout(timer);
+      return `the authenticate hook failed: ${String(error)}`;
     }
-    if (verdict === true) return;
-    const reason = typeof verdict === "string" ? verdict : "refused by the authenticate hook";
-    const refusal = new InvalidInfo(
-      "auth",
-      `device ${handshake.info.uuid} not authenticated: ${reason}`,
-    );
-    if (handshake.mode === 2) {
-      // Tell a mode-2 device why; best effort, the connection closes next either way.
-      await writeAll(conn, encodeFrame(FrameType.END, refusal.message)).catch(() => {});
-    }
-    throw refusal;
   }
 
   #logRejection(address: string, error: unknown): void {
@@ -681,7 +652,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   }
 
   #admit(
-    conn: Deno.Conn,
+    conn: Transport,
     mode: ProtocolMode,
     info: DeviceInfo,
     leftover: Uint8Array,

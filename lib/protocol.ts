@@ -124,6 +124,19 @@ export type FrameTypeValue = typeof FrameType[keyof typeof FrameType];
 
 const knownFrameTypes = new Set<number>(Object.values(FrameType));
 
+/**
+ * Whether `byte` is one of the {@linkcode FrameType} values.
+ *
+ * @example
+ * ```ts
+ * import { isFrameType } from "./lib/protocol.ts";
+ * console.log(isFrameType(0x10), isFrameType(0x7f)); // true false
+ * ```
+ */
+export function isFrameType(byte: number): boolean {
+  return knownFrameTypes.has(byte);
+}
+
 /** Protocol mode of a connection: 1 (the seed's) or 2 (framed). */
 export type ProtocolMode = 1 | 2;
 
@@ -179,6 +192,47 @@ export function encodeFrame(
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Encodes an `END` frame whose payload carries a machine-readable reason first:
+ * `reason: message` in UTF-8 (for example `type: type "fridge" is not one of
+ * "light", "lock"`). A device that only logs the payload still reads a sentence.
+ *
+ * @param reason A machine-readable code: `[a-z][a-z0-9-]*`.
+ * @param message Human-readable detail.
+ * @returns The frame.
+ *
+ * @example
+ * ```ts
+ * import { encodeEnd } from "@iot-manager/core";
+ * const frame = encodeEnd("heartbeat", "no beat within 15 s");
+ * console.log(new TextDecoder().decode(frame.subarray(5))); // "heartbeat: no beat within 15 s"
+ * ```
+ */
+export function encodeEnd(reason: string, message: string): Uint8Array {
+  return encodeFrame(FrameType.END, `${reason}: ${message}`);
+}
+
+/**
+ * Reads an `END` payload: the reason code before the first `": "` when there
+ * is one ({@linkcode encodeEnd}), and the rest as the message. A payload
+ * without a code (an older peer) has `reason` undefined.
+ *
+ * @param payload The `END` frame's payload.
+ * @returns The reason code, if any, and the message.
+ *
+ * @example
+ * ```ts
+ * import { parseEnd } from "@iot-manager/core";
+ * const end = parseEnd(new TextEncoder().encode("replaced: replaced by a new connection"));
+ * console.log(end.reason, end.message); // replaced replaced by a new connection
+ * ```
+ */
+export function parseEnd(payload: Uint8Array): { reason?: string; message: string } {
+  const text = new TextDecoder().decode(payload);
+  const match = /^([a-z][a-z0-9-]*): ([^]*)$/.exec(text);
+  return match ? { reason: match[1], message: match[2] } : { message: text };
+}
 
 /**
  * Encodes one application message for a connection in `mode`: the bytes

@@ -29,7 +29,7 @@ export interface SimulationOptions {
   readonly locks: number;
   /** An external manager to connect to; without it an embedded manager is started. */
   readonly connect?: { readonly hostname: string; readonly port: number };
-  /** Devices connect with TLS; `caCerts` are extra roots to trust. */
+  /** Devices connect with TLS; `caCerts`, when given, are the roots they trust. */
   readonly tls?: { readonly caCerts?: readonly string[] };
   /** PEM certificate and key for the embedded manager (with `tls`). */
   readonly managerTls?: { readonly cert: string; readonly key: string };

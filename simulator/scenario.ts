@@ -686,7 +686,7 @@ class Run {
     const silent = sims.filter((sim) => sim.role === "silent").length;
     const slow = sims.filter((sim) => sim.role === "slow").length;
     const mode1 = sims.filter((sim) => sim.mode === 1).length;
-    const goodbyes = this.#aliveAtShutdown.filter((sim) => sim.lastEnd?.reason === "ended").length;
+    const goodbyes = this.#aliveAtShutdown.filter((sim) => saidGoodbye(sim.lastEnd)).length;
     const rounds = this.#manager?.heartbeatRounds ?? 0;
 
     const expectations: Expectation[] = [];
@@ -741,7 +741,7 @@ class Run {
           `${this.#silentDropped} / ${silent}`,
         );
       }
-      const missing = this.#aliveAtShutdown.filter((sim) => sim.lastEnd?.reason !== "ended")
+      const missing = this.#aliveAtShutdown.filter((sim) => !saidGoodbye(sim.lastEnd))
         .slice(0, 3)
         .map((sim) =>
           `; ${sim.type} ${sim.uuid} (mode ${sim.mode}, ${sim.role}) ended with ` +
@@ -911,4 +911,9 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** Whether a device's last end was the manager's goodbye (mode 2 names it, mode 1 cannot). */
+function saidGoodbye(end: ConnectionEnd | null | undefined): boolean {
+  return end?.reason === "manager-closed" || end?.reason === "ended";
 }

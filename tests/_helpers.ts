@@ -331,3 +331,25 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
     }
   }
 }
+
+/** Open descriptors of this process (`/proc/self/fd`). */
+export function openDescriptors(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+/**
+ * Established TCP sockets on loopback touching `port` (`/proc/net/tcp`): `local`
+ * counts the server's ends (local port = `port`), `remote` the clients' ends.
+ */
+export function establishedSockets(port: number): { local: number; remote: number } {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  let local = 0;
+  let remote = 0;
+  for (const line of Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 4 || fields[3] !== "01") continue; // 01: ESTABLISHED
+    if (fields[1].endsWith(`:${hex}`)) local++;
+    if (fields[2].endsWith(`:${hex}`)) remote++;
+  }
+  return { local, remote };
+}

@@ -6,6 +6,7 @@ import {
   encodeFrame,
   FrameType,
   hmacAuthenticator,
+  InvalidInfo,
   type Manager,
 } from "../mod.ts";
 import { backoffDelay, splitManagerChunk } from "../lib/device.ts";
@@ -62,7 +63,7 @@ for (const mode of [1, 2] as const) {
     assert.equal(light.stats.messagesSent, 1);
   });
 
-  Deno.test(`mode ${mode}: the iterator ends and closed says "ended" when the manager closes`, async () => {
+  Deno.test(`mode ${mode}: the iterator ends and closed says why when the manager closes`, async () => {
     const manager = await startManager();
     await using light = await connectTo(manager, { mode });
     const drops: [ConnectionEnd, boolean][] = [];
@@ -77,10 +78,12 @@ for (const mode of [1, 2] as const) {
     await manager.close();
     assert.deepEqual(await collected, ["last words"]);
     const end = await light.closed;
-    assert.equal(end.reason, "ended");
+    // Mode 2's END carries the reason; mode 1's `end\n` cannot.
+    const reason = mode === 2 ? "manager-closed" : "ended";
+    assert.equal(end.reason, reason);
     if (mode === 2) assert.match(end.message, /shutting down/);
     assert.equal(light.connected, false);
-    assert.deepEqual(drops.map(([e, again]) => [e.reason, again]), [["ended", false]]);
+    assert.deepEqual(drops.map(([e, again]) => [e.reason, again]), [[reason, false]]);
     assert.equal(await light.send("anyone?"), false);
   });
 
@@ -100,7 +103,7 @@ for (const mode of [1, 2] as const) {
     const client = manager.get(light.uuid)!;
     assert.equal((await client.closed).reason, "heartbeat");
     const end = await light.closed;
-    assert.equal(end.reason, "ended");
+    assert.equal(end.reason, mode === 2 ? "heartbeat" : "ended");
     if (mode === 2) assert.match(end.message, /no beat/);
     assert.ok(light.stats.heartbeatsIgnored >= 1);
     assert.equal(light.stats.heartbeatsAnswered, 0);
@@ -152,7 +155,7 @@ Deno.test("TLS: a device that does not trust the manager's certificate cannot co
   );
 });
 
-Deno.test("client.end() ends the device's iterator with reason ended and the manager's reason", async () => {
+Deno.test("client.end() ends the device's iterator with reason ended and the manager's words", async () => {
   await using manager = await startManager();
   await using light = await connectTo(manager, { mode: 2 });
   const iterating = (async () => {
@@ -162,7 +165,7 @@ Deno.test("client.end() ends the device's iterator with reason ended and the man
   await iterating;
   const end = await light.closed;
   assert.equal(end.reason, "ended");
-  assert.match(end.message, /maintenance/);
+  assert.match(end.message, /kicked: maintenance/);
 });
 
 for (const mode of [1, 2] as const) {
@@ -267,12 +270,14 @@ Deno.test("mode 2: binary payloads and messages that look like control text arri
   assert.equal(light.connected, true);
 });
 
-Deno.test("a handshake the manager rejects fails Device.connect in mode 2 and closes in mode 1", async () => {
+Deno.test("a handshake the manager rejects fails Device.connect with its reason in mode 2 and closes in mode 1", async () => {
   await using logs = await LogCapture.start();
   await using manager = await startManager({ validTypes: ["lock"] });
   await assert.rejects(
     Device.connect({ port: manager.port, type: "light", mode: 2 }),
-    (error: ConnectionEnd) => error.name === "ConnectionEnd" && error.reason === "closed",
+    (error: InvalidInfo) =>
+      error instanceof InvalidInfo && error.reason === "type" &&
+      /"light" is not one of "lock"/.test(error.message),
   );
   await logs.waitFor({ reason: "type" });
   await using old = await Device.connect({ port: manager.port, type: "light", mode: 1 });
@@ -291,7 +296,8 @@ Deno.test("authentication: the right secret is welcomed, a wrong one is refused 
   const client = manager.get(uuid);
   await assert.rejects(
     Device.connect({ port: manager.port, type: "light", uuid, secret: "guess" }),
-    (error: ConnectionEnd) => error.reason === "ended" && /wrong proof/.test(error.message),
+    (error: InvalidInfo) =>
+      error instanceof InvalidInfo && error.reason === "auth" && /wrong proof/.test(error.message),
   );
   assert.equal(manager.get(uuid), client, "the good device keeps its place");
 });
@@ -468,4 +474,22 @@ Deno.test("a device that closes while the manager is still writing to it says go
   // Closing with unread input would reset the connection: the manager's writes fail (EPIPE)
   // and it may never read the END.
   assert.deepEqual(reasons.filter((reason) => !reason.startsWith("ended")), []);
+});
+
+Deno.test("reconnect: a refusal another attempt cannot change stops the device with reason refused", async () => {
+  const first = await startManager({ validTypes: ["light", "lock"] });
+  const port = first.port;
+  await using lock = await connectTo(first, {
+    type: "lock",
+    reconnect: { initialDelay: 0.02, maxDelay: 0.1 },
+  });
+  await first.close();
+  // The manager comes back on the same port without locks.
+  await using second = await startManager({ validTypes: ["light"], port });
+  const end = await lock.closed;
+  assert.equal(end.reason, "refused");
+  assert.ok(end.cause instanceof InvalidInfo);
+  assert.equal(end.cause.reason, "type");
+  assert.equal(lock.connected, false);
+  assert.equal(second.size, 0);
 });

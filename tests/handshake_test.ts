@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { encodeHandshake, FrameType, InvalidInfo } from "../mod.ts";
+import { encodeHandshake, FrameType, InvalidInfo, parseEnd } from "../mod.ts";
 import {
   bytes,
   connectDevice,
+  decodeFrames,
   LogCapture,
   RawDevice,
   startManager,
@@ -250,3 +251,75 @@ Deno.test("mode 1: the newline after the answer, arriving in a later read, is no
   assert.equal((await received.next()).value?.text, "first");
   await received.return?.();
 });
+
+/** Mode-2 refusals: each sends END with `reason: message`, then closes. */
+const framedRefusals: { name: string; answer: () => Uint8Array; reason: string }[] = [
+  {
+    name: "an unknown type",
+    answer: () => encodeHandshake({ uuid: UUID, type: "fridge", data: {} }, 2),
+    reason: "type",
+  },
+  { name: "NUL then garbage", answer: () => Uint8Array.of(0, 1, 2, 3), reason: "preamble" },
+  {
+    name: "another protocol version",
+    answer: () => Uint8Array.of(0, 0x49, 0x4d, 7),
+    reason: "preamble",
+  },
+  {
+    name: "an INFO frame without the preamble",
+    answer: () => encodeHandshake({ uuid: UUID, type: "light", data: {} }, 2).subarray(4),
+    reason: "preamble",
+  },
+  {
+    name: "a DATA frame after the preamble",
+    answer: () => Uint8Array.of(0, 0x49, 0x4d, 2, 0x10, 0, 0, 0, 0),
+    reason: "preamble",
+  },
+  {
+    name: "JSON that is not an object",
+    answer: () => encodeFrameAfterPreamble(`${UUID}##light##[1]`),
+    reason: "data",
+  },
+  {
+    name: "a fourth field",
+    answer: () => encodeFrameAfterPreamble(`${UUID}##light##{}##x`),
+    reason: "fields",
+  },
+  {
+    name: "an INFO payload over maxHandshakeSize",
+    answer: () => encodeFrameAfterPreamble(answerOfSize(4097)),
+    reason: "size",
+  },
+  {
+    name: "a stalled answer (the deadline)",
+    answer: () => encodeHandshake({ uuid: UUID, type: "light", data: {} }, 2).subarray(0, 12),
+    reason: "timeout",
+  },
+];
+
+/** The mode-2 preamble and an INFO frame around `text`, whatever it holds. */
+function encodeFrameAfterPreamble(text: string): Uint8Array {
+  const payload = bytes(text);
+  const out = new Uint8Array(9 + payload.length);
+  out.set([0, 0x49, 0x4d, 2, FrameType.INFO]);
+  new DataView(out.buffer).setUint32(5, payload.length);
+  out.set(payload, 9);
+  return out;
+}
+
+for (const { name, answer, reason } of framedRefusals) {
+  Deno.test(`mode-2 refusal (${name}): END says "${reason}: …" before the close`, async () => {
+    await using logs = await LogCapture.start();
+    await using manager = await startManager({ handshakeTimeout: 0.5, maxHandshakeSize: 4096 });
+    await using device = await RawDevice.connect(manager.port);
+    assert.equal((await device.readBytes(1))[0], 0x01);
+    await device.write(answer());
+    const frames = decodeFrames(await device.readToEnd());
+    assert.equal(frames.length, 1, "one END frame, then the close");
+    assert.equal(frames[0].type, FrameType.END);
+    const end = parseEnd(frames[0].payload);
+    assert.equal(end.reason, reason);
+    const record = await logs.waitFor({ reason });
+    assert.equal(end.message, LogCapture.text(record).replace(/^.*?: /, ""));
+  });
+}

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  encodeEnd,
   encodeFrame,
   encodeHandshake,
   encodeMessage,
@@ -9,6 +10,7 @@ import {
   type FrameTypeValue,
   InvalidInfo,
   MODE2_PREAMBLE,
+  parseEnd,
   parseHandshake,
   ProtocolError,
   readHandshake,
@@ -30,6 +32,9 @@ Deno.test("test vectors from docs/PROTOCOL.md", () => {
   assert.equal(hex(encodeFrame(FrameType.DATA, "on")), "10 00 00 00 02 6f 6e");
   assert.equal(hex(encodeFrame(FrameType.DATA, Uint8Array.of(0, 255))), "10 00 00 00 02 00 ff");
   assert.equal(hex(encodeFrame(FrameType.END, "bye")), "04 00 00 00 03 62 79 65");
+  assert.equal(hex(encodeEnd("type", "no")), "04 00 00 00 08 74 79 70 65 3a 20 6e 6f");
+  assert.deepEqual(parseEnd(bytes("type: no")), { reason: "type", message: "no" });
+  assert.deepEqual(parseEnd(bytes("just words: here")), { message: "just words: here" });
   assert.equal(hex(encodeMessage("on", 1)), "6f 6e");
   assert.equal(hex(encodeMessage("on", 2)), "10 00 00 00 02 6f 6e");
   const info = { uuid: "00000000-0000-4000-8000-000000000000", type: "light", data: {} };

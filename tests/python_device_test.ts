@@ -202,7 +202,7 @@ for (const mode of [1, 2] as const) {
     await first.end({ reason: "maintenance" });
     assert.equal(first.connected, false);
     await device.waitForLine(
-      mode === 2 ? "end: maintenance" : "end: the manager is closing the connection",
+      mode === 2 ? "end: maintenance (kicked)" : "end: the manager is closing the connection",
     );
     await device.waitForLine(/^reconnecting in \d+\.\d+ s$/);
     await device.waitForLine(`connected ${uuid} mode ${mode}`, 2);
@@ -368,7 +368,7 @@ Deno.test("python device, mode 2: proves its secret to an authenticating manager
   ]);
   assert.equal((await impostor.status).code, 1, "a refused device exits with 1");
   assert.ok(
-    impostor.lines.some((line) => /^end: .*wrong proof/.test(line)),
+    impostor.lines.some((line) => /^refused: .*wrong proof.* \(auth\)$/.test(line)),
     impostor.lines.join("\n"),
   );
   assert.equal(manager.get(uuid)?.connected, true, "the real device kept its connection");
@@ -379,6 +379,17 @@ Deno.test("python device: shutting the manager down ends the device's connection
   await using device = new PythonDevice(manager, 2);
   await connected(manager, device, 2);
   await manager.close();
-  await device.waitForLine("end: the manager is shutting down");
+  await device.waitForLine("end: the manager is shutting down (manager-closed)");
   await device.waitForLine(/^disconnected: /);
+});
+
+Deno.test("python device, mode 2: a refusal it cannot fix prints the manager's reason and stops with 3", async () => {
+  await using manager = await startManager({ validTypes: ["lock"] });
+  await using device = new PythonDevice(manager, 2, ["--type", "light"]);
+  assert.equal((await device.status).code, 3, "no reconnect loop after a type refusal");
+  assert.ok(
+    device.lines.some((line) => /^refused: type "light" is not one of "lock" \(type\)$/.test(line)),
+    device.lines.join("\n"),
+  );
+  assert.equal(device.count(/^reconnecting/), 0);
 });

@@ -44,8 +44,14 @@ Deno.test("the Python device from docs/PROTOCOL.md connects, beats and talks (mo
     await waitFor(() => manager.heartbeatRounds >= rounds + 5, "five more heartbeat rounds");
     assert.equal(client.connected, true, "the device answered every heartbeat");
 
-    const { value: printed } = await output.read();
-    assert.match(printed ?? "", /command: hello/);
+    // Unbuffered print() may write a line in pieces: read until the line is whole.
+    let printed = "";
+    while (!printed.includes("\n")) {
+      const { value, done } = await output.read();
+      if (done) break;
+      printed += value;
+    }
+    assert.match(printed, /command: hello\n/);
   } finally {
     await manager.close();
     await output.cancel();

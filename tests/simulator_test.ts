@@ -49,7 +49,7 @@ Deno.test("simulator: mode 2 fleet, embedded manager: every expectation holds", 
   assert.ok(report.heartbeats.answered >= 3 * 30);
   assert.equal(report.heartbeats.missed, 0);
   assert.deepEqual(report.disconnects.manager, { "manager-closed": 30 });
-  assert.deepEqual(report.disconnects.devices, { ended: 30 });
+  assert.deepEqual(report.disconnects.devices, { "manager-closed": 30 });
   assert.equal(report.disconnects.unexpected, 0);
   assert.equal(report.handshake.count, 30);
   assert.ok(report.peakRss > 0);

@@ -33,7 +33,11 @@ starting with "echo " is sent back unchanged, whatever bytes follow; a blank
 message is not answered.
 
 Output, one line each: "connected <uuid> mode <n>", "message: <text>",
-"end: <reason>", "disconnected: <why>", "reconnecting in <s> s"."""
+"end: <why> (<reason>)", "refused: <why> (<reason>)", "disconnected: <why>",
+"reconnecting in <s> s". <reason> is the manager's machine-readable code from
+its END frame (mode 2), e.g. heartbeat, replaced, kicked, type, auth. A refusal
+that another attempt would not change (any reason but timeout or auth) stops
+the device with exit status 3 instead of reconnecting."""
 
 DEFAULTS = {
     "host": "127.0.0.1",
@@ -236,12 +240,19 @@ class Device:
             try:
                 self.session()
                 why = "the connection closed"
+            except Refused as refusal:
+                self.close()
+                say("disconnected: refused (%s)" % refusal.reason)
+                if refusal.reason not in TRANSIENT_REFUSALS:
+                    return 3  # the same answer would be refused again
+                why = None
             except OSError as error:
                 why = "connection failed: %s" % (error,)
             except ValueError as error:
                 why = "protocol error: %s" % (error,)
             self.close()  # not in a finally: on Ctrl-C, goodbye() still needs the socket
-            say("disconnected: %s" % why)
+            if why is not None:
+                say("disconnected: %s" % why)
             if not self.config["reconnect"]:
                 return 0 if self.accepted else 1
             if self.accepted:
@@ -367,7 +378,11 @@ class Device:
                     self.verbose("getinfo")
                     self.send(frame(INFO, self.info_text()))  # no preamble this time
                 elif kind == END:
-                    say("end: %s" % (shown(payload) or "no reason given"))
+                    reason, why = parse_end(payload)
+                    if not self.accepted:
+                        say("refused: %s (%s)" % (why, reason or "no reason given"))
+                        raise Refused(reason)
+                    say("end: %s (%s)" % (why or "no reason given", reason or "no reason given"))
                     return
                 elif kind == DATA:
                     self.on_message(payload)
@@ -392,6 +407,28 @@ class Device:
         reply = self.light.handle(payload)
         self.verbose("reply: %s" % shown(reply))
         self.send(reply if self.mode == 1 else frame(DATA, reply))
+
+
+class Refused(Exception):
+    """The manager refused the handshake; reason is its code (END's "reason: message")."""
+
+    def __init__(self, reason):
+        Exception.__init__(self, reason)
+        self.reason = reason
+
+
+# Refusals another attempt may pass; the others stop the device.
+TRANSIENT_REFUSALS = ("timeout", "auth")
+REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+
+def parse_end(payload):
+    """Splits an END payload "reason: message" into (reason, message); reason is None if absent."""
+    text = shown(payload)
+    head, sep, rest = text.partition(": ")
+    if sep and head and head[0].isalpha() and all(c in REASON_CHARS for c in head):
+        return head, rest
+    return None, text
 
 
 def wrap_tls(sock, host, cafile):
