@@ -11,6 +11,7 @@
 
 import type { Transport } from "./transport.ts";
 import type { Logger } from "@logtape/logtape";
+import { concatBytes } from "./bytes.ts";
 import {
   ConnectionEnd,
   type EndReason,
@@ -36,6 +37,7 @@ import {
   GETINFO_BYTE,
   HEARTBEAT_BYTE,
   parseHandshake,
+  partialBeatAtEnd,
   type ProtocolMode,
   splitMode1Chunk,
 } from "./protocol.ts";
@@ -201,6 +203,8 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   #closed: PromiseWithResolvers<ConnectionEnd> | null = null;
   #end: ConnectionEnd | null = null;
   #readPaused = false;
+  /** Mode 1: the start of a `beat` the last read ended with, while a heartbeat is outstanding. */
+  #heldBeat: Uint8Array | null = null;
   /** Mode 1: the newline the protocol allows after an answer may still arrive in the next read. */
   #afterAnswer = false;
   #recvWaiters: Waiter<Uint8Array>[] = [];
@@ -212,6 +216,8 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   #peerClosed: PromiseWithResolvers<void> | null = null;
   #peerHasClosed = false;
   #shutdownDone: Promise<void> | null = null;
+  /** Resolved by terminate(); created only while reading is paused for a consumer. */
+  #ended: PromiseWithResolvers<void> | null = null;
 
   constructor(
     conn: Transport,
@@ -439,6 +445,7 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     this.#infoWaiter?.reject(end);
     for (const queue of [...this.#iterators ?? []]) queue.stop();
     this.#closed?.resolve(end);
+    this.#ended?.resolve();
     this.#hooks.onClose(this, end);
     const farewell = options.farewell ?? !(reason === "closed" || reason === "io");
     this.#shutdownDone = this.#shutdown(farewell ? this.#farewell(message) : null);
@@ -523,11 +530,12 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     }
   }
 
+  /** Pauses reading until the consumers catch up, or the connection ends. */
   async #waitForConsumers(): Promise<void> {
     const stalls = this.#stalls;
     this.#stalls = [];
     this.#readPaused = true;
-    await Promise.all(stalls);
+    await Promise.race([Promise.all(stalls), (this.#ended ??= Promise.withResolvers()).promise]);
     this.#readPaused = false;
   }
 
@@ -556,8 +564,21 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
       if (skip < chunk.length) this.#afterAnswer = false;
       chunk = chunk.subarray(skip);
     }
-    const { beat, message: data } = splitMode1Chunk(chunk, this.heartbeatSentAt !== 0);
+    if (this.#heldBeat) {
+      chunk = concatBytes([this.#heldBeat, chunk]);
+      this.#heldBeat = null;
+    }
+    const pending = this.heartbeatSentAt !== 0;
+    let { beat, message: data } = splitMode1Chunk(chunk, pending);
     if (beat) this.#onBeat();
+    else if (pending) {
+      // A `beat` cut by a read boundary: hold its start until the next read.
+      const held = partialBeatAtEnd(data);
+      if (held > 0) {
+        this.#heldBeat = data.slice(data.length - held);
+        data = data.subarray(0, data.length - held);
+      }
+    }
     if (data.length === 0) return;
     if (this.#infoWaiter) {
       // The answer to getinfo; bytes after it in the same read are the device's next message.

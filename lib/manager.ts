@@ -468,7 +468,11 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
 
   /**
    * Stops listening, ends every connection (each device gets `end`), ends every
-   * iterator and waits for handlers to finish (up to 5 s). Idempotent.
+   * iterator and waits for handlers to finish: resolves within about 6 s
+   * whatever is queued (1 s for the goodbyes, 5 s for handlers). Message handler
+   * calls still waiting for a slot are dropped, with their count logged
+   * (reason `shutdown`); every device's `disconnect` handlers run, started at
+   * once. Idempotent.
    *
    * @example
    * ```ts
@@ -503,6 +507,14 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       try {
         conn.close();
       } catch { /* already closed */ }
+    }
+    // The message backlog goes; every device's disconnect handlers still run, at once.
+    const dropped = this.#pool.close();
+    if (dropped > 0) {
+      this.#log.warn("Dropped {dropped} queued message handler calls at shutdown", {
+        dropped,
+        reason: "shutdown",
+      });
     }
     for (const connection of [...this.#registry.all()]) {
       connection.terminate("manager-closed", "the manager is shutting down");
@@ -695,7 +707,11 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     for (const entry of this.#handlers.connect) {
       if (entry.type === undefined || entry.type === info.type) {
         const handler = entry.handler as ManagerEvents["connect"];
-        this.#pool.run(() => handler(connection), { event: "connect", uuid: info.uuid });
+        this.#pool.run(
+          () => handler(connection),
+          { event: "connect", uuid: info.uuid },
+          "lifecycle",
+        );
       }
     }
     connection.start(leftover);
@@ -731,10 +747,11 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     for (const entry of this.#handlers.disconnect) {
       if (entry.type === undefined || entry.type === connection.type) {
         const handler = entry.handler as ManagerEvents["disconnect"];
-        this.#pool.run(() => handler(connection, end), {
-          event: "disconnect",
-          uuid: connection.uuid,
-        });
+        this.#pool.run(
+          () => handler(connection, end),
+          { event: "disconnect", uuid: connection.uuid },
+          "lifecycle",
+        );
       }
     }
   }

@@ -6,6 +6,12 @@
  * and stops counting against the cap (it cannot be cancelled, but it no longer
  * blocks the handlers behind it); one timer checks all running handlers.
  *
+ * Lifecycle calls (`connect`, `disconnect`) wait in a lane of their own that is
+ * served before the message backlog, and {@linkcode HandlerPool.close} drops
+ * the message backlog (returning its size) while still running every
+ * lifecycle call, at once, whatever the limit: a shutdown never waits for
+ * thousands of queued messages and never skips a `disconnect`.
+ *
  * @module
  */
 
@@ -34,6 +40,9 @@ export class HandlerPool {
   #running = 0;
   #queue: { task: Task; context: TaskContext }[] = [];
   #head = 0;
+  /** Lifecycle calls waiting for a slot; few, so a plain array. */
+  #lifecycle: { task: Task; context: TaskContext }[] = [];
+  #closed = false;
   #idle: PromiseWithResolvers<void> | null = null;
   #space: PromiseWithResolvers<void> | null = null;
   readonly #slotTimeoutMs: number;
@@ -77,24 +86,33 @@ export class HandlerPool {
 
   /** Calls waiting for a slot. */
   get waiting(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.length - this.#head + this.#lifecycle.length;
   }
 
   /**
-   * Starts `task` now if a slot is free, else queues it.
+   * Starts `task` now if a slot is free, else queues it in its lane (lifecycle
+   * calls go before waiting message calls). After {@linkcode HandlerPool.close}
+   * a message call is dropped and a lifecycle call starts at once.
    *
    * @param context Reported with the error if the task fails.
-   * @returns `false` when the wait queue is at its high-water mark: await `writable()`.
+   * @param lane `"lifecycle"` for `connect`/`disconnect` handlers. @default "message"
+   * @returns `false` when the message queue is at its high-water mark: await `writable()`.
    */
-  run(task: Task, context: TaskContext = {}): boolean {
+  run(task: Task, context: TaskContext = {}, lane: "message" | "lifecycle" = "message"): boolean {
+    if (lane === "lifecycle") {
+      // After close() lifecycle calls start at once: the shutdown grace is all they get.
+      if (this.#closed || this.#running < this.#concurrency) this.#start(task, context);
+      else this.#lifecycle.push({ task, context });
+      return true;
+    }
+    if (this.#closed) return true; // dropped: the pool is shutting down
     if (this.#running < this.#concurrency) this.#start(task, context);
     else this.#queue.push({ task, context });
-    return this.waiting < this.#highWaterMark;
+    return this.#messagesWaiting() < this.#highWaterMark;
   }
 
-  /** Resolves when the wait queue is below its high-water mark. */
   writable(): Promise<void> {
-    if (this.waiting < this.#highWaterMark) return Promise.resolve();
+    if (this.#messagesWaiting() < this.#highWaterMark) return Promise.resolve();
     this.#space ??= Promise.withResolvers<void>();
     return this.#space.promise;
   }
@@ -104,6 +122,32 @@ export class HandlerPool {
     if (this.#running === 0 && this.waiting === 0) return Promise.resolve();
     this.#idle ??= Promise.withResolvers<void>();
     return this.#idle.promise;
+  }
+
+  /**
+   * Stops taking message calls: drops the ones still waiting and starts every
+   * waiting lifecycle call now. Calls already running go on. Idempotent.
+   *
+   * @returns How many message calls were dropped.
+   */
+  close(): number {
+    if (this.#closed) return 0;
+    this.#closed = true;
+    const dropped = this.#queue.length - this.#head;
+    this.#queue = [];
+    this.#head = 0;
+    for (const { task, context } of this.#lifecycle.splice(0)) this.#start(task, context);
+    this.#space?.resolve();
+    this.#space = null;
+    if (this.#running === 0) {
+      this.#idle?.resolve();
+      this.#idle = null;
+    }
+    return dropped;
+  }
+
+  #messagesWaiting(): number {
+    return this.#queue.length - this.#head;
   }
 
   #start(task: Task, context: TaskContext): void {
@@ -148,6 +192,10 @@ export class HandlerPool {
   #finish(): void {
     this.#running--;
     // A loop, not recursion: a run of synchronous handlers must not grow the stack.
+    while (this.#running < this.#concurrency && this.#lifecycle.length > 0) {
+      const next = this.#lifecycle.shift()!;
+      this.#start(next.task, next.context);
+    }
     while (this.#running < this.#concurrency && this.#head < this.#queue.length) {
       const next = this.#queue[this.#head];
       this.#queue[this.#head++] = undefined as unknown as { task: Task; context: TaskContext };
@@ -160,7 +208,7 @@ export class HandlerPool {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
-    if (this.#space && this.waiting < this.#highWaterMark) {
+    if (this.#space && this.#messagesWaiting() < this.#highWaterMark) {
       this.#space.resolve();
       this.#space = null;
     }

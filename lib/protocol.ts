@@ -67,6 +67,32 @@ export function splitMode1Chunk(
 
 const BEAT_BYTES = [0x62, 0x65, 0x61, 0x74]; // "beat"
 
+/**
+ * How many bytes at the end of a mode-1 chunk could be the start of a `beat`
+ * cut by a read boundary (`b`, `be` or `bea`), 0 if none. While a heartbeat
+ * is outstanding the manager holds those bytes back and reads them again in
+ * front of the next chunk, so a `beat` split anywhere answers it.
+ *
+ * @param chunk One read's bytes, after {@linkcode splitMode1Chunk} found no `beat` in it.
+ * @returns 0 to 3.
+ *
+ * @example
+ * ```ts
+ * import { partialBeatAtEnd } from "./lib/protocol.ts";
+ * console.log(partialBeatAtEnd(new TextEncoder().encode("on be"))); // 2
+ * ```
+ */
+export function partialBeatAtEnd(chunk: Uint8Array): number {
+  for (let length = Math.min(3, chunk.length); length > 0; length--) {
+    let match = true;
+    for (let i = 0; i < length && match; i++) {
+      match = chunk[chunk.length - length + i] === BEAT_BYTES[i];
+    }
+    if (match) return length;
+  }
+  return 0;
+}
+
 function startsWithBeat(chunk: Uint8Array, at: number): boolean {
   return chunk[at] === BEAT_BYTES[0] && chunk[at + 1] === BEAT_BYTES[1] &&
     chunk[at + 2] === BEAT_BYTES[2] && chunk[at + 3] === BEAT_BYTES[3];

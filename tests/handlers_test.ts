@@ -90,3 +90,38 @@ Deno.test("a slow messages() consumer pauses reads instead of dropping; nothing 
   }
   assert.deepEqual(received, Array.from({ length: total }, (_, i) => `m${i}`));
 });
+
+Deno.test("close() with 11,000 slow handler calls queued resolves within its grace; every disconnect runs", async () => {
+  await using logs = await LogCapture.start();
+  const manager = await startManager();
+  let closing = false;
+  let started = 0;
+  let startedAfterClose = 0;
+  manager.on("message", async () => {
+    started++;
+    if (closing) startedAfterClose++;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  });
+  const disconnected = new Set<string>();
+  manager.on("disconnect", (client) => void disconnected.add(client.uuid));
+  const devices = await Promise.all(
+    Array.from({ length: 100 }, () => connectDevice(manager, { mode: 2 })),
+  );
+  const burst = new Uint8Array(
+    Array.from({ length: 110 }, (_, i) => [...encodeFrame(FrameType.DATA, `m${i}`)]).flat(),
+  );
+  await Promise.all(devices.map((device) => device.write(burst)));
+  await waitFor(() => started >= 16, "the handler slots are all busy");
+  await new Promise((resolve) => setTimeout(resolve, 300)); // let the backlog build
+  closing = true;
+  const began = performance.now();
+  await manager.close();
+  const seconds = (performance.now() - began) / 1000;
+  assert.ok(seconds < 15, `close() took ${seconds.toFixed(1)} s`);
+  assert.equal(startedAfterClose, 0, "no queued message handler starts once close() began");
+  assert.equal(disconnected.size, 100, "every device's disconnect handler ran");
+  const record = logs.matching({ reason: "shutdown" })[0];
+  assert.ok(record, "the dropped backlog is logged");
+  assert.ok(Number(record.properties.dropped) > 1000, `dropped ${record.properties.dropped}`);
+  for (const device of devices) device.close();
+});

@@ -88,3 +88,30 @@ Deno.test("client.heartbeat() measures a round trip and ends a device that does 
   });
   assert.equal(client.connected, false);
 });
+
+Deno.test("mode 1: a beat split across reads at any point answers the heartbeat and is never a message", async () => {
+  await using manager = await startManager({ heartbeatRate: 0.05, heartbeatTimeout: 1 });
+  const messages: string[] = [];
+  manager.on("message", (_client, data) => void messages.push(text(data)));
+  await using device = await connectDevice(manager, { mode: 1 });
+  const client = manager.get(device.uuid)!;
+  for (const [first, second] of [["b", "eat"], ["be", "at"], ["bea", "t"], ["on be", "at"]]) {
+    assert.equal((await device.readBytes(1))[0], 0x02);
+    await device.write(first);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // two reads, not one
+    await device.write(second);
+  }
+  // A message that only looks like the start of a beat is delivered once more bytes come.
+  assert.equal((await device.readBytes(1))[0], 0x02);
+  await device.write("be");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await device.write("ach");
+  await waitFor(() => messages.join("").includes("beach"), "the held bytes delivered");
+  await device.write("beat");
+  // A new ping only comes once the last one is answered; an unanswered one would drop us.
+  assert.equal((await device.readBytes(1))[0], 0x02);
+  await device.write("beat");
+  assert.equal(client.connected, true, "every split beat answered its heartbeat");
+  assert.deepEqual(messages.filter((m) => /^(b|be|bea|eat|at|t)$/.test(m)), []);
+  assert.ok(messages.includes("on "), messages.join("|"));
+});
