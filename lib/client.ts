@@ -156,7 +156,7 @@ export interface ConnectionHooks {
   /** The connection ended (called once). */
   onClose(connection: Connection, end: ConnectionEnd): void;
   /** `getData()` changed the device's type or data. */
-  onInfoChanged(connection: Connection): void;
+  onInfoChanged(connection: Connection, previousType: string): void;
 }
 
 /** Limits a connection enforces. */
@@ -234,7 +234,10 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     this.#hooks = hooks;
     this.#limits = limits;
     this.#log = log;
-    this.#decoder = mode === 2 ? new FrameDecoder(limits.maxFrameSize) : null;
+    // An INFO frame (a getData() answer) is a handshake answer: refused at its header if too big.
+    this.#decoder = mode === 2
+      ? new FrameDecoder(limits.maxFrameSize, { [FrameType.INFO]: limits.maxHandshakeSize })
+      : null;
     this.#afterAnswer = mode === 1;
     this.#outbox = new Outbox(conn, {
       maxBufferedBytes: limits.maxBufferedBytes,
@@ -350,8 +353,9 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
         this.terminate("protocol", error.message);
         throw error;
       }
+      const previousType = this.#info.type;
       this.#info = info;
-      this.#hooks.onInfoChanged(this);
+      this.#hooks.onInfoChanged(this, previousType);
       return info;
     });
   }
@@ -617,12 +621,6 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
           return;
         }
         try {
-          if (payload.length > this.#limits.maxHandshakeSize) {
-            throw new InvalidInfo(
-              "size",
-              `getinfo answer of ${payload.length} bytes is over the ${this.#limits.maxHandshakeSize}-byte limit`,
-            );
-          }
           waiter.resolve(parseHandshake(decodeUtf8(payload), this.#limits.validTypes));
         } catch (error) {
           waiter.reject(error as Error);

@@ -248,9 +248,15 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.#hooks = {
       onMessage: (connection, data) => this.#onMessage(connection, data),
       onClose: (connection, end) => this.#onClose(connection, end),
-      onInfoChanged: (connection) => {
+      onInfoChanged: (connection, previousType) => {
         // Only a device still registered (not replaced meanwhile) is re-indexed and mirrored.
-        if (this.#registry.retype(connection)) this.#cluster?.deviceConnected(connection.info);
+        if (!this.#registry.retype(connection)) return;
+        this.#cluster?.deviceConnected(connection.info);
+        if (previousType === connection.type) return;
+        // A device that became this type joins the iterators of this type.
+        for (const sub of this.#clientSubs) {
+          if (sub.type === connection.type) sub.queue.push(connection);
+        }
       },
     };
     this.#watchdog = new WriteWatchdog({
@@ -418,8 +424,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
 
   /**
    * Connected devices as an async iterator: those already connected (unless
-   * `existing: false`), then each new one as it completes its handshake. Ends
-   * when the manager closes.
+   * `existing: false`), then each new one as it completes its handshake. With
+   * `type`, also a device that becomes that type by answering `getData()`
+   * differently. Ends when the manager closes.
    *
    * @example
    * ```ts
@@ -637,8 +644,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
         proof: handshake.proof,
       });
     } catch (error) {
+      // The detail stays in the log: the device is not authenticated and hears only this.
       this.#log.error("The authenticate hook failed: {error}", { error });
-      return `the authenticate hook failed: ${String(error)}`;
+      return "the authenticate hook failed";
     }
   }
 

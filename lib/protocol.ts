@@ -295,6 +295,7 @@ export function encodeMessage(data: string | Uint8Array, mode: ProtocolMode): Ui
  */
 export class FrameDecoder {
   readonly #maxFrameSize: number;
+  readonly #limits: Readonly<Record<number, number>> | undefined;
   /** Only allocated when a header arrives split across reads, which is rare. */
   #header: Uint8Array | null = null;
   #headerFilled = 0;
@@ -306,9 +307,12 @@ export class FrameDecoder {
    * Creates a decoder for one stream.
    *
    * @param maxFrameSize Largest payload accepted, in bytes.
+   * @param limits Smaller limits for some frame types (e.g. `INFO`, bounded by
+   *   the handshake size), checked as soon as the header is in.
    */
-  constructor(maxFrameSize: number) {
+  constructor(maxFrameSize: number, limits?: Readonly<Record<number, number>>) {
     this.#maxFrameSize = maxFrameSize;
+    this.#limits = limits;
   }
 
   /** True when a frame has started but not yet completed. */
@@ -366,10 +370,11 @@ export class FrameDecoder {
     if (!knownFrameTypes.has(type)) {
       throw new ProtocolError("frame-type", `unknown frame type 0x${hex(type)}`);
     }
-    if (length > this.#maxFrameSize) {
+    const limit = this.#limits?.[type] ?? this.#maxFrameSize;
+    if (length > limit) {
       throw new ProtocolError(
         "frame-size",
-        `frame of ${length} bytes is over the ${this.#maxFrameSize}-byte limit`,
+        `frame of ${length} bytes is over the ${limit}-byte limit`,
       );
     }
     this.#type = type;

@@ -6,6 +6,7 @@ import {
   encodeHandshake,
   FrameType,
   hmacAuthenticator,
+  parseEnd,
 } from "../mod.ts";
 import { connectDevice, LogCapture, RawDevice, startManager, text, waitFor } from "./_helpers.ts";
 
@@ -143,7 +144,7 @@ Deno.test("auth: a custom hook sees address, mode and replacing, and can refuse 
   assert.equal(manager.get(first.uuid)?.type, "light", "the first connection stays");
 });
 
-Deno.test("auth: a hook that throws refuses the device and logs the error", async () => {
+Deno.test("auth: a hook that throws refuses the device, logs the error and tells the device nothing of it", async () => {
   await using logs = await LogCapture.start();
   await using manager = await startManager({
     authenticate: () => {
@@ -152,9 +153,16 @@ Deno.test("auth: a hook that throws refuses the device and logs the error", asyn
   });
   await using device = await RawDevice.connect(manager.port);
   await device.readBytes(1);
-  await device.write(`${crypto.randomUUID()}##light##{}`);
+  await device.write(encodeHandshake({ uuid: crypto.randomUUID(), type: "light", data: {} }, 2));
+  assert.equal((await device.readFrame()).type, FrameType.CHALLENGE);
+  await device.write(encodeFrame(FrameType.PROOF, new Uint8Array(32)));
+  const end = parseEnd(await device.readFrameOf(FrameType.END));
+  assert.equal(end.reason, "auth");
+  assert.doesNotMatch(end.message, /database down/);
   await device.readToEnd();
-  const record = await logs.waitFor({ reason: "auth" });
-  assert.match(LogCapture.text(record), /database down/);
+  const refusal = await logs.waitFor({ reason: "auth" });
+  assert.doesNotMatch(LogCapture.text(refusal), /database down/);
+  const failure = logs.records.find((record) => record.level === "error")!;
+  assert.match(LogCapture.text(failure), /database down/);
   assert.equal(manager.size, 0);
 });

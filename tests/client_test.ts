@@ -80,6 +80,7 @@ for (const mode of [1, 2] as const) {
     const lockMessages: string[] = [];
     manager.on("message", (_c, data) => void lightMessages.push(text(data)), { type: "light" });
     manager.on("message", (_c, data) => void lockMessages.push(text(data)), { type: "lock" });
+    const newLocks = manager.clients({ type: "lock", existing: false });
     const asked = client.getData({ timeout: 5 });
     const info = { uuid: device.uuid, type: "lock", data: { locked: true } };
     if (mode === 1) {
@@ -105,6 +106,9 @@ for (const mode of [1, 2] as const) {
       if (existingLocks.length === 2) break;
     }
     assert.deepEqual(existingLocks.sort(), [device.uuid, bystander.uuid].sort());
+    // An iterator of new locks sees the device when it becomes one.
+    assert.equal(await newLocks.next().then((next) => next.value?.uuid), device.uuid);
+    await newLocks.return?.();
     await device.write(mode === 1 ? "now a lock" : encodeFrame(FrameType.DATA, "now a lock"));
     await waitFor(() => lockMessages.length === 1, "the message under the new type");
     assert.deepEqual(lightMessages, []);

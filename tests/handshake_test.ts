@@ -213,7 +213,7 @@ for (const mode of [1, 2] as const) {
     assert.equal(manager.size, 0);
   });
 
-  Deno.test(`mode ${mode}: a getData answer over maxHandshakeSize ends the connection with reason size`, async () => {
+  Deno.test(`mode ${mode}: a getData answer over maxHandshakeSize ends the connection as soon as that is known`, async () => {
     await using manager = await startManager({ maxHandshakeSize: 2048 });
     await using device = await connectDevice(manager, { mode });
     const client = manager.get(device.uuid)!;
@@ -224,16 +224,18 @@ for (const mode of [1, 2] as const) {
       // Sent in pieces, never completing: the limit, not the JSON, ends it.
       await device.write(answer.slice(0, 1000));
       await device.write(answer.slice(1000, 2050));
+      const error = await asked.then(() => null, (error) => error);
+      assert.ok(error instanceof InvalidInfo, String(error));
+      assert.equal(error.reason, "size");
     } else {
       assert.equal((await device.readFrame()).type, FrameType.GETINFO);
-      const data = dataOf(answer);
-      await device.write(
-        encodeHandshake({ uuid: device.uuid, type: "light", data }, 2).subarray(4),
-      );
+      // The INFO header alone says it is too big: refused there, not after 2049 bytes.
+      const info = encodeHandshake({ uuid: device.uuid, type: "light", data: dataOf(answer) }, 2);
+      await device.write(info.subarray(4, 9));
+      const error = await asked.then(() => null, (error) => error);
+      assert.equal(error?.name, "ConnectionEnd");
+      assert.match(error.message, /2049 bytes is over the 2048-byte limit/);
     }
-    const error = await asked.then(() => null, (error) => error);
-    assert.ok(error instanceof InvalidInfo, String(error));
-    assert.equal(error.reason, "size");
     assert.equal((await client.closed).reason, "protocol");
   });
 }
