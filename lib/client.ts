@@ -191,6 +191,12 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
   readonly address: Deno.NetAddr;
   readonly mode: ProtocolMode;
   heartbeatSentAt = 0;
+  /** When the manager admitted it (`performance.now()`). */
+  readonly admittedAt: number = performance.now();
+  /** The address of the connection this one took the UUID from, if it did. */
+  tookOverFrom: string | undefined;
+  /** A UUID conflict on this UUID was logged already (logged once per chain of takeovers). */
+  conflictLogged = false;
   #info: DeviceInfo;
   readonly #conn: Transport;
   readonly #hooks: ConnectionHooks;

@@ -127,6 +127,8 @@ type HandlerEntry = {
 
 const textDecoder = new TextDecoder();
 const CLOSE_GRACE_MS = 5000;
+/** Takeovers of a UUID this close together are a conflict, not a reconnection (ms). */
+const UUID_CONFLICT_WINDOW_MS = 60_000;
 const MODE1_READ_SIZE = 16 * 1024;
 // Idle devices only ever receive 5-byte heartbeat frames: 64 bytes hold one; busy ones grow.
 const MODE2_READ_SIZES = [64, 64 * 1024] as const;
@@ -688,6 +690,19 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     }, this.#clientLog);
     const previous = this.#registry.get(info.uuid);
     if (previous) {
+      const previousAddress = `${previous.address.hostname}:${previous.address.port}`;
+      connection.tookOverFrom = previousAddress;
+      connection.conflictLogged = previous.conflictLogged;
+      // A takeover of a connection that was itself a recent takeover: two live devices, one UUID.
+      const flapping = previous.tookOverFrom !== undefined &&
+        performance.now() - previous.admittedAt < UUID_CONFLICT_WINDOW_MS;
+      if (flapping && !connection.conflictLogged) {
+        connection.conflictLogged = true;
+        this.#log.warn(
+          "UUID {uuid} is claimed by two live connections, {address} and {other}: each takes it over from the other",
+          { uuid: info.uuid, address, other: previousAddress, reason: "uuid-conflict" },
+        );
+      }
       previous.terminate("replaced", `replaced by a new connection from ${address}`);
     }
     this.#registry.add(connection);

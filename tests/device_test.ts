@@ -235,15 +235,54 @@ Deno.test("reconnect: gives up after maxAttempts with reason io", async () => {
   assert.match(end.message, /gave up reconnecting after 3 attempts/);
 });
 
-Deno.test("backoffDelay doubles up to maxDelay and jitters within bounds", () => {
-  const settings = { initialDelay: 0.5, maxDelay: 4, jitter: 0.25, maxAttempts: Infinity };
-  const middle = () => 0.5;
+Deno.test("backoffDelay doubles up to maxDelay; jitter is the random share below that (full by default)", () => {
+  const exact = {
+    initialDelay: 0.5,
+    maxDelay: 4,
+    jitter: 0,
+    maxAttempts: Infinity,
+    maxReplaced: 3,
+  };
   assert.deepEqual(
-    [1, 2, 3, 4, 5, 6].map((attempt) => backoffDelay(attempt, settings, middle)),
+    [1, 2, 3, 4, 5, 6].map((attempt) => backoffDelay(attempt, exact, Math.random)),
     [500, 1000, 2000, 4000, 4000, 4000],
   );
-  assert.equal(backoffDelay(1, settings, () => 0), 375);
-  assert.equal(backoffDelay(1, settings, () => 0.999999) < 625, true);
+  const quarter = { ...exact, jitter: 0.25 };
+  assert.equal(backoffDelay(1, quarter, () => 0), 500);
+  assert.equal(backoffDelay(1, quarter, () => 0.5), 437.5);
+  assert.ok(backoffDelay(1, quarter, () => 0.999999) > 375);
+  const full = { ...exact, jitter: 1 };
+  assert.equal(backoffDelay(3, full, () => 0), 2000);
+  assert.ok(backoffDelay(3, full, () => 0.999999) < 1);
+});
+
+Deno.test("two live devices with one UUID settle: one stops with reason replaced, the conflict is logged once", async () => {
+  await using logs = await LogCapture.start();
+  await using manager = await startManager();
+  const takeovers: string[] = [];
+  manager.on("disconnect", (_client, end) => void takeovers.push(end.reason));
+  const uuid = crypto.randomUUID();
+  const reconnect = { initialDelay: 0.02, maxDelay: 0.1 };
+  await using first = await connectTo(manager, { uuid, reconnect });
+  const firstDrops: string[] = [];
+  first.on("disconnect", (end) => void firstDrops.push(end.reason));
+  await using second = await connectTo(manager, { uuid, reconnect });
+  const ended = await Promise.race([first.closed, second.closed]);
+  assert.equal(ended.reason, "replaced");
+  assert.match(ended.message, /another device is using UUID/);
+  const survivor = await Promise.race([
+    first.closed.then(() => second),
+    second.closed.then(() => first),
+  ]);
+  await waitFor(
+    () => survivor.connected && manager.get(uuid) !== undefined,
+    "the survivor connected",
+  );
+  assert.ok(takeovers.filter((reason) => reason === "replaced").length <= 7, takeovers.join());
+  assert.ok(firstDrops.length > 0 && firstDrops.every((reason) => reason === "replaced"));
+  const conflicts = logs.matching({ reason: "uuid-conflict" });
+  assert.equal(conflicts.length, 1, "logged once, not per takeover");
+  assert.match(LogCapture.text(conflicts[0]), /127\.0\.0\.1:\d+ and 127\.0\.0\.1:\d+/);
 });
 
 Deno.test("a slow consumer pauses reading and loses nothing", async () => {
