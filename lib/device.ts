@@ -14,6 +14,9 @@
  *   message carries the manager's reason code and message (`"the manager ended: kicked: ..."`).
  * - `"heartbeat"`, `"replaced"`, `"manager-closed"` (mode 2): the manager's `END` gave this reason:
  *   it missed our heartbeat answer, another connection took our UUID, it shut down.
+ * - `"keepalive"`: the manager sent nothing for longer than it promised (its `WELCOME`'s
+ *   `heartbeatRate + heartbeatTimeout`, or the `keepalive` option): it is stopped, hung or
+ *   unreachable without the socket having closed.
  * - `"refused"`: the manager refused the handshake while reconnecting, for a reason that another
  *   attempt would not change (`cause` is the {@linkcode InvalidInfo}); the device stops. Refusals
  *   for `"timeout"` or `"auth"` are retried with the backoff.
@@ -28,6 +31,7 @@
  */
 
 import { connectTransport, type Transport } from "./transport.ts";
+import { stallClock } from "./stall_clock.ts";
 import { getLogger, type Logger } from "@logtape/logtape";
 import { validate as isUuid } from "uuid";
 import { computeProof } from "./auth.ts";
@@ -149,6 +153,15 @@ export interface DeviceOptions {
   readonly reconnect?: boolean | ReconnectOptions;
   /** Seconds allowed for each connection attempt, handshake included. @default 15 */
   readonly connectTimeout?: number;
+  /**
+   * Seconds without a byte from the manager after which it counts as gone: the
+   * connection ends with reason `"keepalive"` and the device reconnects if it
+   * may. MQTT clients do the same with their keepalive. Measured in this
+   * process's running time (a stall of the device's own process does not
+   * count). @default in mode 2, the manager's promise from `WELCOME`:
+   * `heartbeatRate + heartbeatTimeout`; in mode 1 (no `WELCOME`), off
+   */
+  readonly keepalive?: number;
   /** Answer heartbeats; `false` makes a device the manager will drop (for tests and chaos). @default true */
   readonly answerHeartbeats?: boolean;
   /**
@@ -551,6 +564,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
       link = new Link(conn, this.mode, this.#hooks, {
         maxFrameSize: options.maxFrameSize ?? 1048576,
         maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
+        keepalive: options.keepalive,
       });
       link.start();
       await Promise.race([link.ready, aborted]);
@@ -807,16 +821,23 @@ class Link {
   #shutdownDone: Promise<void> = Promise.resolve();
   #heldEnd = false;
   #stall: Promise<void> | undefined;
+  #readPaused = false;
+  readonly #keepaliveOption: number | undefined;
+  /** When the manager last sent anything (`performance.now()`). */
+  #lastHeard = performance.now();
+  #keepaliveMs = 0;
+  #keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     conn: Transport,
     mode: ProtocolMode,
     hooks: LinkHooks,
-    limits: { maxFrameSize: number; maxBufferedBytes: number },
+    limits: { maxFrameSize: number; maxBufferedBytes: number; keepalive?: number },
   ) {
     this.#conn = conn;
     this.#mode = mode;
     this.#hooks = hooks;
+    this.#keepaliveOption = limits.keepalive;
     this.#decoder = new FrameDecoder(limits.maxFrameSize);
     this.#outbox = new Outbox(conn, {
       maxBufferedBytes: limits.maxBufferedBytes,
@@ -869,6 +890,7 @@ class Link {
   ): void {
     if (this.#end) return;
     this.#end = new ConnectionEnd(reason, message, { cause: options.cause });
+    this.#stopKeepalive();
     this.#ready.reject(this.#end);
     this.#terminated.resolve();
     const graceful = options.farewell && this.#state === "open";
@@ -916,7 +938,10 @@ class Link {
         if (this.#stall) {
           const stall = this.#stall;
           this.#stall = undefined;
+          this.#readPaused = true;
           await Promise.race([stall, this.#terminated.promise]);
+          this.#readPaused = false;
+          this.#lastHeard = performance.now(); // bytes may be waiting unread: start afresh
         }
       }
     } catch (error) {
@@ -942,7 +967,51 @@ class Link {
     }
   }
 
+  /**
+   * Watches the manager's silence: longer than `ms` of this process's running
+   * time without a byte from it, and it counts as gone (reason `keepalive`).
+   * One timer, re-armed only when it fires.
+   */
+  #startKeepalive(ms: number): void {
+    if (!(ms > 0) || !Number.isFinite(ms) || this.#end || this.#keepaliveMs > 0) return;
+    this.#keepaliveMs = ms;
+    stallClock.acquire();
+    this.#armKeepalive(ms);
+  }
+
+  #armKeepalive(delayMs: number): void {
+    this.#keepaliveTimer = setTimeout(() => {
+      const silent = stallClock.elapsedSince(this.#lastHeard);
+      // A paused read (the application is not consuming) is not the manager's silence.
+      if (this.#readPaused || silent < this.#keepaliveMs) {
+        return this.#armKeepalive(
+          this.#readPaused ? this.#keepaliveMs : this.#keepaliveMs - silent,
+        );
+      }
+      const seconds = (silent / 1000).toFixed(1);
+      this.#hooks.log.warn("Manager silent for {seconds} s; device {uuid} counts it as gone", {
+        uuid: this.#hooks.uuid,
+        seconds,
+        reason: "keepalive",
+      });
+      this.terminate(
+        "keepalive",
+        `the manager sent nothing for ${seconds} s (its promise: ${this.#keepaliveMs / 1000} s)`,
+        { farewell: false },
+      );
+    }, Math.max(1, delayMs));
+  }
+
+  #stopKeepalive(): void {
+    if (this.#keepaliveMs === 0) return;
+    clearTimeout(this.#keepaliveTimer);
+    this.#keepaliveTimer = undefined;
+    this.#keepaliveMs = -1;
+    stallClock.release();
+  }
+
   #onBytes(chunk: Uint8Array): void {
+    this.#lastHeard = performance.now();
     if (this.#state === "getinfo") {
       if (chunk[0] !== GETINFO_BYTE) {
         return this.#protocolError(
@@ -954,6 +1023,8 @@ class Link {
       if (this.#mode === 1) {
         this.#state = "open";
         this.#outbox.flushed().then(() => this.#ready.resolve(), () => {});
+        // Mode 1 has no WELCOME: only an explicit keepalive watches the manager.
+        if (this.#keepaliveOption !== undefined) this.#startKeepalive(this.#keepaliveOption * 1000);
       } else {
         this.#state = "welcome";
       }
@@ -982,7 +1053,16 @@ class Link {
     if (this.#state === "welcome") {
       if (type === FrameType.WELCOME) {
         this.#state = "open";
-        this.#hooks.onWelcome(parseSettings(payload));
+        const settings = parseSettings(payload);
+        this.#hooks.onWelcome(settings);
+        // The manager promised a heartbeat every rate, and drops us after timeout: silence
+        // longer than both together means it is gone.
+        const promised = settings.heartbeatRate !== undefined &&
+            settings.heartbeatTimeout !== undefined
+          ? settings.heartbeatRate + settings.heartbeatTimeout
+          : undefined;
+        const keepalive = this.#keepaliveOption ?? promised;
+        if (keepalive !== undefined) this.#startKeepalive(keepalive * 1000);
         this.#ready.resolve();
         return;
       }
@@ -1114,6 +1194,7 @@ function validateOptions(options: DeviceOptions): void {
   }
   const positive = [
     ["connectTimeout", options.connectTimeout],
+    ["keepalive", options.keepalive],
     ["highWaterMark", options.highWaterMark],
     ["maxFrameSize", options.maxFrameSize],
     ["maxBufferedBytes", options.maxBufferedBytes],

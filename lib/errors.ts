@@ -19,6 +19,7 @@
  * - `"io"`: reading from or writing to the socket failed.
  * - `"buffer-full"`: the device stopped reading and its send buffer filled up.
  * - `"write-timeout"`: a write to the device made no progress within `writeTimeout`.
+ * - `"keepalive"` (device side): the manager sent nothing for longer than it promised.
  * - `"refused"` (device side): the manager refused the handshake; `cause` is the
  *   {@linkcode InvalidInfo} with the manager's reason.
  */
@@ -33,6 +34,7 @@ export type EndReason =
   | "io"
   | "buffer-full"
   | "write-timeout"
+  | "keepalive"
   | "refused";
 
 /**

@@ -1,0 +1,57 @@
+/**
+ * Helpers for the tests that run a manager in a process of its own, to stop
+ * it (SIGSTOP/SIGCONT) or kill it.
+ */
+import { waitFor } from "../_helpers.ts";
+
+const FIXTURE = new URL("../fixtures/manager_process.ts", import.meta.url).pathname;
+
+/** A manager child process (tests/fixtures/manager_process.ts) and the events it prints. */
+export class ManagerProcess implements AsyncDisposable {
+  readonly events: Record<string, unknown>[] = [];
+  readonly #child: Deno.ChildProcess;
+  readonly #reading: Promise<void>;
+
+  constructor(options: Record<string, unknown>) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", FIXTURE, JSON.stringify(options)],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#child = child;
+    this.#reading = (async () => {
+      let partial = "";
+      for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+        const lines = (partial + text).split("\n");
+        partial = lines.pop()!;
+        for (const line of lines) if (line) this.events.push(JSON.parse(line));
+      }
+    })();
+  }
+
+  async port(): Promise<number> {
+    await waitFor(() => this.events.some((e) => "port" in e), "the manager to listen");
+    return this.events.find((e) => "port" in e)!.port as number;
+  }
+
+  get rounds(): number {
+    return this.events.filter((e) => "round" in e).length;
+  }
+
+  get disconnects(): Record<string, unknown>[] {
+    return this.events.filter((e) => "disconnect" in e);
+  }
+
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#child.kill("SIGCONT");
+      this.#child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await this.#child.status;
+    await this.#reading;
+  }
+}
