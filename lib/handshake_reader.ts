@@ -89,6 +89,10 @@ export class HandshakeReader {
   #mode: ProtocolMode | 0 = 0;
   // Mode 1: where the JSON starts (0 until the header is read) and the scanner's state.
   #jsonStart = 0;
+  // UTF-8 validation state: continuation bytes still expected, and the next one's bounds.
+  #utf8Needed = 0;
+  #utf8Lower = 0x80;
+  #utf8Upper = 0xbf;
   #headerChecked = false;
   #depth = 0;
   #inString = false;
@@ -157,14 +161,10 @@ export class HandshakeReader {
 
   #push1(chunk: Uint8Array, start: number): HandshakeScan {
     this.#append(chunk, INITIAL_CAPACITY);
+    // Only bytes up to the answer's end belong to it (and are checked); the rest is a first
+    // message, any bytes.
     const end = this.#findEnd(start);
-    // Only bytes up to the answer's end belong to it; the rest is a first message (any bytes).
     const answerEnd = end < 0 ? this.#length : end + 1;
-    try {
-      this.#utf8.decode(this.#buffer.subarray(start, answerEnd), { stream: end < 0 });
-    } catch (error) {
-      throw new InvalidInfo("encoding", "handshake answer is not valid UTF-8", { cause: error });
-    }
     if (end < 0) {
       if (this.#length > this.#maxSize) throw tooLarge(`more than ${this.#maxSize}`, this.#maxSize);
       const missing = this.#headerChecked ? this.#missing() : this.#checkHeader();
@@ -210,6 +210,7 @@ export class HandshakeReader {
     const b = this.#buffer;
     for (let at = from; at < this.#length; at++) {
       const byte = b[at];
+      if (byte >= 0x80 || this.#utf8Needed > 0) this.#checkUtf8(byte);
       if (this.#jsonStart === 0) {
         // The header: the second "##" after the UUID ends the type field.
         if (at > UUID_LENGTH + 2 && byte === HASH && b[at - 1] === HASH) {
@@ -235,6 +236,31 @@ export class HandshakeReader {
       }
     }
     return -1;
+  }
+
+  /**
+   * One step of UTF-8 validation (the WHATWG decoder's rules: no overlong
+   * forms, no surrogates, nothing past U+10FFFF), so invalid bytes are refused
+   * as they arrive without decoding each read.
+   */
+  #checkUtf8(byte: number): void {
+    if (this.#utf8Needed === 0) {
+      if (byte >= 0xc2 && byte <= 0xdf) this.#utf8Needed = 1;
+      else if (byte >= 0xe0 && byte <= 0xef) {
+        this.#utf8Needed = 2;
+        if (byte === 0xe0) this.#utf8Lower = 0xa0;
+        if (byte === 0xed) this.#utf8Upper = 0x9f;
+      } else if (byte >= 0xf0 && byte <= 0xf4) {
+        this.#utf8Needed = 3;
+        if (byte === 0xf0) this.#utf8Lower = 0x90;
+        if (byte === 0xf4) this.#utf8Upper = 0x8f;
+      } else throw notUtf8();
+      return;
+    }
+    if (byte < this.#utf8Lower || byte > this.#utf8Upper) throw notUtf8();
+    this.#utf8Lower = 0x80;
+    this.#utf8Upper = 0xbf;
+    this.#utf8Needed--;
   }
 
   /**
@@ -341,6 +367,10 @@ export class HandshakeReader {
       throw new InvalidInfo("encoding", "handshake answer is not valid UTF-8", { cause: error });
     }
   }
+}
+
+function notUtf8(): InvalidInfo {
+  return new InvalidInfo("encoding", "handshake answer is not valid UTF-8");
 }
 
 function isWhitespace(byte: number): boolean {

@@ -133,3 +133,26 @@ Deno.test("the reader refuses as early as it can tell, in both modes", () => {
     (e) => e instanceof InvalidInfo && e.reason === "uuid",
   );
 });
+
+Deno.test("property: the reader's UTF-8 check agrees with a fatal TextDecoder, whatever the split", () => {
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 40 }).map((b) => b.filter((x) => x !== 0x22 && x !== 0x5c)),
+      fc.array(fc.nat(), { maxLength: 8 }),
+      (inside, points) => {
+        const head = bytes(`${crypto.randomUUID()}##light##{"a":"`);
+        const answer = new Uint8Array([...head, ...inside, ...bytes('"}')]);
+        let valid = true;
+        try {
+          strict.decode(inside);
+        } catch {
+          valid = false;
+        }
+        const scan = feed(cut(answer, points), Infinity);
+        assert.equal(scan === "encoding", !valid, `${[...inside]}`);
+      },
+    ),
+    { numRuns: NUM_RUNS },
+  );
+});
