@@ -393,3 +393,23 @@ Deno.test("python device, mode 2: a refusal it cannot fix prints the manager's r
   );
   assert.equal(device.count(/^reconnecting/), 0);
 });
+
+Deno.test("python device, mode 2: --keepalive overrides WELCOME's promise", async () => {
+  await using manager = await startManager(); // promises a heartbeat every 60 s
+  const uuid = crypto.randomUUID();
+  await using device = new PythonDevice(manager, 2, ["--uuid", uuid, "--keepalive", "0.5"]);
+  await connected(manager, device, 2);
+  const first = manager.get(uuid)!;
+  await device.waitForLine(
+    /^disconnected: the manager sent nothing for 0\.[5-9] s \(--keepalive 0\.5\)$/,
+  );
+  await device.waitForLine(/^reconnecting in \d+\.\d+ s$/);
+  assert.equal((await first.closed).reason, "closed");
+  await device.waitForLine(`connected ${uuid} mode 2`, 2);
+});
+
+Deno.test("python device: --keepalive takes a number of seconds", async () => {
+  await using manager = await startManager();
+  await using device = new PythonDevice(manager, 1, ["--keepalive", "soon"]);
+  assert.equal((await device.status).code, 2);
+});

@@ -13,6 +13,11 @@ import struct
 import sys
 import time
 
+try:
+    from errno import ETIMEDOUT
+except ImportError:
+    ETIMEDOUT = 110
+
 USAGE = """usage: python_device.py [options]
 
   --host HOST      manager address (default 127.0.0.1)
@@ -24,6 +29,10 @@ USAGE = """usage: python_device.py [options]
   --tls            connect with TLS
   --cafile FILE    CA certificate that signed the manager's (with --tls)
   --secret SECRET  answer the manager's authentication challenge (mode 2)
+  --keepalive SECONDS
+                   silence after which the manager counts as gone, once
+                   connected; 0 turns it off (default: off in mode 1; in mode 2
+                   what WELCOME promises, see below)
   --no-reconnect   exit when the connection ends instead of reconnecting
   --verbose        also print heartbeats, replies and (mode 2) each read
 
@@ -37,7 +46,18 @@ Output, one line each: "connected <uuid> mode <n>", "message: <text>",
 "reconnecting in <s> s". <reason> is the manager's machine-readable code from
 its END frame (mode 2), e.g. heartbeat, replaced, kicked, type, auth. A refusal
 that another attempt would not change (any reason but timeout or auth) stops
-the device with exit status 3 instead of reconnecting."""
+the device with exit status 3 instead of reconnecting.
+
+A manager that stops talking without closing (stopped, hung, or cut off by the
+network) counts as gone once it has sent nothing for longer than it promised:
+in mode 2, WELCOME's heartbeatRate + heartbeatTimeout plus 10% (and at least
+1 s) of slack, as a live manager pings every heartbeatRate and drops a device
+after heartbeatTimeout; or --keepalive SECONDS. Mode 1 has no WELCOME: pass
+--keepalive above the manager's heartbeatRate + heartbeatTimeout (60 + 15 by
+default). During the handshake the limit is 30 s. The device then prints, e.g.,
+"disconnected: the manager sent nothing for 3.0 s (it promised a heartbeat
+every 1 s)" and reconnects. Bytes that arrived while the device itself was
+stalled are read before that verdict."""
 
 DEFAULTS = {
     "host": "127.0.0.1",
@@ -49,6 +69,7 @@ DEFAULTS = {
     "tls": False,
     "cafile": None,
     "secret": None,
+    "keepalive": None,
     "reconnect": True,
     "verbose": False,
 }
@@ -77,6 +98,7 @@ READ_SIZE = 4096
 RETRY_MIN = 0.25
 RETRY_MAX = 30.0
 CONNECT_TIMEOUT = 10
+HANDSHAKE_SILENCE = 30  # the manager's own handshakeTimeout is 15 s by default
 
 
 def say(line):
@@ -88,6 +110,26 @@ def say(line):
         sys.stdout.flush()
     except AttributeError:
         pass  # MicroPython's stdout may not buffer at all
+
+
+def clock():
+    """A clock that only moves forward: seconds in CPython, milliseconds in MicroPython."""
+    if hasattr(time, "monotonic"):
+        return time.monotonic()
+    return time.ticks_ms()
+
+
+def seconds_since(start):
+    if hasattr(time, "monotonic"):
+        return time.monotonic() - start
+    return time.ticks_diff(time.ticks_ms(), start) / 1000
+
+
+def timed_out(error):
+    """Whether an OSError is a read or write that ran out of time."""
+    if hasattr(socket, "timeout"):
+        return isinstance(error, socket.timeout)
+    return error.args[:1] == (ETIMEDOUT,)  # MicroPython has no socket.timeout
 
 
 def random_bytes(count):
@@ -220,7 +262,11 @@ class Device:
         self.extra = config["extra"]
         self.light = Light()
         self.sock = None
+        self.raw = None  # the TCP socket under TLS, for a TLS object without settimeout
         self.accepted = False
+        self.silence = None  # seconds without a byte after which the manager counts as gone
+        self.promise = None  # where that limit came from, for the message
+        self.heard = None  # clock() when the manager last sent something
 
     def verbose(self, line):
         if self.config["verbose"]:
@@ -240,6 +286,8 @@ class Device:
             try:
                 self.session()
                 why = "the connection closed"
+            except Silent as silence:
+                why = str(silence)
             except Refused as refusal:
                 self.close()
                 say("disconnected: refused (%s)" % refusal.reason)
@@ -265,7 +313,9 @@ class Device:
 
     def session(self):
         """One connection, until it ends; sets self.accepted once the manager kept us."""
+        self.heard = clock()
         self.sock = self.connect()
+        self.expect_within(HANDSHAKE_SILENCE, "during the handshake")
         # The manager speaks first, in both modes: the single byte 0x01 (not a frame).
         first = self.recv()
         if not first:
@@ -276,6 +326,7 @@ class Device:
             self.send(self.info_text())
             # Mode 1 has no acknowledgement: a rejected answer just gets the socket closed.
             say("connected %s mode 1" % self.uuid)
+            self.keep_watch()
             self.mode1_loop()
         else:
             self.send(PREAMBLE + frame(INFO, self.info_text()))
@@ -288,7 +339,8 @@ class Device:
         try:
             sock.settimeout(CONNECT_TIMEOUT)
             sock.connect(address)
-            sock.settimeout(None)
+            sock.settimeout(HANDSHAKE_SILENCE)  # bounds the TLS handshake too
+            self.raw = sock
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except (AttributeError, OSError):
@@ -300,19 +352,46 @@ class Device:
             raise
         return sock
 
+    def expect_within(self, seconds, promise):
+        """From now on, a manager silent for `seconds` (None: forever) counts as gone."""
+        self.silence = seconds
+        self.promise = promise
+        if seconds is not None:
+            self.verbose("silence limit: %.1f s (%s)" % (seconds, promise))
+        target = self.sock if hasattr(self.sock, "settimeout") else self.raw
+        target.settimeout(seconds)
+
     def recv(self):
-        if hasattr(self.sock, "recv"):
-            return self.sock.recv(READ_SIZE)
-        return self.sock.read(READ_SIZE)  # MicroPython's TLS sockets
+        # A read that times out has found nothing waiting, even bytes that arrived while this
+        # process was stalled: the verdict rests on evidence, not on our own lateness.
+        try:
+            if hasattr(self.sock, "recv"):
+                data = self.sock.recv(READ_SIZE)
+            else:
+                data = self.sock.read(READ_SIZE)  # MicroPython's TLS sockets
+        except OSError as error:
+            if self.silence is None or not timed_out(error):
+                raise
+            silent = seconds_since(self.heard)
+            raise Silent("the manager sent nothing for %.1f s (%s)" % (silent, self.promise))
+        self.heard = clock()
+        return data
 
     def send(self, data):
-        if hasattr(self.sock, "sendall"):
-            self.sock.sendall(data)
-            return
-        view = memoryview(data)
-        while len(view) > 0:
-            written = self.sock.write(view)
-            view = view[written if written is not None else len(view) :]
+        started = clock()
+        try:
+            if hasattr(self.sock, "sendall"):
+                self.sock.sendall(data)
+                return
+            view = memoryview(data)
+            while len(view) > 0:
+                written = self.sock.write(view)
+                view = view[written if written is not None else len(view) :]
+        except OSError as error:
+            if self.silence is None or not timed_out(error):
+                raise
+            waited = seconds_since(started)
+            raise Silent("the manager read nothing for %.1f s (%s)" % (waited, self.promise))
 
     def close(self):
         if self.sock is not None:
@@ -321,6 +400,7 @@ class Device:
             except OSError:
                 pass
             self.sock = None
+            self.raw = None
 
     def goodbye(self):
         """Leaves politely (mode 2 sends END) when the program is stopped."""
@@ -371,6 +451,7 @@ class Device:
                     self.accepted = True
                     self.verbose("welcome: %s" % payload.decode())
                     say("connected %s mode 2" % self.uuid)
+                    self.keep_watch(payload)
                 elif kind == HEARTBEAT:
                     self.verbose("heartbeat")
                     self.send(frame(BEAT))
@@ -390,6 +471,28 @@ class Device:
                     self.send(frame(END, b"unexpected frame type"))
                     raise ValueError("unexpected frame type 0x%02x" % kind)
 
+    def keep_watch(self, welcome=None):
+        """Once connected: --keepalive if given, else what WELCOME promised, else no limit."""
+        keepalive = self.config["keepalive"]
+        if keepalive is not None:
+            self.expect_within(keepalive or None, "--keepalive %g" % keepalive)
+            return
+        rate, timeout = None, None  # mode 1 has no WELCOME, so no promise
+        if welcome is not None:
+            try:
+                settings = json.loads(welcome.decode())
+                rate, timeout = settings["heartbeatRate"], settings["heartbeatTimeout"]
+            except (ValueError, KeyError, TypeError):
+                pass  # no usable promise: nothing to hold the manager to
+        if type(rate) not in (int, float) or type(timeout) not in (int, float) or rate <= 0:
+            self.expect_within(None, None)
+            return
+        # A live manager pings every heartbeatRate and drops us after heartbeatTimeout; the
+        # slack absorbs its timers running late.
+        promised = rate + max(timeout, 0)
+        promise = "it promised a heartbeat every %g s" % rate
+        self.expect_within(promised + max(1.0, promised / 10), promise)
+
     def answer_challenge(self, nonce):
         secret = self.config["secret"]
         if secret is None:
@@ -407,6 +510,10 @@ class Device:
         reply = self.light.handle(payload)
         self.verbose("reply: %s" % shown(reply))
         self.send(reply if self.mode == 1 else frame(DATA, reply))
+
+
+class Silent(Exception):
+    """The manager sent nothing for longer than it promised; the message says how long."""
 
 
 class Refused(Exception):
@@ -447,7 +554,17 @@ def parse_args(argv):
         "--no-reconnect": ("reconnect", False),
         "--verbose": ("verbose", True),
     }
-    options = ("--host", "--port", "--uuid", "--type", "--mode", "--data", "--cafile", "--secret")
+    options = (
+        "--host",
+        "--port",
+        "--uuid",
+        "--type",
+        "--mode",
+        "--data",
+        "--cafile",
+        "--secret",
+        "--keepalive",
+    )
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -474,6 +591,13 @@ def parse_args(argv):
         config["mode"] = int(config["mode"])
     except ValueError:
         usage_error("--port and --mode take numbers")
+    if config["keepalive"] is not None:
+        try:
+            config["keepalive"] = float(config["keepalive"])
+        except ValueError:
+            config["keepalive"] = -1.0
+        if not 0 <= config["keepalive"] < 1e9:
+            usage_error("--keepalive takes a number of seconds (0 turns it off)")
     if config["mode"] not in (1, 2):
         usage_error("--mode is 1 or 2")
     if config["uuid"] is not None and len(config["uuid"]) != 36:
