@@ -6,51 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "../_helpers.ts";
+import { ManagerProcess } from "./_process.ts";
 
 const DEVICE = new URL("../../examples/devices/python_device.py", import.meta.url).pathname;
-const FIXTURE = new URL("../fixtures/manager_process.ts", import.meta.url).pathname;
 
-// The two helpers below are small copies of tests/python_device_test.ts's PythonDevice and
-// tests/process/stall_test.ts's ManagerProcess: importing a test module would register and run
-// all of its tests here too.
-
-/** A manager child process (tests/fixtures/manager_process.ts) and the events it prints. */
-class ManagerProcess implements AsyncDisposable {
-  readonly events: Record<string, unknown>[] = [];
-  readonly #child: Deno.ChildProcess;
-  readonly #reading: Promise<void>;
-
-  constructor(options: Record<string, unknown>) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", FIXTURE, JSON.stringify(options)],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#reading = collectLines(this.#child.stdout, (line) => this.events.push(JSON.parse(line)));
-  }
-
-  async port(): Promise<number> {
-    await waitFor(() => this.events.some((e) => "port" in e), "the manager to listen");
-    return this.events.find((e) => "port" in e)!.port as number;
-  }
-
-  get rounds(): number {
-    return this.events.filter((e) => "round" in e).length;
-  }
-
-  signal(signal: Deno.Signal): void {
-    this.#child.kill(signal);
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#child.kill("SIGCONT"); // a stopped process would not die until continued
-      this.#child.kill("SIGKILL");
-    } catch { /* exited */ }
-    await this.#child.status;
-    await this.#reading;
-  }
-}
+// A small copy of tests/python_device_test.ts's PythonDevice: importing a test module would
+// register and run all of its tests here too.
 
 /** The Python device as a child process, its stdout collected line by line. */
 class PythonDevice implements AsyncDisposable {
