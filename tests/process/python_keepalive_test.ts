@@ -7,72 +7,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../_helpers.ts";
 import { ManagerProcess } from "./_process.ts";
-
-const DEVICE = new URL("../../examples/devices/python_device.py", import.meta.url).pathname;
-
-// A small copy of tests/python_device_test.ts's PythonDevice: importing a test module would
-// register and run all of its tests here too.
-
-/** The Python device as a child process, its stdout collected line by line. */
-class PythonDevice implements AsyncDisposable {
-  readonly lines: string[] = [];
-  readonly #child: Deno.ChildProcess;
-  readonly #stdout: Promise<void>;
-  readonly #stderr: Promise<string>;
-
-  constructor(port: number, mode: 1 | 2, args: string[] = []) {
-    this.#child = new Deno.Command("python3", {
-      args: [DEVICE, "--port", String(port), "--mode", String(mode), ...args],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#stdout = collectLines(this.#child.stdout, (line) => this.lines.push(line));
-    this.#stderr = new Response(this.#child.stderr).text();
-  }
-
-  count(line: RegExp): number {
-    return this.lines.filter((printed) => line.test(printed)).length;
-  }
-
-  /** Waits until `line` has been printed `times` times; returns the last such line. */
-  async waitForLine(line: RegExp, times = 1, timeoutMs = 10_000): Promise<string> {
-    try {
-      await waitFor(() => this.count(line) >= times, `the device to print ${line}`, timeoutMs);
-    } catch (error) {
-      throw new Error(`${(error as Error).message}; it printed:\n${this.lines.join("\n")}`);
-    }
-    return this.lines.filter((printed) => line.test(printed)).at(-1)!;
-  }
-
-  /** Stops the device (SIGTERM, which it handles by leaving cleanly) and reaps it. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#child.kill("SIGTERM");
-    } catch { /* already exited */ }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stuck = new Promise<"stuck">((resolve) => timer = setTimeout(resolve, 5000, "stuck"));
-    if (await Promise.race([this.#child.status, stuck]) === "stuck") this.#child.kill("SIGKILL");
-    clearTimeout(timer);
-    await this.#child.status;
-    await this.#stdout;
-    const stderr = await this.#stderr;
-    assert.doesNotMatch(stderr, /Traceback/, `the device wrote to stderr:\n${stderr}`);
-  }
-}
-
-async function collectLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  let partial = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    const lines = (partial + text).split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) if (line) onLine(line);
-  }
-  if (partial) onLine(partial);
-}
+import { PythonDevice } from "../_python_device.ts";
 
 /**
  * Runs `device` against a live manager for `rounds` heartbeat rounds (longer than its silence
