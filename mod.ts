@@ -49,6 +49,7 @@ export {
   type EndReason,
   InvalidInfo,
   type InvalidInfoReason,
+  IotManagerError,
   isInvalidInfoReason,
   ProtocolError,
   TimeoutError,

@@ -6,6 +6,23 @@
  */
 
 /**
+ * The base of every error the library throws: a `name`, a human-readable
+ * message, a machine-readable `reason` to branch on and group logs by, and an
+ * optional `cause` (ES2022 `ErrorOptions`), as nats.js's errors have.
+ *
+ * @example
+ * ```ts
+ * import { InvalidInfo, IotManagerError } from "@iot-manager/core";
+ * const error: IotManagerError = new InvalidInfo("type", "type \"fridge\" is not valid");
+ * console.log(error instanceof IotManagerError, error.reason); // true "type"
+ * ```
+ */
+export abstract class IotManagerError extends Error {
+  /** Machine-readable cause; each subclass lists its values. */
+  abstract readonly reason: string;
+}
+
+/**
  * Why a connection ended. Passed to `disconnect` handlers and resolved by
  * `client.closed`.
  *
@@ -49,7 +66,7 @@ export type EndReason =
  * console.log(end.reason); // "heartbeat"
  * ```
  */
-export class ConnectionEnd extends Error {
+export class ConnectionEnd extends IotManagerError {
   /** Machine-readable cause. */
   readonly reason: EndReason;
 
@@ -131,7 +148,7 @@ export function isInvalidInfoReason(reason: string): reason is InvalidInfoReason
  * }
  * ```
  */
-export class InvalidInfo extends Error {
+export class InvalidInfo extends IotManagerError {
   /** Machine-readable cause. */
   readonly reason: InvalidInfoReason;
 
@@ -164,7 +181,7 @@ export class InvalidInfo extends Error {
  * }
  * ```
  */
-export class ProtocolError extends Error {
+export class ProtocolError extends IotManagerError {
   /** Machine-readable cause: `"frame-size"` or `"frame-type"`. */
   readonly reason: "frame-size" | "frame-type";
 
@@ -173,9 +190,10 @@ export class ProtocolError extends Error {
    *
    * @param reason Machine-readable cause.
    * @param message Human-readable detail.
+   * @param options Standard error options (`cause`).
    */
-  constructor(reason: "frame-size" | "frame-type", message: string) {
-    super(message);
+  constructor(reason: "frame-size" | "frame-type", message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "ProtocolError";
     this.reason = reason;
   }
@@ -189,17 +207,21 @@ export class ProtocolError extends Error {
  * ```ts
  * import { TimeoutError } from "@iot-manager/core";
  * const error = new TimeoutError("no answer within 15 s");
- * console.log(error.name); // "TimeoutError"
+ * console.log(error.name, error.reason); // "TimeoutError" "timeout"
  * ```
  */
-export class TimeoutError extends Error {
+export class TimeoutError extends IotManagerError {
+  /** Always `"timeout"`. */
+  readonly reason = "timeout" as const;
+
   /**
    * Creates the error.
    *
    * @param message Human-readable detail.
+   * @param options Standard error options (`cause`).
    */
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "TimeoutError";
   }
 }

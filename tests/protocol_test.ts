@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  ConnectionEnd,
   encodeEnd,
   encodeFrame,
   encodeHandshake,
@@ -9,12 +10,14 @@ import {
   FrameType,
   type FrameTypeValue,
   InvalidInfo,
+  IotManagerError,
   MODE2_PREAMBLE,
   parseEnd,
   parseHandshake,
   ProtocolError,
   readHandshake,
   splitMode1Chunk,
+  TimeoutError,
 } from "../mod.ts";
 import { bytes, text } from "./_helpers.ts";
 
@@ -324,4 +327,21 @@ Deno.test("encodeMessage copies bytes so a later change by the caller cannot alt
   const encoded = encodeMessage(data, 1);
   data[0] = 0x7a;
   assert.equal(text(encoded), "abc");
+});
+
+Deno.test("every error the library throws shares one base with a reason and a cause", () => {
+  const cause = new Error("underneath");
+  const errors = [
+    new ConnectionEnd("heartbeat", "no beat", { cause }),
+    new InvalidInfo("type", "bad type", { cause }),
+    new ProtocolError("frame-size", "too big", { cause }),
+    new TimeoutError("too slow", { cause }),
+  ];
+  for (const error of errors) {
+    assert.ok(error instanceof IotManagerError, error.name);
+    assert.ok(error instanceof Error);
+    assert.equal(typeof error.reason, "string");
+    assert.equal(error.cause, cause);
+  }
+  assert.deepEqual(errors.map((e) => e.reason), ["heartbeat", "type", "frame-size", "timeout"]);
 });
