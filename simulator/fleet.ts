@@ -15,6 +15,7 @@ import {
   encodeFrame,
   FrameType,
   type ProtocolMode,
+  type ReconnectOptions,
 } from "../mod.ts";
 import {
   answer,
@@ -98,12 +99,15 @@ export interface SimDeviceOptions {
   readonly role: Role;
   /** Milliseconds a slow reader spends per message. */
   readonly slowDelay: number;
+  /** Reconnect after a drop (the device's `reconnect` option); off when undefined. */
+  readonly reconnect?: boolean | ReconnectOptions;
 }
 
 /**
  * One simulated device: a {@linkcode Device} answering commands as a fake
  * light or lock. Survives being closed and started again (churn) under the
- * same UUID.
+ * same UUID and, with `reconnect`, its manager going away (the same `Device`
+ * comes back by itself).
  *
  * @example
  * ```ts
@@ -140,7 +144,9 @@ export class SimDevice {
   linesSent = 0;
   /** Lines of this device the manager received, over all its connections. */
   linesAtManager = 0;
-  /** The device-side end of the last connection, if it ended. */
+  /** Lines this device wrote to a manager that closed before reading them (a restart). */
+  linesLost = 0;
+  /** The device-side end of the last connection, if it ended (null again once reconnected). */
   lastEnd: ConnectionEnd | null = null;
   device: Device | null = null;
   readonly #options: SimDeviceOptions;
@@ -184,10 +190,14 @@ export class SimDevice {
       answerHeartbeats: this.role !== "silent",
       highWaterMark: this.role === "slow" ? 1 : undefined,
       connectTimeout: 30,
+      reconnect: this.#options.reconnect,
     });
     this.device = device;
     this.lastEnd = null;
-    device.on("disconnect", (end) => this.#onDisconnect(device, end, recorder));
+    device.on("disconnect", (end, willReconnect) => {
+      this.#onDisconnect(device, end, willReconnect, recorder);
+    });
+    device.on("reconnect", () => void (this.lastEnd = null));
     this.#consumer = this.#consume(device, recorder);
     return device;
   }
@@ -206,9 +216,16 @@ export class SimDevice {
     if (await device.send(line + "\n")) this.#countSent(recorder);
   }
 
-  #onDisconnect(device: Device, end: ConnectionEnd, recorder: Recorder): void {
+  #onDisconnect(
+    device: Device,
+    end: ConnectionEnd,
+    willReconnect: boolean,
+    recorder: Recorder,
+  ): void {
     this.lastEnd = end;
     count(recorder.deviceEnds, end.reason);
+    // A device that reconnects keeps its counters (and stays this SimDevice's device).
+    if (willReconnect) return;
     const stats = device.stats;
     recorder.retiredAnswered += stats.heartbeatsAnswered;
     recorder.retiredIgnored += stats.heartbeatsIgnored;

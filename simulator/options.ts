@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import type { ReconnectOptions } from "../mod.ts";
 
 /** The chaos knobs; each is off (0) by default. */
 export interface ChaosOptions {
@@ -58,6 +59,20 @@ export interface SimulationOptions {
   readonly steadyBroadcast: number;
   /** Embedded: steady-phase `client.request("status #tag")` round trips per second; 0 sends none. */
   readonly steadyRequests: number;
+  /**
+   * Embedded: seconds into the steady phase at which the manager is closed, to
+   * be started again on the same port `restartDown` seconds later; the devices
+   * then reconnect by themselves. Undefined: no restart.
+   */
+  readonly restart?: number;
+  /** Seconds from closing the manager to the new one listening (with `restart`). */
+  readonly restartDown: number;
+  /**
+   * The devices' reconnect backoff with `restart`; undefined uses the
+   * library's defaults (`reconnect: true`). Without `restart` devices do not
+   * reconnect.
+   */
+  readonly reconnect?: Pick<ReconnectOptions, "initialDelay" | "maxDelay" | "jitter">;
   /** Seconds between memory samples (after a forced GC when exposed); 0 takes none. */
   readonly memoryEvery: number;
   /** Seconds at the start of the steady phase that the memory verdict treats as warm-up. */
@@ -113,6 +128,7 @@ export const defaultOptions: SimulationOptions = {
   requests: 50,
   steadyBroadcast: 0,
   steadyRequests: 0,
+  restartDown: 3,
   memoryEvery: 0,
   warmUp: 120,
   seed: 1,
@@ -173,6 +189,17 @@ Timing
 Steady traffic (embedded manager; off by default)
   --steady-broadcast s   a broadcast every s seconds in the steady phase, sendAll and sendType in turn
   --steady-requests n    n client.request round trips per second to random live devices
+
+Restart (embedded manager; off by default)
+  --restart s            s seconds into the steady phase, close the manager; a new one
+                         listens on the same port --restart-down s later; the devices
+                         come back by themselves and the report shows how
+  --restart-down s       seconds without a manager (default ${defaultOptions.restartDown})
+  --reconnect-delay s    the devices' first backoff (default: the library's, 1)
+  --reconnect-max-delay s
+                         their longest backoff (default: the library's, 10)
+  --reconnect-jitter share
+                         random share of each backoff, 0 to 1 (default: the library's, 1)
 
 Memory
   --memory-every s       sample memory every s seconds (after a forced GC with
@@ -259,6 +286,11 @@ export function parseCli(
         requests: { type: "string" },
         "steady-broadcast": { type: "string" },
         "steady-requests": { type: "string" },
+        restart: { type: "string" },
+        "restart-down": { type: "string" },
+        "reconnect-delay": { type: "string" },
+        "reconnect-max-delay": { type: "string" },
+        "reconnect-jitter": { type: "string" },
         "memory-every": { type: "string" },
         "warm-up": { type: "string" },
         silent: { type: "string" },
@@ -361,6 +393,9 @@ export function parseCli(
     requests: whole("requests", values.requests, d.requests),
     steadyBroadcast: number("steady-broadcast", values["steady-broadcast"], d.steadyBroadcast),
     steadyRequests: number("steady-requests", values["steady-requests"], d.steadyRequests),
+    restart: values.restart === undefined ? undefined : number("restart", values.restart, 0),
+    restartDown: number("restart-down", values["restart-down"], d.restartDown),
+    reconnect: reconnectOptions(values, number, share),
     memoryEvery: number("memory-every", values["memory-every"], d.memoryEvery),
     warmUp: number("warm-up", values["warm-up"], d.warmUp),
     seed: whole("seed", values.seed, d.seed),
@@ -378,11 +413,76 @@ export function parseCli(
   if (connect && (options.steadyBroadcast > 0 || options.steadyRequests > 0)) {
     throw new UsageError("--steady-broadcast and --steady-requests need the embedded manager");
   }
+  if (options.restart === undefined) {
+    const stray = restartFlags.filter((name) => values[name] !== undefined);
+    if (stray.length > 0) {
+      throw new UsageError(
+        `--${stray.join(", --")} ${stray.length === 1 ? "needs" : "need"} --restart`,
+      );
+    }
+  } else {
+    const clashes = restartClashes(options);
+    if (clashes.length > 0) {
+      throw new UsageError(`--restart cannot be combined with --${clashes.join(", --")}`);
+    }
+  }
   return {
     help: false,
     options,
     json: values.json ?? false,
     logLevel,
     statusLine: !values["no-status"],
+  };
+}
+
+/**
+ * The options a restart cannot run with, by flag name: devices dropped on
+ * purpose (silent, slow) would come back by themselves, and churn and steady
+ * traffic would talk to a manager that is gone. The restart runs a plain fleet.
+ *
+ * @example
+ * ```ts
+ * import { defaultOptions, restartClashes } from "./options.ts";
+ * const options = { ...defaultOptions, restart: 1, chaos: { ...defaultOptions.chaos, churn: 60 } };
+ * console.log(restartClashes(options)); // ["churn"]
+ * ```
+ */
+export function restartClashes(options: SimulationOptions): string[] {
+  const { chaos } = options;
+  const clashes: [string, boolean][] = [
+    ["connect", options.connect !== undefined],
+    ["churn", chaos.churn > 0],
+    ["silent", chaos.silent > 0],
+    ["slow", chaos.slow > 0],
+    ["steady-broadcast", options.steadyBroadcast > 0],
+    ["steady-requests", options.steadyRequests > 0],
+  ];
+  return clashes.filter(([, on]) => on).map(([name]) => name);
+}
+
+/** Flags that only mean something with `--restart`. */
+const restartFlags = [
+  "restart-down",
+  "reconnect-delay",
+  "reconnect-max-delay",
+  "reconnect-jitter",
+] as const;
+
+/** The backoff flags given, or undefined when none is (the library's defaults then apply). */
+function reconnectOptions(
+  values: Partial<Record<(typeof restartFlags)[number], string>>,
+  number: (name: string, value: string | undefined, fallback: number, min?: number) => number,
+  share: (name: string, value: string | undefined) => number,
+): SimulationOptions["reconnect"] {
+  const delay = values["reconnect-delay"];
+  const maxDelay = values["reconnect-max-delay"];
+  const jitter = values["reconnect-jitter"];
+  if (delay === undefined && maxDelay === undefined && jitter === undefined) return undefined;
+  return {
+    ...(delay === undefined ? {} : { initialDelay: number("reconnect-delay", delay, 0, 0.001) }),
+    ...(maxDelay === undefined
+      ? {}
+      : { maxDelay: number("reconnect-max-delay", maxDelay, 0, 0.001) }),
+    ...(jitter === undefined ? {} : { jitter: share("reconnect-jitter", jitter) }),
   };
 }

@@ -6,10 +6,12 @@
  */
 
 import { HEAP_GROWTH_LIMIT, type MemoryReport } from "./memory.ts";
+import { type RestartReport, RETURN_WINDOW_MS } from "./restart.ts";
 import type { LatencySummary, Tally } from "./stats.ts";
 import type { SteadyReport } from "./steady.ts";
 
 export type { MemoryReport, MemorySample, MemoryVerdict } from "./memory.ts";
+export type { RestartReport } from "./restart.ts";
 export type { SteadyReport } from "./steady.ts";
 
 const MIB = 1048576;
@@ -115,6 +117,8 @@ export interface SimulationReport {
   readonly steady: SteadyReport | null;
   /** The memory timeline and its verdict (`--memory-every`); null when off. The whole process: manager and devices. */
   readonly memory: MemoryReport | null;
+  /** How the fleet came back after the manager was closed and started again (`--restart`); null when off. */
+  readonly restart: RestartReport | null;
   /** Peak resident set size of the process (manager and devices together), in bytes. */
   readonly peakRss: number;
   /** Failures nothing handled, counted during the run instead of ending the process. */
@@ -223,6 +227,7 @@ export function renderReport(report: SimulationReport): string {
     `${report.tls ? " (TLS)" : ""}, ${devices.expected} devices, ${report.seconds.toFixed(1)} s` +
     (report.aborted ? " (aborted)" : "");
   const lines = [title, "", ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`)];
+  if (report.restart) lines.push("", ...renderRestart(report.restart));
   if (report.memory) lines.push("", ...renderMemory(report.memory, devices.expected));
   lines.push("", "expectations");
   const nameWidth = Math.max(0, ...report.expectations.map((e) => e.name.length));
@@ -237,6 +242,59 @@ export function renderReport(report: SimulationReport): string {
   for (const sample of report.errors.samples) lines.push(`  error: ${sample}`);
   lines.push("", `result: ${report.ok ? "PASS" : "FAIL"}`);
   return lines.join("\n");
+}
+
+/** The restart: how many came back and when, then handshakes per window, a row per second. */
+function renderRestart(restart: RestartReport): string[] {
+  const { reconnect, backAfter, busiest } = restart;
+  const rows: [string, string][] = [
+    [
+      "device backoff",
+      `${reconnect.initialDelay} s doubling to ${reconnect.maxDelay} s, jitter ${reconnect.jitter}`,
+    ],
+    ["devices back / expected", `${restart.back} / ${restart.expected}`],
+    [
+      "back after the loss p50 / p90 / all",
+      `${inSeconds(backAfter.p50)} / ${inSeconds(backAfter.p90)} / ` +
+      (restart.back === restart.expected
+        ? inSeconds(backAfter.last)
+        : `never (last so far ${inSeconds(backAfter.last)})`),
+    ],
+    [
+      `busiest ${RETURN_WINDOW_MS} ms`,
+      `${busiest.count} handshakes (${
+        (busiest.share * 100).toFixed(1)
+      } % of ${restart.expected}), ` +
+      `from ${inSeconds(busiest.from)}`,
+    ],
+  ];
+  if (restart.linesLost > 0) {
+    rows.push(["lines lost with the old manager", String(restart.linesLost)]);
+  }
+  const width = Math.max(...rows.map(([name]) => name.length));
+  const lines = [
+    `restart: manager closed at ${
+      restart.closedAt.toFixed(1)
+    } s with ${restart.expected} devices ` +
+    `(its close took ${inSeconds(restart.closeSeconds)}), a new one on the same port at ` +
+    `+${inSeconds(restart.upAfter)}`,
+    ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`),
+    `  handshakes per ${RETURN_WINDOW_MS} ms by seconds after the loss, then the second's total`,
+  ];
+  const perRow = 1000 / RETURN_WINDOW_MS;
+  const perWindow = restart.perWindow;
+  const cell = Math.max(3, ...perWindow.map((n) => String(n).length)) + 1;
+  const firstRow = Math.floor(restart.upAfter) * perRow;
+  for (let first = firstRow; first < perWindow.length; first += perRow) {
+    const counts = Array.from({ length: perRow }, (_, i) => perWindow[first + i] ?? 0);
+    const total = counts.reduce((sum, n) => sum + n, 0);
+    lines.push(
+      `  ${`${first / perRow} s`.padStart(6)}` +
+        counts.map((n) => String(n).padStart(cell)).join("") +
+        `  ${String(total).padStart(cell)}`,
+    );
+  }
+  return lines;
 }
 
 /** The memory timeline as a table, then the verdict. */
@@ -281,6 +339,10 @@ function renderMemory(memory: MemoryReport, devices: number): string[] {
 
 function mib(bytes: number): string {
   return (bytes / MIB).toFixed(1);
+}
+
+function inSeconds(seconds: number): string {
+  return `${seconds.toFixed(2)} s`;
 }
 
 function ms(value: number): string {

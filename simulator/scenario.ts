@@ -4,8 +4,9 @@
  * for the report. Manager and devices share one process and one clock, so a
  * broadcast's delivery latency is measured from the manager's send to each
  * device's receipt directly. Long runs add steady traffic (`steady.ts`) and a
- * memory timeline (`memory.ts`); the whole run counts unhandled rejections
- * and uncaught errors.
+ * memory timeline (`memory.ts`); a restart closes the manager mid-run and
+ * measures how the fleet comes back to a new one (`restart.ts`). The whole run
+ * counts unhandled rejections and uncaught errors.
  *
  * @module
  */
@@ -15,9 +16,16 @@ import { type Client, type ConnectionEnd, Manager } from "../mod.ts";
 import { commandLines, type FakeType } from "./fake_devices.ts";
 import { Recorder, type Role, sendMalformedHandshake, SimDevice, type Target } from "./fleet.ts";
 import { HEAP_GROWTH_LIMIT, judgeMemory, type MemoryReport, MemorySampler } from "./memory.ts";
-import { defaultOptions, type SimulationOptions } from "./options.ts";
+import { defaultOptions, restartClashes, type SimulationOptions } from "./options.ts";
 import { isValidAnswer, Replies } from "./replies.ts";
 import type { Expectation, SimulationReport } from "./report.ts";
+import {
+  measureReturn,
+  type RestartReport,
+  RETURN_ALL_BACK_LIMIT,
+  RETURN_BUSIEST_LIMIT,
+  RETURN_WINDOW_MS,
+} from "./restart.ts";
 import { count, seededRandom, shuffled, summarize, type Tally } from "./stats.ts";
 import { SteadyTraffic } from "./steady.ts";
 
@@ -36,10 +44,15 @@ const REQUEST_CONCURRENCY = 32;
 const STEADY_ROUNDS = 3;
 const TICK_MS = 250;
 const MIB = 1048576;
+/** The library's reconnect defaults, shown in the report when the run does not set them. */
+const LIBRARY_RECONNECT = { initialDelay: 1, maxDelay: 10, jitter: 1 } as const;
 
 /**
  * Runs a simulation and reports on it. Options not given take their
  * {@linkcode defaultOptions} values.
+ *
+ * @throws {TypeError} When `restart` is combined with options it cannot run with
+ *   (see {@linkcode restartClashes}).
  *
  * @example
  * ```ts
@@ -51,18 +64,39 @@ const MIB = 1048576;
 export async function runSimulation(
   options: Partial<SimulationOptions> = {},
 ): Promise<SimulationReport> {
-  const run = new Run({
+  const resolved: SimulationOptions = {
     ...defaultOptions,
     ...options,
     chaos: { ...defaultOptions.chaos, ...options.chaos },
-  });
-  return await run.execute();
+  };
+  const clashes = resolved.restart === undefined ? [] : restartClashes(resolved);
+  if (clashes.length > 0) {
+    throw new TypeError(`restart cannot be combined with ${clashes.join(", ")}`);
+  }
+  return await new Run(resolved).execute();
 }
 
 interface BroadcastRecord {
   readonly tag: string;
   readonly target: "all" | FakeType;
   readonly sentAt: number;
+}
+
+/** A restart in progress or done: who should come back, and when each did. */
+interface RestartRecord {
+  /** The manager closed for the restart; its `manager-closed` disconnects are expected. */
+  readonly closed: Manager;
+  /** `performance.now()` when it was closed: the devices lost it. */
+  readonly downAt: number;
+  /** Devices registered at that moment: the fleet that should come back. */
+  readonly fleet: ReadonlySet<SimDevice>;
+  /** Devices the new manager registered. */
+  readonly back: Set<SimDevice>;
+  /** Seconds from the loss to each of those registrations. */
+  readonly backAfter: number[];
+  closeSeconds: number;
+  upAfter: number;
+  linesLost: number;
 }
 
 class Run {
@@ -98,6 +132,9 @@ class Run {
   #slowDropped = 0;
   #heartbeatMissed = 0;
   #roundsAtSteady = 0;
+  /** Heartbeat rounds of managers closed by a restart. */
+  #retiredRounds = 0;
+  #restart: RestartRecord | null = null;
   #aliveAtShutdown: SimDevice[] = [];
   #timers: ReturnType<typeof setInterval>[] = [];
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -145,6 +182,8 @@ class Run {
         mode: mode1.has(i) ? 1 : 2,
         role,
         slowDelay: options.chaos.slowDelay,
+        // The restart's devices come back by themselves; otherwise a drop is final.
+        reconnect: options.restart === undefined ? undefined : options.reconnect ?? true,
       });
       this.#sims.push(sim);
       this.#byUuid.set(sim.uuid, sim);
@@ -217,32 +256,44 @@ class Run {
       this.#target = { hostname: connect.hostname, port: connect.port, tls };
       return;
     }
-    const manager = await Manager.listen({
-      validTypes: ["light", "lock"],
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: managerTls,
-      heartbeatRate: this.#options.heartbeat,
-      heartbeatTimeout: this.#options.heartbeatTimeout,
-      handshakeTimeout: 10,
-    });
-    this.#manager = manager;
+    const manager = await this.#listen(0);
     this.#target = {
       hostname: manager.hostname,
       port: manager.port,
       tls: managerTls ? tls ?? {} : undefined,
     };
-    manager.on("connect", (client) => this.#onRegistered(client));
-    manager.on("message", (client, data) => this.#onManagerMessage(client, data));
-    manager.on("disconnect", (client, end) => this.#onManagerDisconnect(client, end));
   }
 
-  #onRegistered(client: Client): void {
+  /** Starts the embedded manager on `port` (0: any) and makes it the run's manager. */
+  async #listen(port: number): Promise<Manager> {
+    const manager = await Manager.listen({
+      validTypes: ["light", "lock"],
+      hostname: "127.0.0.1",
+      port,
+      tls: this.#options.managerTls,
+      heartbeatRate: this.#options.heartbeat,
+      heartbeatTimeout: this.#options.heartbeatTimeout,
+      handshakeTimeout: 10,
+    });
+    this.#retiredRounds += this.#manager?.heartbeatRounds ?? 0;
+    this.#manager = manager;
+    manager.on("connect", (client) => this.#onRegistered(manager, client));
+    manager.on("message", (client, data) => this.#onManagerMessage(client, data));
+    manager.on("disconnect", (client, end) => this.#onManagerDisconnect(manager, client, end));
+    return manager;
+  }
+
+  #onRegistered(manager: Manager, client: Client): void {
     const sim = this.#byUuid.get(client.uuid);
-    this.#peakConnected = Math.max(this.#peakConnected, this.#manager!.size);
+    this.#peakConnected = Math.max(this.#peakConnected, manager.size);
     if (!sim) return;
     sim.client = client;
     sim.registeredAt = performance.now();
+    const restart = this.#restart;
+    if (restart?.fleet.has(sim) && !restart.back.has(sim)) {
+      restart.back.add(sim);
+      restart.backAfter.push((sim.registeredAt - restart.downAt) / 1000);
+    }
     if (this.#everConnected.has(sim.uuid)) return;
     this.#everConnected.add(sim.uuid);
     this.#recorder.handshakeMs.push(performance.now() - sim.dialAt);
@@ -281,7 +332,7 @@ class Run {
     for (const sim of this.#sims) {
       if (!sim.stable) continue;
       sent += sim.linesSent;
-      received += sim.linesAtManager;
+      received += sim.linesAtManager + sim.linesLost;
     }
     return { sent, received };
   }
@@ -293,7 +344,7 @@ class Run {
     return connected;
   }
 
-  #onManagerDisconnect(client: Client, end: ConnectionEnd): void {
+  #onManagerDisconnect(manager: Manager, client: Client, end: ConnectionEnd): void {
     count(this.#managerEnds, end.reason);
     this.#replies.ended(client, end);
     const sim = this.#byUuid.get(client.uuid);
@@ -301,6 +352,7 @@ class Run {
     if (sim.client === client) sim.client = null;
     if (end.reason === "heartbeat" && sim.role !== "silent") this.#heartbeatMissed++;
     if (this.#recorder.shuttingDown && end.reason === "manager-closed") return;
+    if (manager === this.#restart?.closed && end.reason === "manager-closed") return;
     if (sim.role === "silent" && end.reason === "heartbeat") {
       this.#silentDropped++;
       return;
@@ -502,6 +554,7 @@ class Run {
       steady.start();
     }
     try {
+      if (this.#options.restart !== undefined) await this.#restartPhase();
       await this.#steadyWait();
     } finally {
       // The last sample of the steady phase is its end, for the memory verdict.
@@ -512,6 +565,56 @@ class Run {
         await this.#steady.stop();
       }
     }
+  }
+
+  /**
+   * `restart` seconds into the steady phase: closes the manager, starts a new
+   * one on the same port `restartDown` seconds after the close, and waits until
+   * every device that was registered at the close is registered again (or a
+   * deadline well past the backoff's longest wait).
+   */
+  async #restartPhase(): Promise<void> {
+    const { restart = 0, restartDown, reconnect, signal } = this.#options;
+    await sleep(restart * 1000, signal);
+    const closed = this.#manager;
+    if (!closed || this.#aborted) return;
+    this.#phase = "restart";
+    const record: RestartRecord = {
+      closed,
+      downAt: performance.now(),
+      fleet: new Set(this.#sims.filter((sim) => sim.client?.connected && sim.device?.connected)),
+      back: new Set(),
+      backAfter: [],
+      closeSeconds: 0,
+      upAfter: 0,
+      linesLost: 0,
+    };
+    this.#restart = record;
+    log.info("Restart: closing the manager with {devices} devices", {
+      devices: record.fleet.size,
+    });
+    await closed.close();
+    record.closeSeconds = (performance.now() - record.downAt) / 1000;
+    await sleep(Math.max(0, record.downAt + restartDown * 1000 - performance.now()), signal);
+    // The closed manager has read all it ever will and no device is connected: the rest is lost.
+    for (const sim of this.#sims) {
+      sim.linesLost = sim.linesSent - sim.linesAtManager;
+      record.linesLost += sim.linesLost;
+    }
+    if (this.#aborted) return;
+    await this.#listen(closed.port);
+    record.upAfter = (performance.now() - record.downAt) / 1000;
+    const maxDelay = reconnect?.maxDelay ?? LIBRARY_RECONNECT.maxDelay;
+    const backIn = await this.#until(
+      () => record.back.size >= record.fleet.size,
+      (2 * maxDelay + 15) * 1000,
+    );
+    if (!backIn && !this.#aborted) {
+      log.warn("Restart: {missing} devices did not come back", {
+        missing: record.fleet.size - record.back.size,
+      });
+    }
+    this.#phase = "steady";
   }
 
   /** The steady phase's running time: `--duration`, or until its heartbeat rounds have run. */
@@ -596,7 +699,7 @@ class Run {
     if (this.#manager) {
       await this.#manager.close();
       // The goodbyes are on the wire; let every device read its own before closing the rest.
-      await this.#until(() => this.#aliveAtShutdown.every((sim) => !sim.device), 5_000);
+      await this.#until(() => this.#aliveAtShutdown.every((sim) => sim.lastEnd !== null), 5_000);
     }
     await Promise.all(this.#sims.map((sim) => sim.stop("the simulation is over")));
     this.#tick();
@@ -687,7 +790,7 @@ class Run {
     const slow = sims.filter((sim) => sim.role === "slow").length;
     const mode1 = sims.filter((sim) => sim.mode === 1).length;
     const goodbyes = this.#aliveAtShutdown.filter((sim) => saidGoodbye(sim.lastEnd)).length;
-    const rounds = this.#manager?.heartbeatRounds ?? 0;
+    const rounds = this.#retiredRounds + (this.#manager?.heartbeatRounds ?? 0);
 
     const expectations: Expectation[] = [];
     const expect = (name: string, ok: boolean, detail: string) =>
@@ -751,6 +854,29 @@ class Run {
         "every device saw the manager's goodbye at shutdown",
         goodbyes === this.#aliveAtShutdown.length,
         `${goodbyes} / ${this.#aliveAtShutdown.length}${missing.join("")}`,
+      );
+    }
+    const restart = this.#restartReport();
+    if (restart) {
+      const { expected, back, busiest, backAfter } = restart;
+      const missing = expected - back;
+      expect(
+        "every device back after the restart",
+        expected > 0 && missing === 0,
+        `${back} / ${expected}`,
+      );
+      expect(
+        `busiest ${RETURN_WINDOW_MS} ms of the return at most ${
+          RETURN_BUSIEST_LIMIT * 100
+        } % of the fleet`,
+        back > 0 && busiest.share <= RETURN_BUSIEST_LIMIT,
+        `${busiest.count} handshakes, ${percent(busiest.share)} of ${expected}` +
+          ` (limit ${Math.floor(expected * RETURN_BUSIEST_LIMIT)})`,
+      );
+      expect(
+        `every device back within ${RETURN_ALL_BACK_LIMIT} s of losing the manager`,
+        expected > 0 && missing === 0 && backAfter.last <= RETURN_ALL_BACK_LIMIT,
+        missing === 0 ? `last back at ${seconds(backAfter.last)}` : `${missing} never came back`,
       );
     }
     const steady = this.#steady?.report() ?? null;
@@ -859,10 +985,24 @@ class Run {
       },
       steady,
       memory,
+      restart,
       peakRss: this.#peakRss,
       process: { ...this.#process },
       errors: { count: recorder.errorCount, samples: recorder.errors },
       expectations,
+    };
+  }
+
+  #restartReport(): RestartReport | null {
+    const record = this.#restart;
+    if (!record) return null;
+    return {
+      closedAt: (record.downAt - this.#started) / 1000,
+      closeSeconds: record.closeSeconds,
+      upAfter: record.upAfter,
+      reconnect: { ...LIBRARY_RECONNECT, ...this.#options.reconnect },
+      linesLost: record.linesLost,
+      ...measureReturn(record.backAfter, record.fleet.size),
     };
   }
 
@@ -886,6 +1026,14 @@ class Run {
 
 function mib(bytes: number): string {
   return (bytes / MIB).toFixed(1);
+}
+
+function percent(share: number): string {
+  return `${(share * 100).toFixed(1)} %`;
+}
+
+function seconds(value: number): string {
+  return `${value.toFixed(2)} s`;
 }
 
 function signed(value: number): string {

@@ -29,13 +29,26 @@ export interface LatencySummary {
 export function summarize(samples: readonly number[]): LatencySummary {
   if (samples.length === 0) return { count: 0, p50: 0, p99: 0, max: 0 };
   const sorted = Float64Array.from(samples).sort();
-  const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
   return {
     count: sorted.length,
-    p50: round(rank(0.5)),
-    p99: round(rank(0.99)),
+    p50: round(nearestRank(sorted, 0.5)),
+    p99: round(nearestRank(sorted, 0.99)),
     max: round(sorted[sorted.length - 1]),
   };
+}
+
+/**
+ * The nearest-rank percentile `p` (0 to 1) of samples sorted in ascending order.
+ *
+ * @example
+ * ```ts
+ * import { nearestRank } from "./stats.ts";
+ * console.log(nearestRank([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9)); // 9
+ * ```
+ */
+export function nearestRank(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.max(0, Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1))];
 }
 
 function round(value: number): number {

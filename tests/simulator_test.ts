@@ -7,8 +7,9 @@ import {
   parseCommand,
 } from "../simulator/fake_devices.ts";
 import { judgeMemory, type MemorySample } from "../simulator/memory.ts";
-import { parseCli, UsageError } from "../simulator/options.ts";
+import { defaultOptions, parseCli, UsageError } from "../simulator/options.ts";
 import { renderReport, type SimulationReport } from "../simulator/report.ts";
+import { measureReturn } from "../simulator/restart.ts";
 import { runSimulation } from "../simulator/scenario.ts";
 import { LatencyHistogram, summarize } from "../simulator/stats.ts";
 import { startManager, tlsFiles, waitFor } from "./_helpers.ts";
@@ -145,6 +146,78 @@ Deno.test("simulator: a short soak: steady traffic under churn, memory timeline,
   // `deno test` runs without --expose-gc: the figures are there, the verdict is left to the soak.
   assert.equal(memory.verdict.judged, memory.forcedGc);
   assert.ok(memory.verdict.baseline > 0);
+});
+
+Deno.test("simulator: a restart: the manager closes, a new one takes the port, every device comes back", async () => {
+  const report = await runSimulation({
+    lights: 100,
+    locks: 50,
+    heartbeat: 0.2,
+    heartbeatTimeout: 1,
+    requests: 5,
+    restart: 0.2,
+    restartDown: 0.5,
+  });
+  const restart = report.restart!;
+  assert.ok(restart, renderReport(report));
+  // The fleet came back by itself with the library's default backoff.
+  assert.deepEqual(restart.reconnect, { initialDelay: 1, maxDelay: 10, jitter: 1 });
+  assert.deepEqual([restart.expected, restart.back], [150, 150]);
+  assert.equal(restart.perWindow.reduce((sum, n) => sum + n, 0), 150);
+  assert.ok(restart.upAfter >= 0.5, `new manager up ${restart.upAfter} s after the loss`);
+  const { p50, p90, last } = restart.backAfter;
+  assert.ok(restart.upAfter <= p50 && p50 <= p90 && p90 <= last, JSON.stringify(restart));
+  assert.ok(restart.busiest.count >= 1 && restart.busiest.count <= 150);
+  assert.equal(restart.busiest.share, restart.busiest.count / 150);
+  assert.equal(restart.linesLost, 0);
+  // The restart's expectations are judged; their timing verdicts are left to the real run.
+  const judged = new Map(report.expectations.map((e) => [e.name, e]));
+  assert.equal(judged.get("every device back after the restart")?.ok, true);
+  for (
+    const name of [
+      "busiest 100 ms of the return at most 5 % of the fleet",
+      "every device back within 15 s of losing the manager",
+    ]
+  ) {
+    assert.equal(typeof judged.get(name)?.ok, "boolean", `${name} is judged`);
+  }
+  const timing = new Set([
+    "busiest 100 ms of the return at most 5 % of the fleet",
+    "every device back within 15 s of losing the manager",
+  ]);
+  const failed = report.expectations.filter((e) => !e.ok && !timing.has(e.name));
+  assert.deepEqual(failed, [], renderReport(report));
+  // The restart's goodbyes are expected, and the devices answered the new manager's heartbeats.
+  assert.equal(report.disconnects.unexpected, 0);
+  assert.deepEqual(report.disconnects.manager, { "manager-closed": 300 });
+  assert.deepEqual(report.disconnects.devices, { "manager-closed": 300 });
+  assert.equal(report.heartbeats.missed, 0);
+  const table = renderReport(report);
+  for (
+    const label of [
+      "restart: manager closed at",
+      "devices back / expected              150 / 150",
+      "back after the loss p50 / p90 / all",
+      "busiest 100 ms",
+      "handshakes per 100 ms",
+    ]
+  ) {
+    assert.ok(table.includes(label), `the table shows ${label}:\n${table}`);
+  }
+  assert.deepEqual(JSON.parse(JSON.stringify(report)).restart, restart);
+});
+
+Deno.test("the return is counted in sliding 100 ms windows", () => {
+  const figures = measureReturn([3.0, 3.07, 3.12, 3.15, 3.35, 4.8], 8);
+  // 3.07 to 3.15 is the busiest 100 ms although no fixed window holds all three.
+  assert.deepEqual(figures.busiest, { count: 3, share: 3 / 8, from: 3.07 });
+  assert.equal(figures.perWindow.length, 49);
+  assert.deepEqual(figures.perWindow.slice(29, 34), [0, 2, 2, 0, 1]);
+  assert.equal(figures.perWindow[48], 1);
+  assert.deepEqual(figures.backAfter, { p50: 3.12, p90: 4.8, last: 4.8 });
+  assert.deepEqual([figures.back, figures.expected], [6, 8]);
+  const none = measureReturn([], 10);
+  assert.deepEqual([none.back, none.busiest.count, none.perWindow.length], [0, 0, 0]);
 });
 
 Deno.test("simulator: unhandled rejections and uncaught errors are counted and fail the run", async () => {
@@ -313,10 +386,55 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
       ["--memory-every", "-1"],
       ["--connect", "devices.example:8595", "--steady-requests", "5"],
       ["--tls", "--ca", "missing.pem", "--cert", "c.pem", "--key", "k.pem"],
+      ["--restart", "-1"],
+      ["--restart-down", "5"],
+      ["--reconnect-jitter", "0.5"],
+      ["--restart", "1", "--reconnect-jitter", "2"],
+      ["--restart", "1", "--reconnect-delay", "0"],
+      ["--restart", "1", "--churn", "60"],
+      ["--restart", "1", "--silent", "0.1"],
+      ["--restart", "1", "--steady-requests", "5"],
+      ["--restart", "1", "--connect", "devices.example:8595"],
     ]
   ) {
     assert.throws(() => parseCli(bad, read), UsageError, bad.join(" "));
   }
+});
+
+Deno.test("the CLI's restart flags: the library's backoff unless one is given", async () => {
+  const plain = parseCli(["--restart", "2"]);
+  assert.ok(!plain.help);
+  assert.deepEqual(
+    [plain.options.restart, plain.options.restartDown, plain.options.reconnect],
+    [2, 3, undefined],
+  );
+  const tuned = parseCli([
+    "--restart",
+    "0",
+    "--restart-down",
+    "1.5",
+    "--reconnect-delay",
+    "0.5",
+    "--reconnect-max-delay",
+    "30",
+    "--reconnect-jitter",
+    "0.2",
+  ]);
+  assert.ok(!tuned.help);
+  assert.deepEqual([tuned.options.restart, tuned.options.restartDown], [0, 1.5]);
+  assert.deepEqual(tuned.options.reconnect, { initialDelay: 0.5, maxDelay: 30, jitter: 0.2 });
+  const none = parseCli([]);
+  assert.ok(!none.help && none.options.restart === undefined);
+  await assert.rejects(
+    () =>
+      runSimulation({
+        lights: 1,
+        locks: 1,
+        restart: 1,
+        chaos: { ...defaultOptions.chaos, churn: 60 },
+      }),
+    TypeError,
+  );
 });
 
 Deno.test("the report renders as a table with every figure and the verdict", async () => {
