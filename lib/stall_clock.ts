@@ -35,7 +35,7 @@ export class StallClock {
   #stalls: [number, number][] = [];
   #users = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #due = 0;
+  #lastRan = 0;
 
   /** Starts the pulse for one more user (a manager, a device connection). */
   acquire(): void {
@@ -52,14 +52,14 @@ export class StallClock {
   }
 
   /**
-   * Records that a timer due at `due` ran at `now`: lateness past the noise
-   * is time the process was not running.
+   * Records that the process did not run between `due` and `now` (a timer
+   * due at `due` ran only at `now`).
    *
    * @param due When the timer was due (`performance.now()`).
    * @param now When it ran. @default performance.now()
    */
   timerFired(due: number, now: number = performance.now()): void {
-    if (now - due < NOISE_MS) return;
+    if (now <= due) return;
     const last = this.#stalls.at(-1);
     if (last && due <= last[1]) last[1] = Math.max(last[1], now);
     else this.#stalls.push([due, now]);
@@ -83,9 +83,12 @@ export class StallClock {
   }
 
   #schedule(): void {
-    this.#due = performance.now() + PULSE_MS;
+    this.#lastRan = performance.now();
     const timer = setTimeout(() => {
-      this.timerFired(this.#due);
+      // The process ran at #lastRan and now; when it stopped in between is unknown, so the
+      // whole late gap counts as the stall: a peer gets the benefit of the doubt, never less.
+      const now = performance.now();
+      if (now - this.#lastRan - PULSE_MS >= NOISE_MS) this.timerFired(this.#lastRan, now);
       if (this.#users > 0) this.#schedule();
     }, PULSE_MS);
     Deno.unrefTimer(timer);
