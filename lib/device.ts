@@ -19,7 +19,7 @@
  *   unreachable without the socket having closed.
  * - `"refused"`: the manager refused the handshake while reconnecting, for a reason that another
  *   attempt would not change (`cause` is the {@linkcode InvalidInfo}); the device stops. Refusals
- *   for `"timeout"` or `"auth"` are retried with the backoff.
+ *   for `"timeout"`, `"auth"` or `"conflict"` are retried with the backoff.
  * - `"closed"`: the manager closed the socket without a goodbye (in mode 1, also how a rejected
  *   handshake shows).
  * - `"kicked"`: this application called `close()` or aborted the `signal`.
@@ -65,13 +65,16 @@ import { AsyncQueue } from "./queue.ts";
 
 /**
  * How a device retries after its connection drops: exponential backoff with
- * full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015).
- * Attempt `n` waits `min(maxDelay, initialDelay × 2^(n-1))` seconds, of which
- * the share `jitter` is random: the wait is uniform in
- * `[(1 - jitter) × base, base]`. With the defaults (1 s, 10 s, full jitter) a
- * fleet of 2,000 devices that loses its manager for 3 s comes back with no
- * 100 ms holding more than about 4 % of it, all within about 13 s
- * (`deno task simulate --restart` measures it).
+ * decorrelated jitter (AWS Architecture Blog, "Exponential Backoff And
+ * Jitter", 2015). Each wait is uniform between `initialDelay` and three times
+ * the previous wait (the first: three times `initialDelay`), capped at
+ * `maxDelay`; `jitter` scales the random part, and at 0 each wait is simply
+ * three times the last. Spread this way, a fleet that loses its manager does
+ * not come back in one wave: for 2,000 devices and a manager back after 3 s,
+ * the backoff alone puts about 3.3 % of the fleet (4.1 % in the worst of 200
+ * draws) in the busiest 100 ms and all of it back within about 12 s;
+ * `bench/herd.ts` measures it on real sockets with the manager in a process of
+ * its own (`bench/RESULTS-herd.md`: 3.2-3.7 %, all back within 12 s).
  *
  * After the manager says another connection took over the device's UUID
  * (`replaced`), the next attempt waits `maxDelay` (half of it random), and
@@ -86,11 +89,11 @@ import { AsyncQueue } from "./queue.ts";
  * ```
  */
 export interface ReconnectOptions {
-  /** Seconds of the first attempt's backoff. @default 1 */
+  /** Shortest wait before an attempt, in seconds. @default 1 */
   readonly initialDelay?: number;
-  /** Longest backoff, in seconds. @default 10 */
+  /** Longest wait before an attempt, in seconds. @default 10 */
   readonly maxDelay?: number;
-  /** Share of each backoff that is random, 0 (none) to 1 (full jitter). @default 1 */
+  /** How much of each wait is random, 0 (none: each wait three times the last) to 1. @default 1 */
   readonly jitter?: number;
   /** Attempts after one drop before giving up (the device then ends for good). @default Infinity */
   readonly maxAttempts?: number;
@@ -158,8 +161,9 @@ export interface DeviceOptions {
    * connection ends with reason `"keepalive"` and the device reconnects if it
    * may. MQTT clients do the same with their keepalive. Measured in this
    * process's running time (a stall of the device's own process does not
-   * count). @default in mode 2, the manager's promise from `WELCOME`:
-   * `heartbeatRate + heartbeatTimeout`; in mode 1 (no `WELCOME`), off
+   * count). @default in mode 2, the manager's promise from `WELCOME`,
+   * `heartbeatRate + heartbeatTimeout`, plus 10 % and at least 1 s of slack;
+   * in mode 1 (no `WELCOME`), off
    */
   readonly keepalive?: number;
   /** Answer heartbeats; `false` makes a device the manager will drop (for tests and chaos). @default true */
@@ -251,11 +255,20 @@ const MODE1_BEAT = new TextEncoder().encode("beat");
 const MODE2_BEAT = encodeFrame(FrameType.BEAT);
 const END_BYTES = new TextEncoder().encode(END_TEXT);
 const decoder = new TextDecoder();
+/**
+ * The keepalive limit for a manager's promise of `seconds`: 10 % more, and at
+ * least 1 s more, so that a short pause of the manager (which it forgives
+ * itself) does not drop a whole fleet at once. The Python device uses the same.
+ */
+function withSlack(seconds: number): number {
+  return seconds + Math.max(1, seconds * 0.1);
+}
+
 /** A connection that lasts this long resets the count of takeovers in a row (ms). */
 const STABLE_CONNECTION_MS = 60_000;
 const random = Math.random;
 /** Refusals that may pass on another attempt (the rest would repeat: the device stops). */
-const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(["timeout", "auth"]);
+const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(["timeout", "auth", "conflict"]);
 /** Manager-side end reasons a device keeps as its own (the rest show as `"ended"`). */
 const KEPT_END_REASONS: ReadonlySet<string> = new Set(["heartbeat", "replaced", "manager-closed"]);
 
@@ -640,11 +653,12 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
   async #reconnectLoop(drop: ConnectionEnd): Promise<void> {
     const settings = this.#reconnect!;
     let lastError: unknown = drop;
+    let delay = settings.initialDelay * 1000;
     for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
       // Taken over by another connection with this UUID: back off hard before taking it back.
-      const delay = attempt === 1 && drop.reason === "replaced"
+      delay = attempt === 1 && drop.reason === "replaced"
         ? settings.maxDelay * 1000 * (1 - random() / 2)
-        : backoffDelay(attempt, settings);
+        : backoffDelay(delay, settings);
       this.#log.debug("Device {uuid} reconnects in {delay} ms (attempt {attempt})", {
         uuid: this.uuid,
         delay: Math.round(delay),
@@ -730,9 +744,11 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
 }
 
 /**
- * The delay before reconnection attempt `attempt` (1-based), in milliseconds.
+ * The wait before the next reconnection attempt, in milliseconds: decorrelated
+ * jitter, uniform between `initialDelay` and three times the previous wait,
+ * capped at `maxDelay` (see {@linkcode ReconnectOptions}).
  *
- * @param attempt Which attempt after the drop, from 1.
+ * @param previousMs The previous wait; `initialDelay` (in ms) before the first attempt.
  * @param options Backoff settings, all given.
  * @param random A source of numbers in [0, 1).
  *
@@ -740,16 +756,17 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
  * ```ts
  * import { backoffDelay } from "./lib/device.ts";
  * const settings = { initialDelay: 0.5, maxDelay: 30, jitter: 0, maxAttempts: Infinity, maxReplaced: 3 };
- * console.log(backoffDelay(3, settings)); // 2000
+ * console.log(backoffDelay(500, settings)); // 1500
  * ```
  */
 export function backoffDelay(
-  attempt: number,
+  previousMs: number,
   options: Required<ReconnectOptions>,
   random: () => number = Math.random,
 ): number {
-  const base = Math.min(options.maxDelay, options.initialDelay * 2 ** (attempt - 1));
-  return base * 1000 * (1 - options.jitter * random());
+  const lower = options.initialDelay * 1000;
+  const upper = Math.max(lower, previousMs * 3);
+  return Math.min(options.maxDelay * 1000, upper - options.jitter * random() * (upper - lower));
 }
 
 /**
@@ -1056,10 +1073,10 @@ class Link {
         const settings = parseSettings(payload);
         this.#hooks.onWelcome(settings);
         // The manager promised a heartbeat every rate, and drops us after timeout: silence
-        // longer than both together means it is gone.
+        // longer than both together (plus slack for a pause of its own) means it is gone.
         const promised = settings.heartbeatRate !== undefined &&
             settings.heartbeatTimeout !== undefined
-          ? settings.heartbeatRate + settings.heartbeatTimeout
+          ? withSlack(settings.heartbeatRate + settings.heartbeatTimeout)
           : undefined;
         const keepalive = this.#keepaliveOption ?? promised;
         if (keepalive !== undefined) this.#startKeepalive(keepalive * 1000);

@@ -96,6 +96,8 @@ export class ConnectionEnd extends IotManagerError {
  * - `"timeout"`: not complete within the handshake timeout.
  * - `"preamble"`: a mode-2 answer with an unknown version or bad framing.
  * - `"auth"`: refused by the manager's `authenticate` hook (or no proof given).
+ * - `"conflict"`: another live connection holds this UUID, and the two have been
+ *   taking it from each other; the holder keeps it for a minute.
  */
 export type InvalidInfoReason =
   | "encoding"
@@ -106,7 +108,8 @@ export type InvalidInfoReason =
   | "size"
   | "timeout"
   | "preamble"
-  | "auth";
+  | "auth"
+  | "conflict";
 
 const INVALID_INFO_REASONS: ReadonlySet<string> = new Set<InvalidInfoReason>([
   "encoding",
@@ -118,6 +121,7 @@ const INVALID_INFO_REASONS: ReadonlySet<string> = new Set<InvalidInfoReason>([
   "timeout",
   "preamble",
   "auth",
+  "conflict",
 ]);
 
 /**

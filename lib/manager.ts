@@ -616,6 +616,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
         timeout: this.#options.handshakeTimeout,
         maxSize: this.#options.maxHandshakeSize,
         authenticate: this.#authenticate && this.#judge.bind(this, this.#authenticate, addr),
+        admissible: (handshake) => this.#conflictWith(handshake.info.uuid),
       });
     } catch (error) {
       if (!this.#closing) this.#logRejection(address, error);
@@ -628,6 +629,17 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       return;
     }
     this.#admit(conn, handshake.mode, handshake.info, handshake.leftover, address);
+  }
+
+  /** A refusal when the UUID is pinned to a live holder after a conflict (see `#admit`). */
+  #conflictWith(uuid: string): InvalidInfo | undefined {
+    const holder = this.#registry.get(uuid);
+    if (!holder || holder.pinnedUntil <= performance.now()) return undefined;
+    return new InvalidInfo(
+      "conflict",
+      `UUID ${uuid} is held by another live connection (${holder.address.hostname}:${holder.address.port}) ` +
+        "and the two keep taking it from each other; try again later or fix the duplicate",
+    );
   }
 
   /** Asks the `authenticate` hook about a handshake; a hook that throws refuses (and is logged). */
@@ -696,6 +708,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       // A takeover of a connection that was itself a recent takeover: two live devices, one UUID.
       const flapping = previous.tookOverFrom !== undefined &&
         performance.now() - previous.admittedAt < UUID_CONFLICT_WINDOW_MS;
+      // Two live devices with one UUID: the newcomer keeps it for a while; the other is refused.
+      if (flapping) connection.pinnedUntil = performance.now() + UUID_CONFLICT_WINDOW_MS;
       if (flapping && !connection.conflictLogged) {
         connection.conflictLogged = true;
         this.#log.warn(

@@ -4,13 +4,14 @@ import {
   type ConnectionEnd,
   Device,
   encodeFrame,
+  encodeHandshake,
   FrameType,
   hmacAuthenticator,
   InvalidInfo,
   type Manager,
 } from "../mod.ts";
 import { backoffDelay, splitManagerChunk } from "../lib/device.ts";
-import { bytes, LogCapture, startManager, text, tlsFiles, waitFor } from "./_helpers.ts";
+import { bytes, LogCapture, RawDevice, startManager, text, tlsFiles, waitFor } from "./_helpers.ts";
 
 /** Connects a device to `manager` and waits until the manager has registered it. */
 async function connectTo(
@@ -235,7 +236,7 @@ Deno.test("reconnect: gives up after maxAttempts with reason io", async () => {
   assert.match(end.message, /gave up reconnecting after 3 attempts/);
 });
 
-Deno.test("backoffDelay doubles up to maxDelay; jitter is the random share below that (full by default)", () => {
+Deno.test("backoffDelay: decorrelated jitter between initialDelay and 3x the last wait, capped", () => {
   const exact = {
     initialDelay: 0.5,
     maxDelay: 4,
@@ -243,48 +244,63 @@ Deno.test("backoffDelay doubles up to maxDelay; jitter is the random share below
     maxAttempts: Infinity,
     maxReplaced: 3,
   };
-  assert.deepEqual(
-    [1, 2, 3, 4, 5, 6].map((attempt) => backoffDelay(attempt, exact, Math.random)),
-    [500, 1000, 2000, 4000, 4000, 4000],
-  );
-  const quarter = { ...exact, jitter: 0.25 };
-  assert.equal(backoffDelay(1, quarter, () => 0), 500);
-  assert.equal(backoffDelay(1, quarter, () => 0.5), 437.5);
-  assert.ok(backoffDelay(1, quarter, () => 0.999999) > 375);
+  const waits: number[] = [];
+  for (let previous = 500, i = 0; i < 4; i++) waits.push(previous = backoffDelay(previous, exact));
+  assert.deepEqual(waits, [1500, 4000, 4000, 4000], "no jitter: three times the last, capped");
   const full = { ...exact, jitter: 1 };
-  assert.equal(backoffDelay(3, full, () => 0), 2000);
-  assert.ok(backoffDelay(3, full, () => 0.999999) < 1);
+  assert.equal(backoffDelay(1000, full, () => 0), 3000);
+  assert.equal(backoffDelay(1000, full, () => 0.999999) < 501, true, "down to initialDelay");
+  assert.equal(backoffDelay(3000, full, () => 0), 4000, "capped at maxDelay");
+  const half = { ...exact, jitter: 0.5 };
+  assert.equal(backoffDelay(1000, half, () => 1), 1750);
 });
+for (const mode of [1, 2] as const) {
+  Deno.test(`mode ${mode}: two live devices with one UUID settle; the conflict is logged once`, async () => {
+    await using logs = await LogCapture.start();
+    await using manager = await startManager();
+    const takeovers: string[] = [];
+    manager.on("disconnect", (_client, end) => void takeovers.push(end.reason));
+    const uuid = crypto.randomUUID();
+    const reconnect = { initialDelay: 0.02, maxDelay: 0.1 };
+    await using first = await connectTo(manager, { uuid, mode, reconnect });
+    await using second = await connectTo(manager, { uuid, mode, reconnect });
+    // The first takes the UUID back once; that second takeover is the conflict, and its
+    // winner keeps the UUID: the other is refused from then on, in either mode.
+    await waitFor(() => logs.matching({ reason: "uuid-conflict" }).length === 1, "the conflict");
+    const holder = manager.get(uuid);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // many backoffs of the loser
+    assert.equal(manager.get(uuid), holder, "the holder keeps the UUID");
+    assert.ok(takeovers.filter((reason) => reason === "replaced").length <= 2, takeovers.join());
+    assert.equal([first, second].filter((device) => device.connected).length, 1);
+    assert.equal(logs.matching({ reason: "uuid-conflict" }).length, 1, "logged once");
+    const conflict = logs.matching({ reason: "uuid-conflict" })[0];
+    assert.match(LogCapture.text(conflict), /127\.0\.0\.1:\d+ and 127\.0\.0\.1:\d+/);
+    if (mode === 2) await logs.waitFor({ reason: "conflict" }); // the loser's refusals, logged
+  });
+}
 
-Deno.test("two live devices with one UUID settle: one stops with reason replaced, the conflict is logged once", async () => {
-  await using logs = await LogCapture.start();
+Deno.test("a Device taken over maxReplaced times in a row stops with reason replaced", async () => {
   await using manager = await startManager();
-  const takeovers: string[] = [];
-  manager.on("disconnect", (_client, end) => void takeovers.push(end.reason));
   const uuid = crypto.randomUUID();
-  const reconnect = { initialDelay: 0.02, maxDelay: 0.1 };
-  await using first = await connectTo(manager, { uuid, reconnect });
-  const firstDrops: string[] = [];
-  first.on("disconnect", (end) => void firstDrops.push(end.reason));
-  await using second = await connectTo(manager, { uuid, reconnect });
-  const ended = await Promise.race([first.closed, second.closed]);
-  assert.equal(ended.reason, "replaced");
-  assert.match(ended.message, /another device is using UUID/);
-  const survivor = await Promise.race([
-    first.closed.then(() => second),
-    second.closed.then(() => first),
-  ]);
-  await waitFor(
-    () => survivor.connected && manager.get(uuid) !== undefined,
-    "the survivor connected",
-  );
-  assert.ok(takeovers.filter((reason) => reason === "replaced").length <= 7, takeovers.join());
-  assert.ok(firstDrops.length > 0 && firstDrops.every((reason) => reason === "replaced"));
-  const conflicts = logs.matching({ reason: "uuid-conflict" });
-  assert.equal(conflicts.length, 1, "logged once, not per takeover");
-  assert.match(LogCapture.text(conflicts[0]), /127\.0\.0\.1:\d+ and 127\.0\.0\.1:\d+/);
+  await using device = await connectTo(manager, {
+    uuid,
+    reconnect: { initialDelay: 0.02, maxDelay: 0.05, maxReplaced: 2 },
+  });
+  // Another party takes the UUID twice, each time after the device came back.
+  for (let i = 0; i < 2; i++) {
+    await waitFor(() => device.connected, "the device connected");
+    const raw = await RawDevice.connect(manager.port);
+    await raw.readBytes(1);
+    await raw.write(encodeHandshake({ uuid, type: "light", data: {} }, 2));
+    await raw.readFrameOf(FrameType.WELCOME);
+    const end = i === 0 ? null : await device.closed;
+    raw.close();
+    if (end) {
+      assert.equal(end.reason, "replaced");
+      assert.match(end.message, /another device is using UUID/);
+    }
+  }
 });
-
 Deno.test("a slow consumer pauses reading and loses nothing", async () => {
   await using manager = await startManager();
   await using light = await connectTo(manager, { mode: 2, highWaterMark: 2 });

@@ -45,7 +45,7 @@ Output, one line each: "connected <uuid> mode <n>", "message: <text>",
 "end: <why> (<reason>)", "refused: <why> (<reason>)", "disconnected: <why>",
 "reconnecting in <s> s". <reason> is the manager's machine-readable code from
 its END frame (mode 2), e.g. heartbeat, replaced, kicked, type, auth. A refusal
-that another attempt would not change (any reason but timeout or auth) stops
+that another attempt would not change (any reason but timeout, auth or conflict) stops
 the device with exit status 3 instead of reconnecting.
 
 A manager that stops talking without closing (stopped, hung, or cut off by the
@@ -525,7 +525,7 @@ class Refused(Exception):
 
 
 # Refusals another attempt may pass; the others stop the device.
-TRANSIENT_REFUSALS = ("timeout", "auth")
+TRANSIENT_REFUSALS = ("timeout", "auth", "conflict")
 REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
 
