@@ -250,7 +250,7 @@ function renderRestart(restart: RestartReport): string[] {
   const rows: [string, string][] = [
     [
       "device backoff",
-      `${reconnect.initialDelay} s doubling to ${reconnect.maxDelay} s, jitter ${reconnect.jitter}`,
+      `${reconnect.initialDelay} s to ${reconnect.maxDelay} s, decorrelated jitter ${reconnect.jitter}`,
     ],
     ["devices back / expected", `${restart.back} / ${restart.expected}`],
     [
