@@ -67,15 +67,16 @@ export {
   FrameType,
   type FrameTypeValue,
   GETINFO_BYTE,
+  type HandshakeScan,
   HEARTBEAT_BYTE,
   MODE2_PREAMBLE,
   parseEnd,
   parseHandshake,
   type ProtocolMode,
   readFrameAt,
+  readHandshake,
   splitMode1Chunk,
-} from "./lib/protocol.ts";
-export { type HandshakeScan, readHandshake } from "./lib/handshake_reader.ts";
+} from "./lib/protocol/mod.ts";
 export {
   Device,
   type DeviceEvents,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { DeviceInfo, ProtocolMode } from "./protocol.ts";
+import type { DeviceInfo, ProtocolMode } from "./protocol/mod.ts";
 
 /** Size of the nonce in a `CHALLENGE` frame, in bytes. */
 export const CHALLENGE_SIZE = 32;

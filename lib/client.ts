@@ -40,8 +40,8 @@ import {
   partialBeatAtEnd,
   type ProtocolMode,
   splitMode1Chunk,
-} from "./protocol.ts";
-import { HandshakeReader } from "./handshake_reader.ts";
+} from "./protocol/mod.ts";
+import { HandshakeReader } from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
 
 /** Options for methods that wait for the device. */

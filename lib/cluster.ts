@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { DeviceInfo } from "./protocol.ts";
+import type { DeviceInfo } from "./protocol/mod.ts";
 
 /**
  * What a manager offers its cluster adapter: local delivery and its own

@@ -35,7 +35,6 @@ import { stallClock } from "./stall_clock.ts";
 import { getLogger, type Logger } from "@logtape/logtape";
 import { validate as isUuid } from "uuid";
 import { computeProof } from "./auth.ts";
-import { concatBytes } from "./bytes.ts";
 import {
   ConnectionEnd,
   type EndReason,
@@ -51,7 +50,6 @@ import {
   encodeFrame,
   encodeHandshake,
   encodeMessage,
-  END_TEXT,
   FRAME_HEADER_SIZE,
   FrameDecoder,
   FrameType,
@@ -60,7 +58,8 @@ import {
   HEARTBEAT_BYTE,
   parseEnd,
   type ProtocolMode,
-} from "./protocol.ts";
+  splitManagerChunk,
+} from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
 
 /**
@@ -253,7 +252,6 @@ const FAREWELL_GRACE_MS = 1000;
 const READ_BUFFER_SIZE = 16 * 1024;
 const MODE1_BEAT = new TextEncoder().encode("beat");
 const MODE2_BEAT = encodeFrame(FrameType.BEAT);
-const END_BYTES = new TextEncoder().encode(END_TEXT);
 const decoder = new TextDecoder();
 /**
  * The keepalive limit for a manager's promise of `seconds`: 10 % more, and at
@@ -769,45 +767,6 @@ export function backoffDelay(
   return Math.min(options.maxDelay * 1000, upper - options.jitter * random() * (upper - lower));
 }
 
-/**
- * Splits one mode-1 read from the manager: the control bytes `0x01`
- * (`getinfo`) and `0x02` (heartbeat), wherever they are (the manager may
- * coalesce them with a message), and the message that remains. A message
- * ending in `end\n` is held back (`heldEnd`): if the manager then closes, it
- * was the goodbye; if more bytes come, it is put back in front of them.
- *
- * @param chunk One read's bytes (not retained; the message is a copy).
- * @param heldEnd Whether `end\n` was held back from the previous read.
- * @returns The control bytes in order, the message, and whether `end\n` is now held back.
- *
- * @example
- * ```ts
- * import { splitManagerChunk } from "./lib/device.ts";
- * const split = splitManagerChunk(new TextEncoder().encode("on\x02end\n"), false);
- * console.log(split.controls, new TextDecoder().decode(split.message), split.heldEnd); // [2] "on" true
- * ```
- */
-export function splitManagerChunk(
-  chunk: Uint8Array,
-  heldEnd: boolean,
-): { controls: number[]; message: Uint8Array; heldEnd: boolean } {
-  const parts: Uint8Array[] = heldEnd ? [END_BYTES] : [];
-  const controls: number[] = [];
-  let start = 0;
-  for (let i = 0; i < chunk.length; i++) {
-    const byte = chunk[i];
-    if (byte !== GETINFO_BYTE && byte !== HEARTBEAT_BYTE) continue;
-    if (i > start) parts.push(chunk.subarray(start, i));
-    start = i + 1;
-    controls.push(byte);
-  }
-  if (start < chunk.length) parts.push(chunk.subarray(start));
-  let message = parts.length === 1 ? parts[0].slice() : concatBytes(parts);
-  const holds = endsWith(message, END_BYTES);
-  if (holds) message = message.subarray(0, message.length - END_BYTES.length);
-  return { controls, message, heldEnd: holds };
-}
-
 /** What a link needs from its device. */
 interface LinkHooks {
   info(): DeviceInfo;
@@ -1151,13 +1110,6 @@ class Link {
     });
     this.terminate("protocol", message, { farewell: true });
   }
-}
-
-function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
-  if (bytes.length < suffix.length) return false;
-  const offset = bytes.length - suffix.length;
-  for (let i = 0; i < suffix.length; i++) if (bytes[offset + i] !== suffix[i]) return false;
-  return true;
 }
 
 function parseSettings(payload: Uint8Array): ManagerSettings {

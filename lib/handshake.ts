@@ -10,7 +10,7 @@
 import type { Transport } from "./transport.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import { CHALLENGE_SIZE } from "./auth.ts";
-import { HandshakeReader } from "./handshake_reader.ts";
+import { HandshakeReader } from "./protocol/mod.ts";
 import { withGrace } from "./graceful.ts";
 import {
   type DeviceInfo,
@@ -21,7 +21,7 @@ import {
   GETINFO_BYTE,
   isFrameType,
   type ProtocolMode,
-} from "./protocol.ts";
+} from "./protocol/mod.ts";
 
 /** A handshake that succeeded. */
 export interface Handshake {

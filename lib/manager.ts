@@ -22,7 +22,7 @@ import {
   encodeMessage,
   FrameType,
   type ProtocolMode,
-} from "./protocol.ts";
+} from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
 import { Registry } from "./registry.ts";
 import { WriteWatchdog } from "./watchdog.ts";

@@ -25,7 +25,7 @@ import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { createClient } from "redis";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
-import type { DeviceInfo } from "./protocol.ts";
+import type { DeviceInfo } from "./protocol/mod.ts";
 
 /** Options of {@linkcode RedisAdapter}. */
 export interface RedisAdapterOptions {

@@ -10,7 +10,8 @@ import {
   InvalidInfo,
   type Manager,
 } from "../mod.ts";
-import { backoffDelay, splitManagerChunk } from "../lib/device.ts";
+import { backoffDelay } from "../lib/device.ts";
+import { splitManagerChunk } from "../lib/protocol/mod.ts";
 import { bytes, LogCapture, RawDevice, startManager, text, tlsFiles, waitFor } from "./_helpers.ts";
 
 /** Connects a device to `manager` and waits until the manager has registered it. */

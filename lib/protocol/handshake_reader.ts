@@ -13,18 +13,10 @@
  * @module
  */
 
-import { InvalidInfo } from "./errors.ts";
-import {
-  type DeviceInfo,
-  FRAME_HEADER_SIZE,
-  FrameType,
-  isFrameType,
-  MODE2_PREAMBLE,
-  parseHandshake,
-  preview,
-  type ProtocolMode,
-  scanHandshakeText,
-} from "./protocol.ts";
+import { InvalidInfo } from "../errors.ts";
+import { FRAME_HEADER_SIZE, FrameType, isFrameType, MODE2_PREAMBLE } from "./frames.ts";
+import { parseHandshake, preview, scanHandshakeText } from "./handshake_text.ts";
+import type { DeviceInfo, ProtocolMode } from "./types.ts";
 
 /** The outcome of {@linkcode HandshakeReader.push} (and of `readHandshake`). */
 export type HandshakeScan =
@@ -69,7 +61,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * import { HandshakeReader } from "./lib/handshake_reader.ts";
+ * import { HandshakeReader } from "./lib/protocol/mod.ts";
  * const reader = new HandshakeReader({ validTypes: ["light"], maxSize: 4096 });
  * const answer = new TextEncoder().encode("1862cfe1-5dab-4d8e-a946-50d6728f830f##light##{}\n");
  * console.log(reader.push(answer.subarray(0, 10)).status); // "incomplete"
@@ -100,7 +92,11 @@ export class HandshakeReader {
   // Mode 2: the INFO payload's length once its header is in (-1 before).
   #payloadLength = -1;
 
-  /** @param options What to accept; see {@linkcode HandshakeReaderOptions}. */
+  /**
+   * Creates a reader for one answer.
+   *
+   * @param options What to accept; see {@linkcode HandshakeReaderOptions}.
+   */
   constructor(options: HandshakeReaderOptions) {
     this.#validTypes = options.validTypes;
     this.#maxSize = options.maxSize ?? Infinity;

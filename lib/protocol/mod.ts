@@ -1,0 +1,59 @@
+/**
+ * The wire protocol as pure functions: no sockets, no timers. The manager and
+ * the device side both build on these, and so can anyone writing a device or
+ * a tool at the wire level (`@iot-manager/core/protocol`); `docs/PROTOCOL.md`
+ * describes the same bytes for people writing devices in other languages.
+ *
+ * - `mode1.ts`: the seed's protocol: command bytes, `beat`, no boundaries.
+ * - `frames.ts`: mode 2's frames, how they are cut from a stream, `END`'s reason.
+ * - `handshake_text.ts`: the answer `UUID##TYPE##JSON`, parsed and encoded.
+ * - `handshake_reader.ts`: reading an answer as it arrives, in linear time.
+ * - `types.ts`: the protocol mode and a device's identity.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameDecoder, FrameType } from "@iot-manager/core/protocol";
+ * const decoder = new FrameDecoder(1024);
+ * decoder.push(encodeFrame(FrameType.DATA, "on"), (type, payload) => console.log(type, payload));
+ * ```
+ *
+ * @module
+ */
+
+export {
+  BEAT_TEXT,
+  END_TEXT,
+  GETINFO_BYTE,
+  HEARTBEAT_BYTE,
+  partialBeatAtEnd,
+  splitManagerChunk,
+  splitMode1Chunk,
+} from "./mode1.ts";
+export {
+  encodeEnd,
+  encodeFrame,
+  encodeMessage,
+  FRAME_HEADER_SIZE,
+  FrameDecoder,
+  FrameType,
+  type FrameTypeValue,
+  isFrameType,
+  MODE2_PREAMBLE,
+  parseEnd,
+  readFrameAt,
+} from "./frames.ts";
+export {
+  decodeUtf8,
+  encodeHandshake,
+  parseHandshake,
+  preview,
+  scanHandshakeText,
+  type TextScan,
+} from "./handshake_text.ts";
+export {
+  HandshakeReader,
+  type HandshakeReaderOptions,
+  type HandshakeScan,
+  readHandshake,
+} from "./handshake_reader.ts";
+export type { DeviceInfo, ProtocolMode } from "./types.ts";
