@@ -54,29 +54,7 @@ export {
   ProtocolError,
   TimeoutError,
 } from "./lib/errors.ts";
-export {
-  BEAT_TEXT,
-  type DeviceInfo,
-  encodeEnd,
-  encodeFrame,
-  encodeHandshake,
-  encodeMessage,
-  END_TEXT,
-  FRAME_HEADER_SIZE,
-  FrameDecoder,
-  FrameType,
-  type FrameTypeValue,
-  GETINFO_BYTE,
-  type HandshakeScan,
-  HEARTBEAT_BYTE,
-  MODE2_PREAMBLE,
-  parseEnd,
-  parseHandshake,
-  type ProtocolMode,
-  readFrameAt,
-  readHandshake,
-  splitMode1Chunk,
-} from "./lib/protocol/mod.ts";
+export type { DeviceInfo, ProtocolMode } from "./lib/protocol/mod.ts";
 export {
   Device,
   type DeviceEvents,

@@ -12,7 +12,8 @@
  * @module
  */
 
-import { encodeFrame, encodeHandshake, FrameType, type ProtocolMode } from "@iot-manager/core";
+import type { ProtocolMode } from "@iot-manager/core";
+import { encodeFrame, encodeHandshake, FrameType } from "@iot-manager/core/protocol";
 import { within } from "./control.ts";
 import { PAYLOAD_SIZE, wallClock } from "./wire.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { encodeMessage } from "@iot-manager/core";
+import { encodeMessage } from "@iot-manager/core/protocol";
 import { ServerProcess } from "./control.ts";
 import { DeviceFleet } from "./load.ts";
 import { encodePublish, MqttFleet, startMosquitto, TOPIC } from "./mqtt.ts";

@@ -11,7 +11,8 @@
  */
 
 import { configure, getStreamSink, getTextFormatter } from "@logtape/logtape";
-import { encodeMessage, Manager, type ProtocolMode } from "@iot-manager/core";
+import { Manager, type ProtocolMode } from "@iot-manager/core";
+import { encodeMessage } from "@iot-manager/core/protocol";
 import { type CommandHandler, serveCommands } from "./control.ts";
 import { benchPayload, readStamp, STAMP_MARK, wallClock } from "./wire.ts";
 

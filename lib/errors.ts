@@ -144,7 +144,8 @@ export function isInvalidInfoReason(reason: string): reason is InvalidInfoReason
  *
  * @example
  * ```ts
- * import { InvalidInfo, parseHandshake } from "@iot-manager/core";
+ * import { parseHandshake } from "@iot-manager/core/protocol";
+ * import { InvalidInfo } from "@iot-manager/core";
  * try {
  *   parseHandshake("not-a-uuid##light##{}", ["light"]);
  * } catch (error) {
@@ -176,7 +177,8 @@ export class InvalidInfo extends IotManagerError {
  *
  * @example
  * ```ts
- * import { FrameDecoder, ProtocolError } from "@iot-manager/core";
+ * import { FrameDecoder } from "@iot-manager/core/protocol";
+ * import { ProtocolError } from "@iot-manager/core";
  * const decoder = new FrameDecoder(16);
  * try {
  *   decoder.push(new Uint8Array([0x10, 0, 0, 1, 0]), () => {});

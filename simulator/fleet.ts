@@ -12,11 +12,10 @@ import {
   type Client,
   type ConnectionEnd,
   Device,
-  encodeFrame,
-  FrameType,
   type ProtocolMode,
   type ReconnectOptions,
 } from "../mod.ts";
+import { encodeFrame, FrameType } from "@iot-manager/core/protocol";
 import {
   answer,
   commandLines,

@@ -4,16 +4,14 @@
  */
 
 import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { Manager, type ManagerOptions, type ProtocolMode } from "../mod.ts";
 import {
   encodeFrame,
   encodeHandshake,
   FrameDecoder,
   FrameType,
   type FrameTypeValue,
-  Manager,
-  type ManagerOptions,
-  type ProtocolMode,
-} from "../mod.ts";
+} from "../lib/protocol/mod.ts";
 
 const fixtures = new URL("./fixtures/tls/", import.meta.url);
 /** Test-only TLS files (see tests/fixtures/tls/README.md). */

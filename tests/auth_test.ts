@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  type AuthRequest,
-  computeProof,
-  encodeFrame,
-  encodeHandshake,
-  FrameType,
-  hmacAuthenticator,
-  parseEnd,
-} from "../mod.ts";
+import { type AuthRequest, computeProof, hmacAuthenticator } from "../mod.ts";
+import { encodeFrame, encodeHandshake, FrameType, parseEnd } from "../lib/protocol/mod.ts";
 import { connectDevice, LogCapture, RawDevice, startManager, text, waitFor } from "./_helpers.ts";
 
 const secrets = new Map<string, string>();

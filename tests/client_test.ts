@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  type Client,
-  Device,
-  encodeFrame,
-  encodeHandshake,
-  FrameType,
-  TimeoutError,
-} from "../mod.ts";
+import { type Client, Device, TimeoutError } from "../mod.ts";
+import { encodeFrame, encodeHandshake, FrameType } from "../lib/protocol/mod.ts";
 import { bytes, connectDevice, decodeFrames, startManager, text, waitFor } from "./_helpers.ts";
 
 Deno.test("request is exclusive: the answer goes to the requester, other messages to handlers", async () => {

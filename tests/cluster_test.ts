@@ -3,7 +3,8 @@
  * on a free loopback port, with devices spread over them.
  */
 import assert from "node:assert/strict";
-import { FrameType, type Manager } from "../mod.ts";
+import type { Manager } from "../mod.ts";
+import { FrameType } from "../lib/protocol/mod.ts";
 import { createClient } from "redis";
 import { RedisAdapter } from "../lib/redis_adapter.ts";
 import {

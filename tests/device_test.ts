@@ -3,13 +3,11 @@ import fc from "fast-check";
 import {
   type ConnectionEnd,
   Device,
-  encodeFrame,
-  encodeHandshake,
-  FrameType,
   hmacAuthenticator,
   InvalidInfo,
   type Manager,
 } from "../mod.ts";
+import { encodeFrame, encodeHandshake, FrameType } from "../lib/protocol/mod.ts";
 import { backoffDelay } from "../lib/device.ts";
 import { splitManagerChunk } from "../lib/protocol/mod.ts";
 import { bytes, LogCapture, RawDevice, startManager, text, tlsFiles, waitFor } from "./_helpers.ts";

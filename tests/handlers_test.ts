@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeFrame, FrameType } from "../mod.ts";
+import { encodeFrame, FrameType } from "../lib/protocol/mod.ts";
 import { connectDevice, LogCapture, startManager, text, waitFor } from "./_helpers.ts";
 
 Deno.test("a throwing or rejecting handler is logged and isolated from the others", async () => {

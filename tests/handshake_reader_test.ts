@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { encodeHandshake, InvalidInfo } from "../mod.ts";
+import { InvalidInfo } from "../mod.ts";
+import { encodeHandshake } from "../lib/protocol/mod.ts";
 import { HandshakeReader, type HandshakeScan } from "../lib/protocol/mod.ts";
 import { bytes } from "./_helpers.ts";
 

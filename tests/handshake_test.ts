@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { encodeHandshake, FrameType, InvalidInfo, parseEnd } from "../mod.ts";
+import { InvalidInfo } from "../mod.ts";
+import { encodeHandshake, FrameType, parseEnd } from "../lib/protocol/mod.ts";
 import {
   bytes,
   connectDevice,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type ConnectionEnd, encodeFrame, FrameType } from "../mod.ts";
+import type { ConnectionEnd } from "../mod.ts";
+import { encodeFrame, FrameType } from "../lib/protocol/mod.ts";
 import { connectDevice, LogCapture, startManager, text, waitFor } from "./_helpers.ts";
 
 Deno.test("mode 1: a device answering beat survives rounds; beat never reaches handlers", async () => {

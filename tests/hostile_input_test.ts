@@ -4,13 +4,8 @@
  * alongside is still served in both directions.
  */
 import assert from "node:assert/strict";
-import {
-  encodeFrame,
-  encodeHandshake,
-  FrameType,
-  type Manager,
-  type ManagerOptions,
-} from "../mod.ts";
+import type { Manager, ManagerOptions } from "../mod.ts";
+import { encodeFrame, encodeHandshake, FrameType } from "../lib/protocol/mod.ts";
 import { AsyncQueue } from "../lib/queue.ts";
 import {
   bytes,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeFrame, FrameType } from "../mod.ts";
+import { encodeFrame, FrameType } from "../lib/protocol/mod.ts";
 import { connectDevice, decodeFrames, startManager, text, tlsFiles, waitFor } from "./_helpers.ts";
 
 for (const mode of [1, 2] as const) {

@@ -2,6 +2,12 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   ConnectionEnd,
+  InvalidInfo,
+  IotManagerError,
+  ProtocolError,
+  TimeoutError,
+} from "../mod.ts";
+import {
   encodeEnd,
   encodeFrame,
   encodeHandshake,
@@ -9,16 +15,12 @@ import {
   FrameDecoder,
   FrameType,
   type FrameTypeValue,
-  InvalidInfo,
-  IotManagerError,
   MODE2_PREAMBLE,
   parseEnd,
   parseHandshake,
-  ProtocolError,
   readHandshake,
   splitMode1Chunk,
-  TimeoutError,
-} from "../mod.ts";
+} from "../lib/protocol/mod.ts";
 import { bytes, text } from "./_helpers.ts";
 
 const hex = (value: Uint8Array): string =>

@@ -26,7 +26,7 @@ export const FRAME_HEADER_SIZE = 5;
  *
  * @example
  * ```ts
- * import { encodeFrame, FrameType } from "@iot-manager/core";
+ * import { encodeFrame, FrameType } from "@iot-manager/core/protocol";
  * const ping = encodeFrame(FrameType.HEARTBEAT); // 02 00 00 00 00
  * ```
  */
@@ -80,7 +80,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * import { encodeFrame, FrameType } from "@iot-manager/core";
+ * import { encodeFrame, FrameType } from "@iot-manager/core/protocol";
  * const frame = encodeFrame(FrameType.DATA, "on");
  * console.log(frame); // Uint8Array(7) [16, 0, 0, 0, 2, 111, 110]
  * ```
@@ -114,7 +114,7 @@ const EMPTY = new Uint8Array(0);
  *
  * @example
  * ```ts
- * import { encodeEnd } from "@iot-manager/core";
+ * import { encodeEnd } from "@iot-manager/core/protocol";
  * const frame = encodeEnd("heartbeat", "no beat within 15 s");
  * console.log(new TextDecoder().decode(frame.subarray(5))); // "heartbeat: no beat within 15 s"
  * ```
@@ -133,7 +133,7 @@ export function encodeEnd(reason: string, message: string): Uint8Array {
  *
  * @example
  * ```ts
- * import { parseEnd } from "@iot-manager/core";
+ * import { parseEnd } from "@iot-manager/core/protocol";
  * const end = parseEnd(new TextEncoder().encode("replaced: replaced by a new connection"));
  * console.log(end.reason, end.message); // replaced replaced by a new connection
  * ```
@@ -154,7 +154,7 @@ export function parseEnd(payload: Uint8Array): { reason?: string; message: strin
  *
  * @example
  * ```ts
- * import { encodeMessage } from "@iot-manager/core";
+ * import { encodeMessage } from "@iot-manager/core/protocol";
  * console.log(encodeMessage("on", 1)); // Uint8Array(2) [111, 110]
  * console.log(encodeMessage("on", 2)); // Uint8Array(7) [16, 0, 0, 0, 2, 111, 110]
  * ```
@@ -170,7 +170,7 @@ export function encodeMessage(data: string | Uint8Array, mode: ProtocolMode): Ui
  *
  * @example
  * ```ts
- * import { encodeFrame, FrameDecoder, FrameType } from "@iot-manager/core";
+ * import { encodeFrame, FrameDecoder, FrameType } from "@iot-manager/core/protocol";
  * const decoder = new FrameDecoder(1024);
  * const bytes = encodeFrame(FrameType.DATA, "hello");
  * decoder.push(bytes.subarray(0, 3), () => {});
@@ -279,7 +279,7 @@ function readUint32(bytes: Uint8Array, at: number): number {
  *
  * @example
  * ```ts
- * import { encodeFrame, FrameType, readFrameAt } from "@iot-manager/core";
+ * import { encodeFrame, FrameType, readFrameAt } from "@iot-manager/core/protocol";
  * const frame = readFrameAt(encodeFrame(FrameType.DATA, "hi"), 0);
  * console.log(frame?.type, frame?.end); // 16 7
  * ```

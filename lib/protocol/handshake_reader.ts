@@ -397,7 +397,7 @@ function tooLarge(size: string, maxSize: number): InvalidInfo {
  *
  * @example
  * ```ts
- * import { readHandshake } from "@iot-manager/core";
+ * import { readHandshake } from "@iot-manager/core/protocol";
  * const answer = new TextEncoder().encode(
  *   '1862cfe1-5dab-4d8e-a946-50d6728f830f##light##{"room":"hall"}',
  * );

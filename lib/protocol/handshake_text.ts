@@ -25,7 +25,7 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
  *
  * @example
  * ```ts
- * import { parseHandshake } from "@iot-manager/core";
+ * import { parseHandshake } from "@iot-manager/core/protocol";
  * const info = parseHandshake(
  *   '1862cfe1-5dab-4d8e-a946-50d6728f830f##lock##{"locked":true}',
  *   ["light", "lock"],
@@ -56,7 +56,7 @@ export function parseHandshake(text: string, validTypes: readonly string[]): Dev
  *
  * @example
  * ```ts
- * import { encodeHandshake } from "@iot-manager/core";
+ * import { encodeHandshake } from "@iot-manager/core/protocol";
  * const bytes = encodeHandshake({ uuid: crypto.randomUUID(), type: "light", data: {} }, 2);
  * console.log(bytes[0]); // 0 (the mode-2 preamble)
  * ```

@@ -6,7 +6,8 @@
  * `/proc/self/fd` and `/proc/net/tcp`.
  */
 import assert from "node:assert/strict";
-import { Device, encodeHandshake, type Manager, TimeoutError } from "../../mod.ts";
+import { Device, type Manager, TimeoutError } from "../../mod.ts";
+import { encodeHandshake } from "../../lib/protocol/mod.ts";
 import {
   establishedSockets,
   LogCapture,

@@ -5,7 +5,7 @@
  * verdict, and the time the manager was not running does not count.
  */
 import assert from "node:assert/strict";
-import { encodeFrame, encodeHandshake, FrameType } from "../../mod.ts";
+import { encodeFrame, encodeHandshake, FrameType } from "../../lib/protocol/mod.ts";
 import { RawDevice, waitFor } from "../_helpers.ts";
 import { ManagerProcess } from "./_process.ts";
 
