@@ -29,10 +29,10 @@ export {
   type DeviceMessage,
   Manager,
   type ManagerEvents,
-  type ManagerOptions,
   type MessagesOptions,
   type TypeFilter,
 } from "./lib/manager.ts";
+export type { ManagerOptions } from "./lib/manager_options.ts";
 export type { Client, EndOptions, MessagesOfClientOptions, WaitOptions } from "./lib/client.ts";
 export type { ClusterAdapter, ClusterNode } from "./lib/cluster.ts";
 export {

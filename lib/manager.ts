@@ -25,59 +25,14 @@ import {
 } from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
 import { Registry } from "./registry.ts";
+import { Subscribers, wants } from "./subscribers.ts";
+import {
+  type ManagerOptions,
+  type ResolvedOptions,
+  resolveOptions,
+  validateOptions,
+} from "./manager_options.ts";
 import { WriteWatchdog } from "./watchdog.ts";
-
-/**
- * How to run a manager. Every option of the seed's `Manager(...)` has a
- * counterpart here; see the README's mapping table.
- */
-export interface ManagerOptions {
-  /** Device types a client may identify as (the seed's `valid_types`). */
-  readonly validTypes: readonly string[];
-  /** Interface to listen on (the seed's `host`). @default "127.0.0.1" */
-  readonly hostname?: string;
-  /** Port to listen on; 0 lets the OS pick, `manager.port` tells (the seed's `connection_port`). @default 8595 */
-  readonly port?: number;
-  /** PEM certificate chain and key: listen with TLS (the seed's `ssl_context`). */
-  readonly tls?: { readonly cert: string; readonly key: string };
-  /** Seconds between heartbeat rounds; fractions allowed (the seed's `heartbeat_rate`). @default 60 */
-  readonly heartbeatRate?: number;
-  /** Seconds a device has to answer a heartbeat. @default 15 */
-  readonly heartbeatTimeout?: number;
-  /** Seconds a new connection has to complete its handshake. @default 15 */
-  readonly handshakeTimeout?: number;
-  /** Most handler calls in flight at once (the seed's `max_workers`). @default 16 */
-  readonly maxConcurrentHandlers?: number;
-  /** Seconds after which a still-running async handler is logged and stops holding one of those slots. @default 30 */
-  readonly handlerTimeout?: number;
-  /** Most connections still in handshake; more are refused at once (the seed's `backlogged_connections`). @default 1000 */
-  readonly maxPendingHandshakes?: number;
-  /** Most devices connected at once; more are refused. @default Infinity */
-  readonly maxClients?: number;
-  /** Largest handshake answer, in bytes. @default 65536 */
-  readonly maxHandshakeSize?: number;
-  /** Largest mode-2 frame payload a device may send, in bytes. @default 1048576 */
-  readonly maxFrameSize?: number;
-  /** Bytes queued to one device before it counts as not reading and is disconnected. @default 1048576 */
-  readonly maxBufferedBytes?: number;
-  /** Seconds a write to a device may make no progress before it is disconnected. @default 30 */
-  readonly writeTimeout?: number;
-  /**
-   * Accepts or refuses each handshake. With it set, mode-2 devices are sent a
-   * `CHALLENGE` and must answer with a `PROOF` before the hook runs, and a
-   * connection can only replace a live device with the same UUID by passing
-   * it. See {@linkcode hmacAuthenticator}.
-   */
-  readonly authenticate?: Authenticate;
-  /** LogTape category root for this manager's logs (the seed's `logging_id`). @default ["iot-manager"] */
-  readonly logCategory?: string | readonly string[];
-  /**
-   * Joins several managers into one fleet: sends, client data and UUID
-   * takeovers then span every manager (see `RedisAdapter` in
-   * `@iot-manager/core/redis`). Without it the manager stands alone.
-   */
-  readonly cluster?: ClusterAdapter;
-}
 
 /** A message from a device, as {@linkcode Manager.messages} yields it. */
 export interface DeviceMessage {
@@ -118,12 +73,6 @@ export interface MessagesOptions extends TypeFilter {
   /** Messages held unread before reading from the senders pauses. @default 1024 */
   readonly highWaterMark?: number;
 }
-
-type Subscription<T> = { readonly type: string | undefined; readonly queue: AsyncQueue<T> };
-type HandlerEntry = {
-  readonly type: string | undefined;
-  readonly handler: ManagerEvents[keyof ManagerEvents];
-};
 
 const textDecoder = new TextDecoder();
 const CLOSE_GRACE_MS = 5000;
@@ -172,9 +121,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #clientLog: Logger;
 
   readonly #listener: TransportListener;
-  readonly #options: Required<
-    Omit<ManagerOptions, "tls" | "logCategory" | "authenticate" | "cluster">
-  >;
+  readonly #options: ResolvedOptions;
   readonly #cluster: ClusterAdapter | undefined;
   /** This manager's id among its cluster peers. */
   readonly nodeId: string = crypto.randomUUID();
@@ -185,12 +132,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #pool: HandlerPool;
   readonly #hooks: ConnectionHooks;
   readonly #handlers = {
-    connect: new Set<HandlerEntry>(),
-    message: new Set<HandlerEntry>(),
-    disconnect: new Set<HandlerEntry>(),
+    connect: new Subscribers<ManagerEvents["connect"]>(),
+    message: new Subscribers<ManagerEvents["message"]>(),
+    disconnect: new Subscribers<ManagerEvents["disconnect"]>(),
   };
-  readonly #clientSubs = new Set<Subscription<Client>>();
-  readonly #messageSubs = new Set<Subscription<DeviceMessage>>();
+  readonly #clientSubs = new Subscribers<AsyncQueue<Client>>();
+  readonly #messageSubs = new Subscribers<AsyncQueue<DeviceMessage>>();
   readonly #handshaking = new Set<Transport>();
   readonly #tasks = new Set<Promise<void>>();
   #closing: Promise<void> | null = null;
@@ -203,22 +150,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.port = addr.port;
     this.tls = options.tls !== undefined;
     this.validTypes = [...options.validTypes];
-    this.#options = {
-      validTypes: this.validTypes,
-      hostname: addr.hostname,
-      port: addr.port,
-      heartbeatRate: options.heartbeatRate ?? 60,
-      heartbeatTimeout: options.heartbeatTimeout ?? 15,
-      handshakeTimeout: options.handshakeTimeout ?? 15,
-      maxConcurrentHandlers: options.maxConcurrentHandlers ?? 16,
-      handlerTimeout: options.handlerTimeout ?? 30,
-      maxPendingHandshakes: options.maxPendingHandshakes ?? 1000,
-      maxClients: options.maxClients ?? Infinity,
-      maxHandshakeSize: options.maxHandshakeSize ?? 65536,
-      maxFrameSize: options.maxFrameSize ?? 1048576,
-      maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
-      writeTimeout: options.writeTimeout ?? 30,
-    };
+    this.#options = resolveOptions(options, this.validTypes, addr);
     this.#authenticate = options.authenticate;
     this.#cluster = options.cluster;
     this.heartbeatRate = this.#options.heartbeatRate;
@@ -257,7 +189,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
         if (previousType === connection.type) return;
         // A device that became this type joins the iterators of this type.
         for (const sub of this.#clientSubs) {
-          if (sub.type === connection.type) sub.queue.push(connection);
+          if (sub.type === connection.type) sub.target.push(connection);
         }
       },
     };
@@ -416,12 +348,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     handler: ManagerEvents[E],
     options: TypeFilter = {},
   ): () => void {
-    const set = this.#handlers[event];
+    const set = this.#handlers[event] as Subscribers<ManagerEvents[E]> | undefined;
     if (!set) throw new TypeError(`unknown event ${JSON.stringify(event)}`);
-    const entry: HandlerEntry = { type: options.type, handler };
-    set.add(entry);
-    options.signal?.addEventListener("abort", () => set.delete(entry), { once: true });
-    return () => set.delete(entry);
+    return set.add(handler, options.type, options.signal);
   }
 
   /**
@@ -511,7 +440,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     } catch { /* already closed */ }
     this.#heartbeat.stop();
     this.#watchdog.stop();
-    for (const sub of this.#clientSubs) sub.queue.stop();
+    for (const sub of this.#clientSubs) sub.target.stop();
     for (const conn of this.#handshaking) {
       try {
         conn.close();
@@ -532,7 +461,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     await this.#cluster?.close();
     await withGrace(this.#pool.idle(), CLOSE_GRACE_MS);
     this.#pool.stop();
-    for (const sub of this.#messageSubs) sub.queue.stop();
+    for (const sub of this.#messageSubs) sub.target.stop();
   }
 
   #clusterNode(): ClusterNode {
@@ -550,18 +479,18 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   }
 
   #subscribe<T>(
-    subs: Set<Subscription<T>>,
+    subs: Subscribers<AsyncQueue<T>>,
     filter: TypeFilter,
     highWaterMark: number,
   ): AsyncQueue<T> {
+    let remove = () => {};
     const queue: AsyncQueue<T> = new AsyncQueue<T>({
       highWaterMark,
-      onStop: () => subs.delete(sub),
+      onStop: () => remove(),
       signal: filter.signal,
     });
-    const sub = { type: filter.type, queue };
     if (this.#closing) queue.stop();
-    else subs.add(sub);
+    else remove = subs.add(queue, filter.type);
     return queue;
   }
 
@@ -738,18 +667,11 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       address,
       mode,
     });
-    for (const sub of this.#clientSubs) {
-      if (sub.type === undefined || sub.type === info.type) sub.queue.push(connection);
-    }
+    for (const sub of this.#clientSubs) if (wants(sub, info.type)) sub.target.push(connection);
     for (const entry of this.#handlers.connect) {
-      if (entry.type === undefined || entry.type === info.type) {
-        const handler = entry.handler as ManagerEvents["connect"];
-        this.#pool.run(
-          () => handler(connection),
-          { event: "connect", uuid: info.uuid },
-          "lifecycle",
-        );
-      }
+      if (!wants(entry, info.type)) continue;
+      const handler = entry.target;
+      this.#pool.run(() => handler(connection), { event: "connect", uuid: info.uuid }, "lifecycle");
     }
     connection.start(leftover);
   }
@@ -759,14 +681,14 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     if (this.#messageSubs.size > 0) {
       const message = new Message(connection, data);
       for (const sub of this.#messageSubs) {
-        if (sub.type !== undefined && sub.type !== connection.type) continue;
-        if (!sub.queue.push(message)) (stalls ??= []).push(sub.queue.writable());
+        if (!wants(sub, connection.type)) continue;
+        if (!sub.target.push(message)) (stalls ??= []).push(sub.target.writable());
       }
     }
     const messageContext = { event: "message", uuid: connection.uuid };
     for (const entry of this.#handlers.message) {
-      if (entry.type !== undefined && entry.type !== connection.type) continue;
-      const handler = entry.handler as ManagerEvents["message"];
+      if (!wants(entry, connection.type)) continue;
+      const handler = entry.target;
       if (!this.#pool.run(() => handler(connection, data), messageContext)) {
         (stalls ??= []).push(this.#pool.writable());
       }
@@ -782,14 +704,10 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       this.#cluster?.deviceDisconnected(connection.info);
     }
     for (const entry of this.#handlers.disconnect) {
-      if (entry.type === undefined || entry.type === connection.type) {
-        const handler = entry.handler as ManagerEvents["disconnect"];
-        this.#pool.run(
-          () => handler(connection, end),
-          { event: "disconnect", uuid: connection.uuid },
-          "lifecycle",
-        );
-      }
+      if (!wants(entry, connection.type)) continue;
+      const handler = entry.target;
+      const context = { event: "disconnect", uuid: connection.uuid };
+      this.#pool.run(() => handler(connection, end), context, "lifecycle");
     }
   }
 }
@@ -805,36 +723,4 @@ function fanOut(targets: Iterable<Connection>, data: string | Uint8Array): numbe
     if (connection.enqueue(bytes)) reached++;
   }
   return reached;
-}
-
-function validateOptions(options: ManagerOptions): void {
-  if (!Array.isArray(options.validTypes) || options.validTypes.length === 0) {
-    throw new TypeError("validTypes must be a non-empty array of device type names");
-  }
-  for (const type of options.validTypes) {
-    if (typeof type !== "string" || type === "" || type.includes("##")) {
-      throw new TypeError(
-        `invalid device type ${JSON.stringify(type)}: a non-empty string without "##"`,
-      );
-    }
-  }
-  const positive = [
-    "heartbeatRate",
-    "heartbeatTimeout",
-    "handshakeTimeout",
-    "handlerTimeout",
-    "writeTimeout",
-    "maxConcurrentHandlers",
-    "maxPendingHandshakes",
-    "maxClients",
-    "maxHandshakeSize",
-    "maxFrameSize",
-    "maxBufferedBytes",
-  ] as const;
-  for (const name of positive) {
-    const value = options[name];
-    if (value !== undefined && !(typeof value === "number" && value > 0)) {
-      throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
-    }
-  }
 }

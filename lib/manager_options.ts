@@ -1,0 +1,135 @@
+/**
+ * How a manager is configured: every option with its unit and default (the
+ * seed's `Manager(...)` arguments have counterparts here, see the README's
+ * mapping table), how defaults are filled in, and how options are checked.
+ *
+ * @module
+ */
+
+import type { Authenticate } from "./auth.ts";
+import type { ClusterAdapter } from "./cluster.ts";
+
+/**
+ * How to run a manager. Every option of the seed's `Manager(...)` has a
+ * counterpart here; see the README's mapping table.
+ */
+export interface ManagerOptions {
+  /** Device types a client may identify as (the seed's `valid_types`). */
+  readonly validTypes: readonly string[];
+  /** Interface to listen on (the seed's `host`). @default "127.0.0.1" */
+  readonly hostname?: string;
+  /** Port to listen on; 0 lets the OS pick, `manager.port` tells (the seed's `connection_port`). @default 8595 */
+  readonly port?: number;
+  /** PEM certificate chain and key: listen with TLS (the seed's `ssl_context`). */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Seconds between heartbeat rounds; fractions allowed (the seed's `heartbeat_rate`). @default 60 */
+  readonly heartbeatRate?: number;
+  /** Seconds a device has to answer a heartbeat. @default 15 */
+  readonly heartbeatTimeout?: number;
+  /** Seconds a new connection has to complete its handshake. @default 15 */
+  readonly handshakeTimeout?: number;
+  /** Most handler calls in flight at once (the seed's `max_workers`). @default 16 */
+  readonly maxConcurrentHandlers?: number;
+  /** Seconds after which a still-running async handler is logged and stops holding one of those slots. @default 30 */
+  readonly handlerTimeout?: number;
+  /** Most connections still in handshake; more are refused at once (the seed's `backlogged_connections`). @default 1000 */
+  readonly maxPendingHandshakes?: number;
+  /** Most devices connected at once; more are refused. @default Infinity */
+  readonly maxClients?: number;
+  /** Largest handshake answer, in bytes. @default 65536 */
+  readonly maxHandshakeSize?: number;
+  /** Largest mode-2 frame payload a device may send, in bytes. @default 1048576 */
+  readonly maxFrameSize?: number;
+  /** Bytes queued to one device before it counts as not reading and is disconnected. @default 1048576 */
+  readonly maxBufferedBytes?: number;
+  /** Seconds a write to a device may make no progress before it is disconnected. @default 30 */
+  readonly writeTimeout?: number;
+  /**
+   * Accepts or refuses each handshake. With it set, mode-2 devices are sent a
+   * `CHALLENGE` and must answer with a `PROOF` before the hook runs, and a
+   * connection can only replace a live device with the same UUID by passing
+   * it. See {@linkcode hmacAuthenticator}.
+   */
+  readonly authenticate?: Authenticate;
+  /** LogTape category root for this manager's logs (the seed's `logging_id`). @default ["iot-manager"] */
+  readonly logCategory?: string | readonly string[];
+  /**
+   * Joins several managers into one fleet: sends, client data and UUID
+   * takeovers then span every manager (see `RedisAdapter` in
+   * `@iot-manager/core/redis`). Without it the manager stands alone.
+   */
+  readonly cluster?: ClusterAdapter;
+}
+
+/** Options with every default filled in (what the manager runs with). */
+export type ResolvedOptions = Required<
+  Omit<ManagerOptions, "tls" | "logCategory" | "authenticate" | "cluster">
+>;
+
+/**
+ * Fills in the defaults.
+ *
+ * @param options What the user gave.
+ * @param validTypes The accepted types (copied once by the manager).
+ * @param addr Where the listener ended up (port 0 becomes the OS's pick).
+ * @returns Every option, defaults included.
+ */
+export function resolveOptions(
+  options: ManagerOptions,
+  validTypes: readonly string[],
+  addr: Deno.NetAddr,
+): ResolvedOptions {
+  return {
+    validTypes,
+    hostname: addr.hostname,
+    port: addr.port,
+    heartbeatRate: options.heartbeatRate ?? 60,
+    heartbeatTimeout: options.heartbeatTimeout ?? 15,
+    handshakeTimeout: options.handshakeTimeout ?? 15,
+    maxConcurrentHandlers: options.maxConcurrentHandlers ?? 16,
+    handlerTimeout: options.handlerTimeout ?? 30,
+    maxPendingHandshakes: options.maxPendingHandshakes ?? 1000,
+    maxClients: options.maxClients ?? Infinity,
+    maxHandshakeSize: options.maxHandshakeSize ?? 65536,
+    maxFrameSize: options.maxFrameSize ?? 1048576,
+    maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
+    writeTimeout: options.writeTimeout ?? 30,
+  };
+}
+
+/**
+ * Checks options before anything listens.
+ *
+ * @throws {TypeError} Naming the first invalid option.
+ */
+export function validateOptions(options: ManagerOptions): void {
+  if (!Array.isArray(options.validTypes) || options.validTypes.length === 0) {
+    throw new TypeError("validTypes must be a non-empty array of device type names");
+  }
+  for (const type of options.validTypes) {
+    if (typeof type !== "string" || type === "" || type.includes("##")) {
+      throw new TypeError(
+        `invalid device type ${JSON.stringify(type)}: a non-empty string without "##"`,
+      );
+    }
+  }
+  const positive = [
+    "heartbeatRate",
+    "heartbeatTimeout",
+    "handshakeTimeout",
+    "handlerTimeout",
+    "writeTimeout",
+    "maxConcurrentHandlers",
+    "maxPendingHandshakes",
+    "maxClients",
+    "maxHandshakeSize",
+    "maxFrameSize",
+    "maxBufferedBytes",
+  ] as const;
+  for (const name of positive) {
+    const value = options[name];
+    if (value !== undefined && !(typeof value === "number" && value > 0)) {
+      throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
+    }
+  }
+}
