@@ -14,7 +14,7 @@ import {
   Device,
   type ProtocolMode,
   type ReconnectOptions,
-} from "../mod.ts";
+} from "@iot-manager/core";
 import { encodeFrame, FrameType } from "@iot-manager/core/protocol";
 import {
   answer,
@@ -110,7 +110,7 @@ export interface SimDeviceOptions {
  *
  * @example
  * ```ts
- * import { Manager } from "../mod.ts";
+ * import { Manager } from "@iot-manager/core";
  * import { Recorder, SimDevice } from "./fleet.ts";
  * await using manager = await Manager.listen({ validTypes: ["light", "lock"], port: 0 });
  * const lock = new SimDevice({ type: "lock", mode: 2, role: "normal", slowDelay: 0 });
@@ -292,7 +292,7 @@ const malformedAnswers: readonly ((uuid: string) => Uint8Array)[] = [
  *
  * @example
  * ```ts
- * import { Manager } from "../mod.ts";
+ * import { Manager } from "@iot-manager/core";
  * import { sendMalformedHandshake } from "./fleet.ts";
  * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
  * console.log(await sendMalformedHandshake({ hostname: "127.0.0.1", port: manager.port }, 0)); // true

@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import type { ReconnectOptions } from "../mod.ts";
+import type { ReconnectOptions } from "@iot-manager/core";
 
 /** The chaos knobs; each is off (0) by default. */
 export interface ChaosOptions {

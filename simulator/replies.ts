@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Client, ConnectionEnd } from "../mod.ts";
+import type { Client, ConnectionEnd } from "@iot-manager/core";
 import type { FakeType } from "./fake_devices.ts";
 
 /** How a round trip ended: the tagged answer, or why there was none. */
@@ -28,7 +28,7 @@ const TAG = /"id":"([^"]+)"/;
  *
  * @example
  * ```ts
- * import { Manager } from "../mod.ts";
+ * import { Manager } from "@iot-manager/core";
  * import { Recorder, SimDevice } from "./fleet.ts";
  * import { Replies } from "./replies.ts";
  * await using manager = await Manager.listen({ validTypes: ["light", "lock"], port: 0 });

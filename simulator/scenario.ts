@@ -12,7 +12,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Client, type ConnectionEnd, Manager } from "../mod.ts";
+import { type Client, type ConnectionEnd, Manager } from "@iot-manager/core";
 import { commandLines, type FakeType } from "./fake_devices.ts";
 import { Recorder, type Role, sendMalformedHandshake, SimDevice, type Target } from "./fleet.ts";
 import { HEAP_GROWTH_LIMIT, judgeMemory, type MemoryReport, MemorySampler } from "./memory.ts";

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { Client, Manager } from "../mod.ts";
+import type { Client, Manager } from "@iot-manager/core";
 import type { FakeType } from "./fake_devices.ts";
 import type { Recorder, SimDevice } from "./fleet.ts";
 import { isValidAnswer, type Replies } from "./replies.ts";
