@@ -61,7 +61,7 @@ const knownFrameTypes = new Set<number>(Object.values(FrameType));
  *
  * @example
  * ```ts
- * import { isFrameType } from "./lib/protocol.ts";
+ * import { isFrameType } from "@iot-manager/core/protocol";
  * console.log(isFrameType(0x10), isFrameType(0x7f)); // true false
  * ```
  */
