@@ -21,9 +21,10 @@ import {
 } from "./errors.ts";
 import type { HeartbeatTarget } from "./heartbeat.ts";
 import type { WriteTarget } from "./watchdog.ts";
-import { closeGracefully } from "./graceful.ts";
+import { closeGracefully, FAREWELL_GRACE_MS } from "./graceful.ts";
 import { Mutex } from "./mutex.ts";
 import { Outbox } from "./outbox.ts";
+import { readLoop, type ReadLoopOwner } from "./read_loop.ts";
 import {
   decodeUtf8,
   type DeviceInfo,
@@ -178,7 +179,6 @@ interface Waiter<T> {
 }
 
 const DEFAULT_WAIT_SECONDS = 15;
-const FAREWELL_GRACE_MS = 1000;
 const decoder = new TextDecoder();
 const MODE1_HEARTBEAT = Uint8Array.of(HEARTBEAT_BYTE);
 const MODE1_GETINFO = Uint8Array.of(GETINFO_BYTE);
@@ -187,7 +187,7 @@ const MODE2_HEARTBEAT = encodeFrame(FrameType.HEARTBEAT);
 const MODE2_GETINFO = encodeFrame(FrameType.GETINFO);
 
 /** The manager's side of one device connection. Internal: users see {@linkcode Client}. */
-export class Connection implements Client, HeartbeatTarget, WriteTarget {
+export class Connection implements Client, HeartbeatTarget, WriteTarget, ReadLoopOwner {
   readonly address: Deno.NetAddr;
   readonly mode: ProtocolMode;
   heartbeatSentAt = 0;
@@ -288,8 +288,14 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
 
   /** Starts the read loop; `leftover` holds bytes that arrived with the handshake. */
   start(leftover: Uint8Array): void {
+    // An idle connection holds its read buffer while the read is pending, so in mode 2
+    // (where frames survive any split) it starts small and grows only while reads fill it.
+    const [smallest, largest] = this.mode === 1
+      ? [this.#limits.mode1ReadSize, this.#limits.mode1ReadSize]
+      : this.#limits.mode2ReadSize;
     // The loop only exits once terminate() has run, so #shutdownDone is the real one by then.
-    this.#finished = this.#readLoop(leftover).then(() => this.#shutdownDone ?? undefined);
+    this.#finished = readLoop(this.#conn, this, { smallest, largest }, leftover)
+      .then(() => this.#shutdownDone ?? undefined);
   }
 
   /** Queues already-encoded bytes for this connection's mode. Returns false when closed. */
@@ -483,72 +489,62 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget {
     });
   }
 
-  /** One async function per connection: its suspended frame is part of every idle device's cost. */
-  async #readLoop(leftover: Uint8Array): Promise<void> {
-    try {
-      if (leftover.length > 0) {
-        this.#onBytes(leftover);
-        if (this.#stalls.length > 0) await this.#waitForConsumers();
-      }
-      // An idle connection holds its read buffer while the read is pending, so in mode 2
-      // (where frames survive any split) it starts small and grows only while reads fill it.
-      const [smallest, largest] = this.mode === 1
-        ? [this.#limits.mode1ReadSize, this.#limits.mode1ReadSize]
-        : this.#limits.mode2ReadSize;
-      let buffer = new Uint8Array(smallest);
-      while (true) {
-        let count: number | null;
-        try {
-          count = await this.#conn.read(buffer);
-        } catch (error) {
-          if (this.#end === null) {
-            this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
-          }
-          return;
-        }
-        if (count === null) {
-          this.#peerHasClosed = true;
-          this.#peerClosed?.resolve();
-        }
-        // Once ended, read on only to discard what the device still sends until it closes.
-        if (this.#end !== null) {
-          if (count === null) return;
-          continue;
-        }
-        if (count === null) {
-          if (this.#decoder?.partial) {
-            this.#log.warn("Device {uuid} closed the connection in the middle of a frame", {
-              uuid: this.uuid,
-              reason: "closed",
-            });
-          }
-          this.terminate("closed", "the device closed the connection");
-          return;
-        }
-        this.#onBytes(buffer.subarray(0, count));
-        if (count === buffer.length && buffer.length < largest) {
-          buffer = new Uint8Array(Math.min(largest, buffer.length * 8));
-        } else if (count < smallest && buffer.length > smallest) {
-          buffer = new Uint8Array(smallest);
-        }
-        if (this.#stalls.length > 0) await this.#waitForConsumers();
-      }
-    } catch (error) {
+  // The read loop's side of this connection (lib/read_loop.ts); not part of `Client`.
+
+  /** @internal True once the connection has ended. */
+  get ended(): boolean {
+    return this.#end !== null;
+  }
+
+  /** @internal Bytes from the device. */
+  received(chunk: Uint8Array): void {
+    this.#onBytes(chunk);
+  }
+
+  /** @internal The device closed its end. */
+  peerClosed(): void {
+    this.#peerHasClosed = true;
+    this.#peerClosed?.resolve();
+  }
+
+  /** @internal The device closed while the connection was open. */
+  peerLeft(): void {
+    if (this.#decoder?.partial) {
+      this.#log.warn("Device {uuid} closed the connection in the middle of a frame", {
+        uuid: this.uuid,
+        reason: "closed",
+      });
+    }
+    this.terminate("closed", "the device closed the connection");
+  }
+
+  /** @internal What reading waits for: the consumers the last bytes filled up. */
+  takeStall(): Promise<unknown> | undefined {
+    if (this.#stalls.length === 0) return undefined;
+    const stalls = this.#stalls;
+    this.#stalls = [];
+    return stalls.length === 1 ? stalls[0] : Promise.all(stalls);
+  }
+
+  /** @internal Reading paused for the consumers (no heartbeat verdict meanwhile). */
+  paused(paused: boolean): void {
+    this.#readPaused = paused;
+  }
+
+  /** @internal Resolves when the connection ends. */
+  whenEnded(): Promise<void> {
+    return (this.#ended ??= Promise.withResolvers()).promise;
+  }
+
+  /** @internal Reading failed. */
+  failed(message: string, error: unknown, internal: boolean): void {
+    if (internal) {
       this.#log.error("Reading from {uuid} failed unexpectedly: {error}", {
         uuid: this.uuid,
         error,
       });
-      this.terminate("io", `internal error: ${String(error)}`, { farewell: false });
     }
-  }
-
-  /** Pauses reading until the consumers catch up, or the connection ends. */
-  async #waitForConsumers(): Promise<void> {
-    const stalls = this.#stalls;
-    this.#stalls = [];
-    this.#readPaused = true;
-    await Promise.race([Promise.all(stalls), (this.#ended ??= Promise.withResolvers()).promise]);
-    this.#readPaused = false;
+    this.terminate("io", message, { farewell: false });
   }
 
   #onBytes(chunk: Uint8Array): void {

@@ -43,8 +43,9 @@ import {
   ProtocolError,
   TimeoutError,
 } from "./errors.ts";
-import { closeGracefully } from "./graceful.ts";
+import { closeGracefully, FAREWELL_GRACE_MS } from "./graceful.ts";
 import { Outbox } from "./outbox.ts";
+import { readLoop, type ReadLoopOwner } from "./read_loop.ts";
 import {
   type DeviceInfo,
   encodeFrame,
@@ -248,7 +249,6 @@ export interface DeviceEvents {
 }
 
 const DEFAULT_CONNECT_TIMEOUT = 15;
-const FAREWELL_GRACE_MS = 1000;
 const READ_BUFFER_SIZE = 16 * 1024;
 const MODE1_BEAT = new TextEncoder().encode("beat");
 const MODE2_BEAT = encodeFrame(FrameType.BEAT);
@@ -782,7 +782,7 @@ interface LinkHooks {
 }
 
 /** One connection of a device: socket, read loop, send buffer, protocol state. */
-class Link {
+class Link implements ReadLoopOwner {
   readonly #conn: Transport;
   readonly #mode: ProtocolMode;
   readonly #hooks: LinkHooks;
@@ -839,7 +839,10 @@ class Link {
   }
 
   start(): void {
-    this.#readLoop().then(() => this.#shutdownDone).then(() => this.#finished.resolve(this.#end!));
+    const sizes = { smallest: READ_BUFFER_SIZE, largest: READ_BUFFER_SIZE };
+    readLoop(this.#conn, this, sizes)
+      .then(() => this.#shutdownDone)
+      .then(() => this.#finished.resolve(this.#end!));
   }
 
   enqueue(bytes: Uint8Array): boolean {
@@ -886,47 +889,55 @@ class Link {
     });
   }
 
-  async #readLoop(): Promise<void> {
-    const buffer = new Uint8Array(READ_BUFFER_SIZE);
-    try {
-      while (true) {
-        let count: number | null;
-        try {
-          count = await this.#conn.read(buffer);
-        } catch (error) {
-          this.#peerClosed.resolve();
-          if (this.#end === null) {
-            this.terminate("io", `read failed: ${(error as Error).message}`, { farewell: false });
-          }
-          return;
-        }
-        if (count === null) this.#peerClosed.resolve();
-        // Once ended, read on only to discard what the manager still sends until it closes.
-        if (this.#end !== null) {
-          if (count === null) return;
-          continue;
-        }
-        if (count === null) {
-          this.#onEof();
-          return;
-        }
-        this.#onBytes(buffer.subarray(0, count));
-        if (this.#stall) {
-          const stall = this.#stall;
-          this.#stall = undefined;
-          this.#readPaused = true;
-          await Promise.race([stall, this.#terminated.promise]);
-          this.#readPaused = false;
-          this.#lastHeard = performance.now(); // bytes may be waiting unread: start afresh
-        }
-      }
-    } catch (error) {
+  // The read loop's side of this link (lib/read_loop.ts).
+
+  /** True once the connection has ended. */
+  get ended(): boolean {
+    return this.#end !== null;
+  }
+
+  /** Bytes from the manager. */
+  received(chunk: Uint8Array): void {
+    this.#onBytes(chunk);
+  }
+
+  /** The manager closed its end. */
+  peerClosed(): void {
+    this.#peerClosed.resolve();
+  }
+
+  /** The manager closed while the connection was open. */
+  peerLeft(): void {
+    this.#onEof();
+  }
+
+  /** What reading waits for: the application's iterator, full. */
+  takeStall(): Promise<unknown> | undefined {
+    const stall = this.#stall;
+    this.#stall = undefined;
+    return stall;
+  }
+
+  /** Reading paused for the application (the keepalive does not judge meanwhile). */
+  paused(paused: boolean): void {
+    this.#readPaused = paused;
+    if (!paused) this.#lastHeard = performance.now(); // bytes may be waiting unread
+  }
+
+  /** Resolves when the connection ends. */
+  whenEnded(): Promise<void> {
+    return this.#terminated.promise;
+  }
+
+  /** Reading failed. */
+  failed(message: string, error: unknown, internal: boolean): void {
+    if (internal) {
       this.#hooks.log.error("Device {uuid} failed unexpectedly: {error}", {
         uuid: this.#hooks.uuid,
         error,
       });
-      this.terminate("io", `internal error: ${String(error)}`, { farewell: false });
     }
+    this.terminate("io", message, { farewell: false });
   }
 
   #onEof(): void {

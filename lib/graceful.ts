@@ -8,6 +8,9 @@
 import type { Transport } from "./transport.ts";
 import type { Outbox } from "./outbox.ts";
 
+/** How long either end waits for its goodbye to be written, and then for the peer to close (ms). */
+export const FAREWELL_GRACE_MS = 1000;
+
 /**
  * Waits for `promise`, but no longer than `ms`; never rejects and leaves no timer behind.
  *
