@@ -21,6 +21,8 @@ interface Reply {
 }
 
 /** A command the server side answers; its result must be JSON-serialisable. */
+import { configure, getStreamSink, getTextFormatter } from "@logtape/logtape";
+
 export type CommandHandler = (args: Record<string, unknown>) => unknown;
 
 const encoder = new TextEncoder();
@@ -207,4 +209,18 @@ export async function serveCommands(
     answer(request);
   }
   await handlers.close({});
+}
+
+/**
+ * Logs of a bench child process: the library's warnings and errors to stderr,
+ * so stdout stays the command channel.
+ */
+export async function configureChildLogs(): Promise<void> {
+  await configure({
+    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter: getTextFormatter() }) },
+    loggers: [
+      { category: ["iot-manager"], lowestLevel: "warning", sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["stderr"] },
+    ],
+  });
 }

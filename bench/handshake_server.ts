@@ -14,8 +14,7 @@
  * @module
  */
 
-import { configure, getStreamSink, getTextFormatter } from "@logtape/logtape";
-import { type CommandHandler, serveCommands } from "./control.ts";
+import { type CommandHandler, configureChildLogs, serveCommands } from "./control.ts";
 
 /** How the bench starts a handshake server (passed as one JSON argument). */
 export interface HandshakeServerConfig {
@@ -181,13 +180,7 @@ function bareCommands(reads: { take: () => number }): Record<string, CommandHand
 }
 
 if (import.meta.main) {
-  await configure({
-    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter: getTextFormatter() }) },
-    loggers: [
-      { category: ["iot-manager"], lowestLevel: "warning", sinks: ["stderr"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["stderr"] },
-    ],
-  });
+  await configureChildLogs();
   const config = JSON.parse(Deno.args[0]) as HandshakeServerConfig;
   const reads = await countReads();
   const handlers = config.target === "manager"

@@ -10,10 +10,9 @@
  * @module
  */
 
-import { configure, getStreamSink, getTextFormatter } from "@logtape/logtape";
 import { Manager, type ProtocolMode } from "@iot-manager/core";
 import { encodeMessage } from "@iot-manager/core/protocol";
-import { type CommandHandler, serveCommands } from "./control.ts";
+import { type CommandHandler, configureChildLogs, serveCommands } from "./control.ts";
 import { benchPayload, readStamp, STAMP_MARK, wallClock } from "./wire.ts";
 
 /** How the bench starts a server process (passed as one JSON argument). */
@@ -281,13 +280,7 @@ function concat(chunks: readonly Uint8Array[]): Uint8Array {
 }
 
 if (import.meta.main) {
-  await configure({
-    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter: getTextFormatter() }) },
-    loggers: [
-      { category: ["iot-manager"], lowestLevel: "warning", sinks: ["stderr"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["stderr"] },
-    ],
-  });
+  await configureChildLogs();
   const config = JSON.parse(Deno.args[0]) as ServerConfig;
   const handlers = config.target === "manager"
     ? await managerCommands(config)

@@ -254,6 +254,19 @@ export function decodeFrames(bytes: Uint8Array): { type: number; payload: Uint8A
   return frames;
 }
 
+/** Cuts `data` at the given points (taken modulo its length + 1): any split of a stream into reads. */
+export function splitAt(data: Uint8Array, points: readonly number[]): Uint8Array[] {
+  const at = [...new Set(points.map((p) => p % (data.length + 1)))].sort((a, b) => a - b);
+  const parts: Uint8Array[] = [];
+  let last = 0;
+  for (const point of at) {
+    parts.push(data.slice(last, point));
+    last = point;
+  }
+  parts.push(data.slice(last));
+  return parts;
+}
+
 /** UTF-8 helpers. */
 export const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 export const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { InvalidInfo } from "../mod.ts";
 import { encodeHandshake } from "../lib/protocol/mod.ts";
 import { HandshakeReader, type HandshakeScan } from "../lib/protocol/mod.ts";
-import { bytes } from "./_helpers.ts";
+import { bytes, splitAt } from "./_helpers.ts";
 
 const TYPES = ["light", "lock"];
 const NUM_RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 1000);
@@ -39,19 +39,6 @@ function normalized(scan: HandshakeScan | string): unknown {
   return { ...scan, consumed: undefined, leftover: scan.leftover.subarray(skip) };
 }
 
-/** Cuts `data` at the given points (modulo its length). */
-function cut(data: Uint8Array, points: number[]): Uint8Array[] {
-  const at = [...new Set(points.map((p) => p % (data.length + 1)))].sort((a, b) => a - b);
-  const parts: Uint8Array[] = [];
-  let last = 0;
-  for (const point of at) {
-    parts.push(data.slice(last, point));
-    last = point;
-  }
-  parts.push(data.slice(last));
-  return parts;
-}
-
 const infoArb = fc.record({
   uuid: fc.uuid(),
   type: fc.constantFrom(...TYPES),
@@ -72,7 +59,7 @@ Deno.test("property: a valid answer and what follows it read the same whatever t
         const answer = encodeHandshake(info, mode);
         const stream = new Uint8Array([...answer, ...(mode === 1 ? bytes(space) : []), ...rest]);
         const whole = feed([stream], Infinity);
-        const parts = feed(cut(stream, points), Infinity);
+        const parts = feed(splitAt(stream, points), Infinity);
         assert.equal(typeof whole, "object");
         assert.deepEqual(normalized(parts), normalized(whole));
         if (typeof whole === "string" || whole.status !== "complete") return;
@@ -100,7 +87,7 @@ Deno.test("property: garbage gives InvalidInfo or incomplete, and a split never 
       fc.array(fc.nat(), { maxLength: 12 }),
       (garbage, points) => {
         const whole = feed([garbage], 128);
-        const parts = feed(cut(garbage, points), 128);
+        const parts = feed(splitAt(garbage, points), 128);
         const admitted = (scan: HandshakeScan | string) =>
           typeof scan === "object" && scan.status === "complete";
         assert.equal(admitted(parts), admitted(whole));
@@ -150,7 +137,7 @@ Deno.test("property: the reader's UTF-8 check agrees with a fatal TextDecoder, w
         } catch {
           valid = false;
         }
-        const scan = feed(cut(answer, points), Infinity);
+        const scan = feed(splitAt(answer, points), Infinity);
         assert.equal(scan === "encoding", !valid, `${[...inside]}`);
       },
     ),

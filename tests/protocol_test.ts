@@ -21,7 +21,7 @@ import {
   readHandshake,
   splitMode1Chunk,
 } from "../lib/protocol/mod.ts";
-import { bytes, text } from "./_helpers.ts";
+import { bytes, splitAt, text } from "./_helpers.ts";
 
 const hex = (value: Uint8Array): string =>
   [...value].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
@@ -171,19 +171,6 @@ Deno.test("the frame decoder rejects unknown types and oversize frames", () => {
 
 // ---- properties ----
 
-/** Splits `data` at the given cut points (any split of a stream into reads). */
-function split(data: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((cut) => cut % (data.length + 1)))].sort((a, b) => a - b);
-  const parts: Uint8Array[] = [];
-  let last = 0;
-  for (const point of points) {
-    parts.push(data.subarray(last, point));
-    last = point;
-  }
-  parts.push(data.subarray(last));
-  return parts;
-}
-
 const frameArb = fc.record({
   type: fc.constantFrom(...Object.values(FrameType)) as fc.Arbitrary<FrameTypeValue>,
   payload: fc.uint8Array({ maxLength: 300 }),
@@ -200,7 +187,7 @@ Deno.test("property: frames round-trip through any split of the stream into read
         );
         const decoded: { type: number; payload: Uint8Array }[] = [];
         const decoder = new FrameDecoder(1024);
-        for (const part of split(stream, cuts)) {
+        for (const part of splitAt(stream, cuts)) {
           decoder.push(part, (type, payload) => decoded.push({ type, payload }));
         }
         assert.equal(decoder.partial, false);
@@ -239,7 +226,7 @@ Deno.test("property: any valid handshake in either mode parses, whatever the rea
     ) => {
       const answer = encodeHandshake(info, mode);
       let received = new Uint8Array(0);
-      const parts = split(answer, cuts);
+      const parts = splitAt(answer, cuts);
       for (const [index, part] of parts.entries()) {
         received = new Uint8Array([...received, ...part]);
         const scan = readHandshake(received, TYPES);
