@@ -410,7 +410,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * whatever is queued (1 s for the goodbyes, 5 s for handlers). Message handler
    * calls still waiting for a slot are dropped, with their count logged
    * (reason `shutdown`); every device's `disconnect` handlers run, started at
-   * once. Idempotent.
+   * once; handlers still running when the grace ends are logged with their
+   * count and left to finish on their own. Idempotent.
    *
    * @example
    * ```ts
@@ -460,6 +461,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
     await this.#cluster?.close();
     await withGrace(this.#pool.idle(), CLOSE_GRACE_MS);
+    if (this.#pool.running > 0) {
+      this.#log.warn(
+        "{running} handler calls still running after the {seconds} s shutdown grace; close() returns without them",
+        { running: this.#pool.running, seconds: CLOSE_GRACE_MS / 1000, reason: "shutdown" },
+      );
+    }
     this.#pool.stop();
     for (const sub of this.#messageSubs) sub.target.stop();
   }

@@ -125,3 +125,19 @@ Deno.test("close() with 11,000 slow handler calls queued resolves within its gra
   assert.ok(Number(record.properties.dropped) > 1000, `dropped ${record.properties.dropped}`);
   for (const device of devices) device.close();
 });
+
+Deno.test("close() says how many handlers it left running when the grace runs out", async () => {
+  await using logs = await LogCapture.start();
+  const manager = await startManager();
+  const release = Promise.withResolvers<void>();
+  manager.on("message", () => release.promise); // never settles on its own
+  await using device = await connectDevice(manager, { mode: 2 });
+  await device.write(encodeFrame(FrameType.DATA, "hold"));
+  await waitFor(() => manager.size === 1, "the device");
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await manager.close();
+  const record = logs.matching({ reason: "shutdown" }).find((r) => "running" in r.properties);
+  assert.ok(record, "the still-running handler is logged");
+  assert.equal(record.properties.running, 1);
+  release.resolve();
+});
