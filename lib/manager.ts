@@ -16,15 +16,10 @@ import { admit, type Handshake } from "./handshake.ts";
 import { listenTransport, type Transport, type TransportListener } from "./transport.ts";
 import { HeartbeatMonitor } from "./heartbeat.ts";
 import { HandlerPool } from "./pool.ts";
-import {
-  type DeviceInfo,
-  encodeFrame,
-  encodeMessage,
-  FrameType,
-  type ProtocolMode,
-} from "./protocol/mod.ts";
+import { type DeviceInfo, encodeFrame, FrameType, type ProtocolMode } from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
 import { Registry } from "./registry.ts";
+import { Router } from "./routing.ts";
 import { Subscribers, wants } from "./subscribers.ts";
 import {
   type ManagerOptions,
@@ -128,6 +123,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #authenticate: Authenticate | undefined;
   readonly #watchdog: WriteWatchdog;
   readonly #registry = new Registry<Connection>();
+  readonly #router: Router;
   readonly #heartbeat: HeartbeatMonitor;
   readonly #pool: HandlerPool;
   readonly #hooks: ConnectionHooks;
@@ -153,6 +149,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.#options = resolveOptions(options, this.validTypes, addr);
     this.#authenticate = options.authenticate;
     this.#cluster = options.cluster;
+    this.#router = new Router(this.#registry, options.cluster);
     this.heartbeatRate = this.#options.heartbeatRate;
     this.heartbeatTimeout = this.#options.heartbeatTimeout;
     const category = options.logCategory ?? ["iot-manager"];
@@ -267,8 +264,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * ```
    */
   getClientData(): DeviceInfo[] {
-    const local = [...this.#registry.all()].map((connection) => connection.info);
-    return this.#cluster ? [...local, ...this.#cluster.remoteDevices()] : local;
+    return this.#router.clientData();
   }
 
   /**
@@ -284,9 +280,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * console.log(await manager.sendAll("off")); // 0: nobody is connected yet
    * ```
    */
-  async sendAll(data: string | Uint8Array): Promise<number> {
-    const local = fanOut(this.#registry.all(), data);
-    return this.#cluster ? local + await this.#cluster.sendAll(data) : local;
+  sendAll(data: string | Uint8Array): Promise<number> {
+    return this.#router.sendAll(data);
   }
 
   /**
@@ -301,9 +296,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * await manager.sendType("light", "brightness 40");
    * ```
    */
-  async sendType(type: string, data: string | Uint8Array): Promise<number> {
-    const local = fanOut(this.#registry.ofType(type), data);
-    return this.#cluster ? local + await this.#cluster.sendType(type, data) : local;
+  sendType(type: string, data: string | Uint8Array): Promise<number> {
+    return this.#router.sendType(type, data);
   }
 
   /**
@@ -319,10 +313,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * ```
    */
   send(uuid: string, data: string | Uint8Array): Promise<number> {
-    const id = uuid.toLowerCase();
-    const connection = this.#registry.get(id);
-    if (!connection) return this.#cluster ? this.#cluster.send(id, data) : Promise.resolve(0);
-    return Promise.resolve(connection.enqueue(encodeMessage(data, connection.mode)) ? 1 : 0);
+    return this.#router.send(uuid.toLowerCase(), data);
   }
 
   /**
@@ -472,17 +463,11 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   }
 
   #clusterNode(): ClusterNode {
-    return {
+    return this.#router.node({
       nodeId: this.nodeId,
       heartbeatRate: this.heartbeatRate,
       heartbeatTimeout: this.heartbeatTimeout,
-      deliverAll: (data) => fanOut(this.#registry.all(), data),
-      deliverType: (type, data) => fanOut(this.#registry.ofType(type), data),
-      deliver: (uuid, data) =>
-        fanOut(this.#registry.get(uuid) ? [this.#registry.get(uuid)!] : [], data),
-      localDevices: () => [...this.#registry.all()].map((connection) => connection.info),
-      evict: (uuid, message) => this.#registry.get(uuid)?.terminate("replaced", message),
-    };
+    });
   }
 
   #subscribe<T>(
@@ -717,17 +702,4 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       this.#pool.run(() => handler(connection, end), context, "lifecycle");
     }
   }
-}
-
-function fanOut(targets: Iterable<Connection>, data: string | Uint8Array): number {
-  let mode1: Uint8Array | undefined;
-  let mode2: Uint8Array | undefined;
-  let reached = 0;
-  for (const connection of targets) {
-    const bytes = connection.mode === 1
-      ? (mode1 ??= encodeMessage(data, 1))
-      : (mode2 ??= encodeMessage(data, 2));
-    if (connection.enqueue(bytes)) reached++;
-  }
-  return reached;
 }
