@@ -195,10 +195,8 @@ export class Connection implements Client, HeartbeatTarget, WriteTarget, ReadLoo
   readonly admittedAt: number = performance.now();
   /** The address of the connection this one took the UUID from, if it did. */
   tookOverFrom: string | undefined;
-  /** A UUID conflict on this UUID was logged already (logged once per chain of takeovers). */
+  /** A UUID conflict on this UUID was logged already (once per chain of takeovers). */
   conflictLogged = false;
-  /** Until when (`performance.now()`) no other connection may take this UUID: a conflict. */
-  pinnedUntil = 0;
   #info: DeviceInfo;
   readonly #conn: Transport;
   readonly #hooks: ConnectionHooks;

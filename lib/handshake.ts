@@ -54,8 +54,13 @@ export interface AdmissionOptions {
    * with that reason. Absent: every valid answer is admitted.
    */
   readonly authenticate?: (handshake: Handshake) => Promise<boolean | string>;
-  /** Last word, after authentication: a refusal for this device now, if any (e.g. a UUID conflict). */
-  readonly admissible?: (handshake: Handshake) => InvalidInfo | undefined;
+  /**
+   * Last word, after authentication, within the same deadline: a refusal for
+   * this device now, if any (e.g. a UUID conflict).
+   */
+  readonly admissible?: (
+    handshake: Handshake,
+  ) => Promise<InvalidInfo | undefined> | InvalidInfo | undefined;
 }
 
 const MAX_PROOF_SIZE = 1024;
@@ -127,7 +132,8 @@ export async function admit(conn: Transport, options: AdmissionOptions): Promise
       waitingFor = "the authenticate hook";
       await judge(options.authenticate, handshake, deadline.signal);
     }
-    const refusal = options.admissible?.(handshake);
+    waitingFor = "the check of the UUID's current holder";
+    const refusal = await options.admissible?.(handshake);
     if (refusal) throw refusal;
     return handshake;
   } catch (caught) {

@@ -71,8 +71,10 @@ export interface MessagesOptions extends TypeFilter {
 
 const textDecoder = new TextDecoder();
 const CLOSE_GRACE_MS = 5000;
-/** Takeovers of a UUID this close together are a conflict, not a reconnection (ms). */
+/** A newcomer claiming a UUID taken over this recently makes the manager check the holder (ms). */
 const UUID_CONFLICT_WINDOW_MS = 60_000;
+/** Longest wait for the holder's heartbeat answer in that check (s; at most heartbeatTimeout). */
+const HOLDER_PROBE_SECONDS = 2;
 const MODE1_READ_SIZE = 16 * 1024;
 // Idle devices only ever receive 5-byte heartbeat frames: 64 bytes hold one; busy ones grow.
 const MODE2_READ_SIZES = [64, 64 * 1024] as const;
@@ -537,7 +539,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
         timeout: this.#options.handshakeTimeout,
         maxSize: this.#options.maxHandshakeSize,
         authenticate: this.#authenticate && this.#judge.bind(this, this.#authenticate, addr),
-        admissible: (handshake) => this.#conflictWith(handshake.info.uuid),
+        admissible: (handshake) => this.#checkHolder(handshake.info.uuid, address),
       });
     } catch (error) {
       if (!this.#closing) this.#logRejection(address, error);
@@ -552,14 +554,33 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.#admit(conn, handshake.mode, handshake.info, handshake.leftover, address);
   }
 
-  /** A refusal when the UUID is pinned to a live holder after a conflict (see `#admit`). */
-  #conflictWith(uuid: string): InvalidInfo | undefined {
+  /**
+   * A newcomer claims a UUID whose holder itself took it over within the last
+   * minute: two live devices fighting over one UUID, or one device back again
+   * after its last connection went stale? Evidence decides: the holder is sent
+   * a heartbeat now. A holder that answers is alive, and the newcomer is
+   * refused (reason `conflict`, logged once with both addresses); a holder that
+   * does not is dropped for it (reason `heartbeat`) and the newcomer admitted.
+   */
+  async #checkHolder(uuid: string, address: string): Promise<InvalidInfo | undefined> {
     const holder = this.#registry.get(uuid);
-    if (!holder || holder.pinnedUntil <= performance.now()) return undefined;
+    if (!holder || holder.tookOverFrom === undefined) return undefined;
+    if (performance.now() - holder.admittedAt >= UUID_CONFLICT_WINDOW_MS) return undefined;
+    const timeout = Math.min(this.heartbeatTimeout, HOLDER_PROBE_SECONDS);
+    const alive = await holder.heartbeat({ timeout }).then(() => true, () => false);
+    if (!alive || !holder.connected) return undefined;
+    const holderAddress = `${holder.address.hostname}:${holder.address.port}`;
+    if (!holder.conflictLogged) {
+      holder.conflictLogged = true;
+      this.#log.warn(
+        "UUID {uuid} is claimed by two live connections, {address} and {other}: the one connected keeps it",
+        { uuid, address, other: holderAddress, reason: "uuid-conflict" },
+      );
+    }
     return new InvalidInfo(
       "conflict",
-      `UUID ${uuid} is held by another live connection (${holder.address.hostname}:${holder.address.port}) ` +
-        "and the two keep taking it from each other; try again later or fix the duplicate",
+      `UUID ${uuid} is held by another live connection (${holderAddress}), which answered a heartbeat ` +
+        "just now; two devices use this UUID: fix the duplicate",
     );
   }
 
@@ -587,11 +608,15 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
 
   #logRejection(address: string, error: unknown): void {
     if (error instanceof InvalidInfo) {
-      this.#log.warn("Rejected handshake from {address}: {message}", {
-        address,
-        reason: error.reason,
-        message: error.message,
-      });
+      // A conflict was logged once at warning level; each refused retry is only debug.
+      this.#log[error.reason === "conflict" ? "debug" : "warn"](
+        "Rejected handshake from {address}: {message}",
+        {
+          address,
+          reason: error.reason,
+          message: error.message,
+        },
+      );
     } else if (error instanceof ConnectionEnd) {
       this.#log.warn("Connection from {address} ended before its handshake: {message}", {
         address,
@@ -623,21 +648,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     }, this.#clientLog);
     const previous = this.#registry.get(info.uuid);
     if (previous) {
-      const previousAddress = `${previous.address.hostname}:${previous.address.port}`;
-      connection.tookOverFrom = previousAddress;
+      connection.tookOverFrom = `${previous.address.hostname}:${previous.address.port}`;
       connection.conflictLogged = previous.conflictLogged;
-      // A takeover of a connection that was itself a recent takeover: two live devices, one UUID.
-      const flapping = previous.tookOverFrom !== undefined &&
-        performance.now() - previous.admittedAt < UUID_CONFLICT_WINDOW_MS;
-      // Two live devices with one UUID: the newcomer keeps it for a while; the other is refused.
-      if (flapping) connection.pinnedUntil = performance.now() + UUID_CONFLICT_WINDOW_MS;
-      if (flapping && !connection.conflictLogged) {
-        connection.conflictLogged = true;
-        this.#log.warn(
-          "UUID {uuid} is claimed by two live connections, {address} and {other}: each takes it over from the other",
-          { uuid: info.uuid, address, other: previousAddress, reason: "uuid-conflict" },
-        );
-      }
       previous.terminate("replaced", `replaced by a new connection from ${address}`);
     }
     this.#registry.add(connection);

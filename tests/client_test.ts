@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { type Client, Device, TimeoutError } from "../mod.ts";
 import { encodeFrame, encodeHandshake, FrameType } from "../lib/protocol/mod.ts";
-import { bytes, connectDevice, decodeFrames, startManager, text, waitFor } from "./_helpers.ts";
+import {
+  bytes,
+  connectDevice,
+  decodeFrames,
+  LogCapture,
+  type RawDevice,
+  startManager,
+  text,
+  waitFor,
+} from "./_helpers.ts";
 
 Deno.test("request is exclusive: the answer goes to the requester, other messages to handlers", async () => {
   await using manager = await startManager();
@@ -268,4 +277,25 @@ Deno.test("maxFrameSize counts the payload: a frame of exactly the limit is deli
   assert.equal(end.reason, "protocol");
   assert.match(end.message, /1025 bytes is over the 1024-byte limit/);
   await received.return?.();
+});
+
+Deno.test("one device back twice within a minute, its old connections stale, is admitted each time; no conflict", async () => {
+  await using logs = await LogCapture.start();
+  await using manager = await startManager({ heartbeatTimeout: 0.5 });
+  const uuid = crypto.randomUUID();
+  // Each "restart" leaves the previous connection open but silent, as a crashed or frozen
+  // device does until its TCP connection times out.
+  const stale: RawDevice[] = [];
+  try {
+    for (let restart = 0; restart < 3; restart++) {
+      const device = await connectDevice(manager, { mode: 2, uuid });
+      stale.push(device);
+      await waitFor(() => manager.get(uuid) !== undefined, "admitted");
+    }
+    assert.equal(manager.size, 1);
+    assert.deepEqual(logs.matching({ reason: "uuid-conflict" }), []);
+    assert.deepEqual(logs.matching({ reason: "conflict" }), []);
+  } finally {
+    for (const device of stale) device.close();
+  }
 });
