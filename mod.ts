@@ -52,15 +52,16 @@ export {
   IotManagerError,
   isInvalidInfoReason,
   ProtocolError,
+  type ProtocolErrorReason,
   TimeoutError,
 } from "./lib/errors.ts";
-export type { DeviceInfo, ProtocolMode } from "./lib/protocol/mod.ts";
-export {
-  Device,
-  type DeviceEvents,
-  type DeviceOptions,
-  type DeviceStats,
-  type DeviceTlsOptions,
-  type ManagerSettings,
-  type ReconnectOptions,
-} from "./lib/device.ts";
+export type { DeviceInfo, ProtocolMode } from "./lib/protocol/types.ts";
+export { Device } from "./lib/device.ts";
+export type {
+  DeviceEvents,
+  DeviceOptions,
+  DeviceStats,
+  DeviceTlsOptions,
+} from "./lib/device_options.ts";
+export type { ReconnectOptions } from "./lib/backoff.ts";
+export type { ManagerSettings } from "./lib/protocol/welcome.ts";

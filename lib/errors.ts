@@ -171,6 +171,9 @@ export class InvalidInfo extends IotManagerError {
   }
 }
 
+/** Why a {@linkcode ProtocolError} was thrown. */
+export type ProtocolErrorReason = "frame-size" | "frame-type" | "sequence";
+
 /**
  * Bytes on the wire that break protocol mode 2 after the handshake: an unknown
  * frame type or a frame larger than the limit.
@@ -188,8 +191,12 @@ export class InvalidInfo extends IotManagerError {
  * ```
  */
 export class ProtocolError extends IotManagerError {
-  /** Machine-readable cause: `"frame-size"` or `"frame-type"`. */
-  readonly reason: "frame-size" | "frame-type";
+  /**
+   * Machine-readable cause: `"frame-size"` (over the limit), `"frame-type"`
+   * (unknown type), `"sequence"` (a known message where the protocol does not
+   * allow it, e.g. anything but `getinfo` first).
+   */
+  readonly reason: ProtocolErrorReason;
 
   /**
    * Creates the error.
@@ -198,7 +205,7 @@ export class ProtocolError extends IotManagerError {
    * @param message Human-readable detail.
    * @param options Standard error options (`cause`).
    */
-  constructor(reason: "frame-size" | "frame-type", message: string, options?: ErrorOptions) {
+  constructor(reason: ProtocolErrorReason, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "ProtocolError";
     this.reason = reason;

@@ -7,7 +7,8 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
-import { type Client, Connection, type ConnectionHooks } from "./client.ts";
+import type { Client } from "./client.ts";
+import { Connection, type ConnectionHooks } from "./connection.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import type { Authenticate } from "./auth.ts";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Connection } from "./client.ts";
+import type { Connection } from "./connection.ts";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
 import { type DeviceInfo, encodeMessage } from "./protocol/mod.ts";
 import type { Registry } from "./registry.ts";

@@ -8,6 +8,7 @@
  * - `frames.ts`: mode 2's frames, how they are cut from a stream, `END`'s reason.
  * - `handshake_text.ts`: the answer `UUID##TYPE##JSON`, parsed and encoded.
  * - `handshake_reader.ts`: reading an answer as it arrives, in linear time.
+ * - `welcome.ts`: mode 2's `WELCOME`, the settings a manager announces.
  * - `types.ts`: the protocol mode and a device's identity.
  *
  * @example
@@ -56,4 +57,5 @@ export {
   type HandshakeScan,
   readHandshake,
 } from "./handshake_reader.ts";
+export { encodeWelcome, type ManagerSettings, parseWelcome } from "./welcome.ts";
 export type { DeviceInfo, ProtocolMode } from "./types.ts";

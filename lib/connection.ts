@@ -1,0 +1,431 @@
+/**
+ * The manager's end of one device connection after its handshake: the
+ * {@linkcode Client} users see. Reading, framing and ending are the shared
+ * core's (lib/connection_core.ts); this file holds what is the manager's own.
+ *
+ * Each message a device sends goes to exactly one place first: a pending
+ * `recv`/`request` if there is one (the seed's `connection_lock` pattern),
+ * otherwise to every iterator on this client and to the manager's handlers
+ * and iterators.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { Transport } from "./transport.ts";
+import type { Client, EndOptions, MessagesOfClientOptions, WaitOptions } from "./client.ts";
+import { concatBytes } from "./bytes.ts";
+import { ConnectionCore, type ReadSizes } from "./connection_core.ts";
+import { type ConnectionEnd, InvalidInfo, TimeoutError } from "./errors.ts";
+import type { HeartbeatTarget } from "./heartbeat.ts";
+import type { WriteTarget } from "./watchdog.ts";
+import { Mutex } from "./mutex.ts";
+import {
+  decodeUtf8,
+  type DeviceInfo,
+  encodeEnd,
+  encodeFrame,
+  encodeMessage,
+  END_TEXT,
+  FrameType,
+  type FrameTypeValue,
+  GETINFO_BYTE,
+  HandshakeReader,
+  HEARTBEAT_BYTE,
+  parseHandshake,
+  partialBeatAtEnd,
+  type ProtocolMode,
+  splitMode1Chunk,
+} from "./protocol/mod.ts";
+import { AsyncQueue } from "./queue.ts";
+import { type Waiter, waitIn } from "./waiters.ts";
+
+/** How a connection reports to its manager. */
+export interface ConnectionHooks {
+  /** A message nobody `recv`ed; returns a promise when the consumer wants reads paused. */
+  onMessage(connection: Connection, data: Uint8Array): Promise<void> | undefined;
+  /** The connection ended (called once). */
+  onClose(connection: Connection, end: ConnectionEnd): void;
+  /** `getData()` changed the device's type or data. */
+  onInfoChanged(connection: Connection, previousType: string): void;
+}
+
+/** Limits a connection enforces. */
+export interface ConnectionLimits {
+  readonly maxFrameSize: number;
+  readonly maxBufferedBytes: number;
+  readonly validTypes: readonly string[];
+  /** Largest answer to `getinfo`, in bytes (the manager's `maxHandshakeSize`). */
+  readonly maxHandshakeSize: number;
+  /** Read buffer for mode 1, where one read is one message. */
+  readonly mode1ReadSize: number;
+  /** Smallest and largest read buffer in mode 2 (it grows while reads fill it). */
+  readonly mode2ReadSize: readonly [min: number, max: number];
+}
+
+const DEFAULT_WAIT_SECONDS = 15;
+const decoder = new TextDecoder();
+const MODE1_HEARTBEAT = Uint8Array.of(HEARTBEAT_BYTE);
+const MODE1_GETINFO = Uint8Array.of(GETINFO_BYTE);
+const MODE1_END = new TextEncoder().encode(END_TEXT);
+const MODE2_HEARTBEAT = encodeFrame(FrameType.HEARTBEAT);
+const MODE2_GETINFO = encodeFrame(FrameType.GETINFO);
+
+/** The manager's side of one device connection. Internal: users see {@linkcode Client}. */
+export class Connection extends ConnectionCore implements Client, HeartbeatTarget, WriteTarget {
+  readonly address: Deno.NetAddr;
+  heartbeatSentAt = 0;
+  /** When the manager admitted it (`performance.now()`). */
+  readonly admittedAt: number = performance.now();
+  /** The address of the connection this one took the UUID from, if it did. */
+  tookOverFrom: string | undefined;
+  /** A UUID conflict on this UUID was logged already (once per chain of takeovers). */
+  conflictLogged = false;
+  protected readonly log: Logger;
+  #info: DeviceInfo;
+  readonly #hooks: ConnectionHooks;
+  readonly #limits: ConnectionLimits;
+  #lock: Mutex | null = null;
+  // Created on first use: most devices never see a request, a `closed` await or an iterator.
+  #closed: PromiseWithResolvers<ConnectionEnd> | null = null;
+  /** Mode 1: the start of a `beat` the last read ended with, while a heartbeat is outstanding. */
+  #heldBeat: Uint8Array | null = null;
+  /** Mode 1: the newline the protocol allows after an answer may still arrive in the next read. */
+  #afterAnswer = false;
+  #recvWaiters: Waiter<Uint8Array>[] = [];
+  #beatWaiters: Waiter<void>[] = [];
+  #infoWaiter: (Waiter<DeviceInfo> & { reader: HandshakeReader }) | null = null;
+  #iterators: Set<AsyncQueue<Uint8Array>> | null = null;
+
+  constructor(
+    conn: Transport,
+    mode: ProtocolMode,
+    info: DeviceInfo,
+    hooks: ConnectionHooks,
+    limits: ConnectionLimits,
+    log: Logger,
+  ) {
+    // An INFO frame (a getData() answer) is a handshake answer: refused at its header if too big.
+    super(conn, mode, {
+      maxFrameSize: limits.maxFrameSize,
+      frameLimits: { [FrameType.INFO]: limits.maxHandshakeSize },
+      maxBufferedBytes: limits.maxBufferedBytes,
+    });
+    this.address = conn.remoteAddr as Deno.NetAddr;
+    this.#info = info;
+    this.#hooks = hooks;
+    this.#limits = limits;
+    this.log = log;
+    this.#afterAnswer = mode === 1;
+  }
+
+  get uuid(): string {
+    return this.#info.uuid;
+  }
+  get type(): string {
+    return this.#info.type;
+  }
+  get data(): Record<string, unknown> {
+    return this.#info.data;
+  }
+  get info(): DeviceInfo {
+    return this.#info;
+  }
+  get connected(): boolean {
+    return this.endedWith === null;
+  }
+  get closed(): Promise<ConnectionEnd> {
+    if (!this.#closed) {
+      this.#closed = Promise.withResolvers<ConnectionEnd>();
+      if (this.endedWith) this.#closed.resolve(this.endedWith);
+    }
+    return this.#closed.promise;
+  }
+  get heartbeatPaused(): boolean {
+    return this.readPaused;
+  }
+
+  /** Starts reading; `leftover` holds bytes that arrived with the handshake. */
+  start(leftover: Uint8Array): void {
+    // An idle connection holds its read buffer while the read is pending, so in mode 2
+    // (where frames survive any split) it starts small and grows only while reads fill it.
+    const [smallest, largest] = this.mode === 1
+      ? [this.#limits.mode1ReadSize, this.#limits.mode1ReadSize]
+      : this.#limits.mode2ReadSize;
+    const sizes: ReadSizes = { smallest, largest };
+    this.startReading(sizes, leftover);
+  }
+
+  async send(data: string | Uint8Array): Promise<boolean> {
+    return this.enqueue(encodeMessage(data, this.mode)) && await this.flushed();
+  }
+
+  recv(options: WaitOptions = {}): Promise<Uint8Array> {
+    return this.#wait(this.#recvWaiters, options, "a message");
+  }
+
+  async recvString(options?: WaitOptions): Promise<string> {
+    return decoder.decode(await this.recv(options));
+  }
+
+  request(data: string | Uint8Array, options: WaitOptions = {}): Promise<Uint8Array> {
+    return (this.#lock ??= new Mutex()).run(() => {
+      const answer = this.#wait(this.#recvWaiters, options, "an answer");
+      this.enqueue(encodeMessage(data, this.mode));
+      return answer;
+    });
+  }
+
+  async requestString(data: string | Uint8Array, options?: WaitOptions): Promise<string> {
+    return decoder.decode(await this.request(data, options));
+  }
+
+  getData(options: WaitOptions = {}): Promise<DeviceInfo> {
+    return (this.#lock ??= new Mutex()).run(async () => {
+      const holder: Waiter<DeviceInfo>[] = [];
+      const answer = this.#wait(holder, options, "handshake info", () => {
+        this.#infoWaiter = null;
+      });
+      // The answer is read by the same parser as the handshake's (lib/admission.ts).
+      this.#infoWaiter = {
+        ...holder[0],
+        reader: new HandshakeReader({
+          validTypes: this.#limits.validTypes,
+          maxSize: this.#limits.maxHandshakeSize,
+          mode: 1,
+        }),
+      };
+      this.enqueue(this.mode === 1 ? MODE1_GETINFO : MODE2_GETINFO);
+      let info: DeviceInfo;
+      try {
+        info = await answer;
+      } catch (error) {
+        if (error instanceof InvalidInfo) {
+          this.terminate("protocol", `invalid getinfo answer: ${error.message}`);
+        }
+        throw error;
+      } finally {
+        this.#infoWaiter = null;
+      }
+      if (info.uuid !== this.#info.uuid) {
+        const error = new InvalidInfo(
+          "uuid",
+          `getinfo answer changed the UUID from ${this.#info.uuid} to ${info.uuid}`,
+        );
+        this.terminate("protocol", error.message);
+        throw error;
+      }
+      const previousType = this.#info.type;
+      this.#info = info;
+      this.#hooks.onInfoChanged(this, previousType);
+      return info;
+    });
+  }
+
+  async heartbeat(options: WaitOptions = {}): Promise<number> {
+    const started = performance.now();
+    const beat = this.#wait(this.#beatWaiters, options, "a beat");
+    if (this.heartbeatSentAt === 0) this.heartbeatSentAt = started;
+    this.sendHeartbeat();
+    try {
+      await beat;
+    } catch (error) {
+      if (error instanceof TimeoutError) {
+        const end = this.terminate("heartbeat", `no beat within ${options.timeout ?? 15} s`);
+        throw end;
+      }
+      throw error;
+    }
+    return performance.now() - started;
+  }
+
+  async end(options: EndOptions = {}): Promise<void> {
+    const end = this.terminate("kicked", options.reason ?? "ended by the application");
+    await this.finished;
+    if (options.raiseException) throw end;
+  }
+
+  messages(options: MessagesOfClientOptions = {}): AsyncIterableIterator<Uint8Array> {
+    const queue: AsyncQueue<Uint8Array> = new AsyncQueue<Uint8Array>({
+      highWaterMark: options.highWaterMark,
+      signal: options.signal,
+      onStop: () => this.#iterators?.delete(queue),
+    });
+    if (this.endedWith) queue.stop();
+    else (this.#iterators ??= new Set()).add(queue);
+    return queue[Symbol.asyncIterator]();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.messages();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.end();
+  }
+
+  // Liveness: the fleet-wide heartbeat (lib/heartbeat.ts) and write watchdog (lib/watchdog.ts).
+
+  sendHeartbeat(): void {
+    this.enqueue(this.mode === 1 ? MODE1_HEARTBEAT : MODE2_HEARTBEAT);
+  }
+
+  get writeStartedAt(): number {
+    return this.outbox.writeStartedAt;
+  }
+
+  writeTimedOut(timeoutSeconds: number): void {
+    this.terminate("write-timeout", `a write made no progress for ${timeoutSeconds} s`, {
+      farewell: false,
+    });
+  }
+
+  heartbeatMissed(timeoutSeconds: number): void {
+    this.terminate("heartbeat", `no beat within ${timeoutSeconds} s of a heartbeat`);
+  }
+
+  // The role's side of the shared core.
+
+  protected get peerName(): string {
+    return `Device ${this.uuid}`;
+  }
+
+  protected onEnded(end: ConnectionEnd): void {
+    const { reason, message } = end;
+    const level = reason === "kicked" || reason === "manager-closed" || reason === "closed"
+      ? "debug"
+      : "info";
+    this.log[level]("Device {uuid} ({type}) disconnected: {reason}: {message}", {
+      uuid: this.uuid,
+      type: this.type,
+      reason,
+      message,
+      address: `${this.address.hostname}:${this.address.port}`,
+    });
+    for (const waiter of this.#recvWaiters.splice(0)) waiter.reject(end);
+    for (const waiter of this.#beatWaiters.splice(0)) waiter.reject(end);
+    this.#infoWaiter?.reject(end);
+    for (const queue of [...this.#iterators ?? []]) queue.stop();
+    this.#closed?.resolve(end);
+    this.#hooks.onClose(this, end);
+  }
+
+  protected goodbye(end: ConnectionEnd): Uint8Array {
+    return this.mode === 1 ? MODE1_END : encodeEnd(end.reason, end.message);
+  }
+
+  protected onPeerLeft(): void {
+    this.terminate("closed", "the device closed the connection");
+  }
+
+  protected onMode1(view: Uint8Array): void {
+    let chunk: Uint8Array = view.slice(); // the read buffer is reused; delivered messages are kept
+    if (this.#afterAnswer) {
+      let skip = 0;
+      while (chunk[skip] === 0x0d || chunk[skip] === 0x0a) skip++;
+      if (skip < chunk.length) this.#afterAnswer = false;
+      chunk = chunk.subarray(skip);
+    }
+    if (this.#heldBeat) {
+      chunk = concatBytes([this.#heldBeat, chunk]);
+      this.#heldBeat = null;
+    }
+    const pending = this.heartbeatSentAt !== 0;
+    let { beat, message: data } = splitMode1Chunk(chunk, pending);
+    if (beat) this.#onBeat();
+    else if (pending) {
+      // A `beat` cut by a read boundary: hold its start until the next read.
+      const held = partialBeatAtEnd(data);
+      if (held > 0) {
+        this.#heldBeat = data.slice(data.length - held);
+        data = data.subarray(0, data.length - held);
+      }
+    }
+    if (data.length === 0) return;
+    if (this.#infoWaiter) {
+      // The answer to getinfo; bytes after it in the same read are the device's next message.
+      const waiter = this.#infoWaiter;
+      try {
+        const scan = waiter.reader.push(data);
+        if (scan.status === "incomplete") return;
+        waiter.resolve(scan.info);
+        this.#afterAnswer = scan.leftover.length === 0;
+        if (scan.leftover.length > 0) this.#deliver(scan.leftover);
+      } catch (error) {
+        waiter.reject(error as Error);
+      }
+      return;
+    }
+    this.#deliver(data);
+  }
+
+  protected onFrame(type: FrameTypeValue, payload: Uint8Array): void {
+    switch (type) {
+      case FrameType.DATA:
+        return this.#deliver(payload);
+      case FrameType.BEAT:
+        return this.#onBeat();
+      case FrameType.END: {
+        const why = decoder.decode(payload);
+        this.terminate("ended", why ? `the device ended: ${why}` : "the device ended", {
+          farewell: false,
+        });
+        return;
+      }
+      case FrameType.INFO:
+        return this.#onInfo(payload);
+      default:
+        this.protocolError(
+          `frame type 0x${type.toString(16)} is not allowed from a device here`,
+        );
+    }
+  }
+
+  #onInfo(payload: Uint8Array): void {
+    const waiter = this.#infoWaiter;
+    if (!waiter) {
+      this.log.debug("Device {uuid} sent unrequested info; ignored", { uuid: this.uuid });
+      return;
+    }
+    try {
+      waiter.resolve(parseHandshake(decodeUtf8(payload), this.#limits.validTypes));
+    } catch (error) {
+      waiter.reject(error as Error);
+    }
+  }
+
+  #onBeat(): void {
+    if (this.heartbeatSentAt === 0 && this.#beatWaiters.length === 0) {
+      this.log.debug("Device {uuid} sent an unprompted beat; ignored", {
+        uuid: this.uuid,
+        reason: "unprompted-beat",
+      });
+      return;
+    }
+    this.heartbeatSentAt = 0;
+    for (const waiter of this.#beatWaiters.splice(0)) waiter.resolve();
+  }
+
+  #deliver(data: Uint8Array): void {
+    if (data.length === 0 && this.mode === 1) return;
+    const waiter = this.#recvWaiters.shift();
+    if (waiter) return waiter.resolve(data);
+    for (const queue of this.#iterators ?? []) {
+      if (!queue.push(data)) this.stallOn(queue.writable());
+    }
+    const stall = this.#hooks.onMessage(this, data);
+    if (stall) this.stallOn(stall);
+  }
+
+  #wait<T>(
+    list: Waiter<T>[],
+    options: WaitOptions,
+    what: string,
+    onSettle?: () => void,
+  ): Promise<T> {
+    if (this.endedWith) return Promise.reject(this.endedWith);
+    const timeout = options.timeout ?? DEFAULT_WAIT_SECONDS;
+    const message = `no ${what} from ${this.uuid} within ${timeout} s`;
+    return waitIn(list, { timeout, signal: options.signal }, message, onSettle);
+  }
+}
