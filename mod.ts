@@ -24,14 +24,14 @@
  * @module
  */
 
-export {
-  type ClientsOptions,
-  type DeviceMessage,
-  Manager,
-  type ManagerEvents,
-  type MessagesOptions,
-  type TypeFilter,
-} from "./lib/manager.ts";
+export { Manager } from "./lib/manager.ts";
+export type {
+  ClientsOptions,
+  DeviceMessage,
+  ManagerEvents,
+  MessagesOptions,
+  TypeFilter,
+} from "./lib/dispatcher.ts";
 export type { ManagerOptions } from "./lib/manager_options.ts";
 export type { Client, EndOptions, MessagesOfClientOptions, WaitOptions } from "./lib/client.ts";
 export type { ClusterAdapter, ClusterNode } from "./lib/cluster.ts";

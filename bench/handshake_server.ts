@@ -49,7 +49,7 @@ export const DEVICE_TYPE = "light";
 /** The one byte the manager sends a new connection (mode-1 `getinfo`). */
 export const GETINFO = 0x01;
 
-/** The manager's handshake read buffer (`lib/handshake.ts`), which the bare server copies. */
+/** The manager's handshake read buffer (`lib/admission.ts`), which the bare server copies. */
 export const READ_SIZE = 4096;
 
 type ManagerModule = typeof import("@iot-manager/core");

@@ -62,6 +62,16 @@ export class Subscribers<T> implements Iterable<Subscriber<T>> {
     return remove;
   }
 
+  /** The listeners that want an event about a device of `type` (see {@linkcode wants}). */
+  *matching(type: string): IterableIterator<T> {
+    for (const entry of this.#entries) if (wants(entry, type)) yield entry.target;
+  }
+
+  /** Listeners of exactly `type` (not those of every type). */
+  *ofType(type: string): IterableIterator<T> {
+    for (const entry of this.#entries) if (entry.type === type) yield entry.target;
+  }
+
   [Symbol.iterator](): Iterator<Subscriber<T>> {
     return this.#entries.values();
   }

@@ -1,25 +1,36 @@
 /**
- * The manager's side of the handshake on a fresh connection, from TCP accept
- * to admission: send `getinfo`, read until the answer is complete, invalid,
- * too large or too late, run the challenge and the `authenticate` hook, and
- * tell a refused device why.
+ * Where a device is admitted: the manager's whole side of the handshake, from
+ * TCP accept to `WELCOME`. {@linkcode Admission} applies the manager's policy
+ * (connection limits, the `authenticate` hook, a UUID another live connection
+ * holds) and logs every refusal with its reason; {@linkcode admit} runs the
+ * protocol steps under one deadline: send `getinfo`, read until the answer is
+ * complete, invalid, too large or too late, send a `CHALLENGE` and read the
+ * `PROOF`, and tell a refused device why (`END`). The device's side is
+ * lib/device_handshake.ts; `Client.getData()` reads its answer with the same
+ * parser (`HandshakeReader`).
  *
  * @module
  */
 
+import type { Logger } from "@logtape/logtape";
 import type { Transport } from "./transport.ts";
+import type { Authenticate } from "./auth.ts";
+import type { Connection } from "./connection.ts";
+import type { Registry } from "./registry.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import { CHALLENGE_SIZE } from "./auth.ts";
-import { HandshakeReader } from "./protocol/mod.ts";
 import { withGrace } from "./graceful.ts";
 import {
   type DeviceInfo,
   encodeEnd,
   encodeFrame,
+  encodeWelcome,
   FRAME_HEADER_SIZE,
   FrameType,
   GETINFO_BYTE,
+  HandshakeReader,
   isFrameType,
+  type ManagerSettings,
   type ProtocolMode,
 } from "./protocol/mod.ts";
 
@@ -70,6 +81,188 @@ const READ_SIZE = 4096;
 const REFUSAL_GRACE_MS = 1000;
 /** The same at the deadline, which must free the socket promptly. */
 const TIMEOUT_GRACE_MS = 200;
+
+/** A window within which a UUID taken over twice may be two live devices (ms). */
+const UUID_CONFLICT_WINDOW_MS = 60_000;
+/** Longest wait for the current holder of a UUID to answer a heartbeat (s). */
+const HOLDER_PROBE_SECONDS = 2;
+
+/** The manager's admission policy. */
+export interface AdmissionPolicy {
+  readonly validTypes: readonly string[];
+  /** Seconds from TCP accept to admission. */
+  readonly handshakeTimeout: number;
+  /** Largest answer, in bytes. */
+  readonly maxHandshakeSize: number;
+  /** Connections in handshake at once; more are closed at accept. */
+  readonly maxPendingHandshakes: number;
+  /** Connected devices plus those in handshake; more are closed at accept. */
+  readonly maxClients: number;
+  /** The longest the holder of a contested UUID gets to answer a heartbeat, in seconds. */
+  readonly heartbeatTimeout: number;
+  /** What `WELCOME` announces to mode-2 devices. */
+  readonly welcome: ManagerSettings;
+  readonly authenticate?: Authenticate;
+}
+
+/** A device let in: its handshake, where it came from and what to send it first. */
+export interface Admitted extends Handshake {
+  /** `host:port`, for the log. */
+  readonly address: string;
+  /** The `WELCOME` frame for a mode-2 device (`null` in mode 1, which has none). */
+  readonly welcome: Uint8Array | null;
+}
+
+/**
+ * The manager's gate: counts connections from TCP accept, runs
+ * {@linkcode admit} with the manager's policy, and logs each refusal once with
+ * its reason (`limit`, `timeout`, `auth`, `conflict`, `type`, ...).
+ */
+export class Admission {
+  readonly #policy: AdmissionPolicy;
+  readonly #registry: Registry<Connection>;
+  readonly #log: Logger;
+  readonly #handshaking = new Set<Transport>();
+  #closed = false;
+
+  constructor(policy: AdmissionPolicy, registry: Registry<Connection>, log: Logger) {
+    this.#policy = policy;
+    this.#registry = registry;
+    this.#log = log;
+  }
+
+  /** Connections accepted and still in their handshake. */
+  get pending(): number {
+    return this.#handshaking.size;
+  }
+
+  /**
+   * Lets a freshly accepted connection in, or refuses it (logged, closed).
+   *
+   * @returns The admitted device, or `null` when refused or closed meanwhile.
+   */
+  async admit(conn: Transport): Promise<Admitted | null> {
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    const address = `${addr.hostname}:${addr.port}`;
+    const policy = this.#policy;
+    const pending = this.#handshaking.size;
+    const refuse = pending >= policy.maxPendingHandshakes
+      ? `${pending} connections are already in handshake (maxPendingHandshakes)`
+      : this.#registry.size + pending >= policy.maxClients
+      ? `${this.#registry.size} devices are connected (maxClients)`
+      : null;
+    if (refuse) {
+      this.#log.warn("Refused connection from {address}: {message}", {
+        address,
+        reason: "limit",
+        message: refuse,
+      });
+      conn.close();
+      return null;
+    }
+    this.#handshaking.add(conn);
+    let handshake: Handshake;
+    try {
+      handshake = await admit(conn, {
+        validTypes: policy.validTypes,
+        timeout: policy.handshakeTimeout,
+        maxSize: policy.maxHandshakeSize,
+        authenticate: policy.authenticate && this.#ask.bind(this, policy.authenticate, addr),
+        admissible: (handshake) => this.#checkHolder(handshake.info.uuid, address),
+      });
+    } catch (error) {
+      if (!this.#closed) this.#logRefusal(address, error);
+      return null;
+    } finally {
+      this.#handshaking.delete(conn);
+    }
+    if (this.#closed) {
+      conn.close();
+      return null;
+    }
+    const welcome = handshake.mode === 2 ? encodeWelcome(policy.welcome) : null;
+    return { ...handshake, address, welcome };
+  }
+
+  /** Closes every connection still in its handshake; later ones are refused silently. */
+  close(): void {
+    this.#closed = true;
+    for (const conn of this.#handshaking) closeQuietly(conn);
+  }
+
+  /**
+   * A newcomer claims a UUID whose holder itself took it over within the last
+   * minute: two live devices fighting over one UUID, or one device back again
+   * after its last connection went stale? Evidence decides: the holder is sent
+   * a heartbeat now. A holder that answers is alive, and the newcomer is
+   * refused (reason `conflict`, logged once with both addresses); a holder that
+   * does not is dropped for it (reason `heartbeat`) and the newcomer admitted.
+   */
+  async #checkHolder(uuid: string, address: string): Promise<InvalidInfo | undefined> {
+    const holder = this.#registry.get(uuid);
+    if (!holder || holder.tookOverFrom === undefined) return undefined;
+    if (performance.now() - holder.admittedAt >= UUID_CONFLICT_WINDOW_MS) return undefined;
+    const timeout = Math.min(this.#policy.heartbeatTimeout, HOLDER_PROBE_SECONDS);
+    const alive = await holder.heartbeat({ timeout }).then(() => true, () => false);
+    if (!alive || !holder.connected) return undefined;
+    const holderAddress = `${holder.address.hostname}:${holder.address.port}`;
+    if (!holder.conflictLogged) {
+      holder.conflictLogged = true;
+      this.#log.warn(
+        "UUID {uuid} is claimed by two live connections, {address} and {other}: the one connected keeps it",
+        { uuid, address, other: holderAddress, reason: "uuid-conflict" },
+      );
+    }
+    return new InvalidInfo(
+      "conflict",
+      `UUID ${uuid} is held by another live connection (${holderAddress}), which answered a heartbeat ` +
+        "just now; two devices use this UUID: fix the duplicate",
+    );
+  }
+
+  /** Asks the `authenticate` hook about a handshake; a hook that throws refuses (and is logged). */
+  async #ask(
+    authenticate: Authenticate,
+    address: Deno.NetAddr,
+    handshake: Handshake,
+  ): Promise<boolean | string> {
+    try {
+      return await authenticate({
+        info: handshake.info,
+        address,
+        mode: handshake.mode,
+        replacing: this.#registry.get(handshake.info.uuid) !== undefined,
+        challenge: handshake.challenge,
+        proof: handshake.proof,
+      });
+    } catch (error) {
+      // The detail stays in the log: the device is not authenticated and hears only this.
+      this.#log.error("The authenticate hook failed: {error}", { error });
+      return "the authenticate hook failed";
+    }
+  }
+
+  #logRefusal(address: string, error: unknown): void {
+    if (error instanceof InvalidInfo) {
+      // A conflict was logged once at warning level; each refused retry is only debug.
+      this.#log[error.reason === "conflict" ? "debug" : "warn"](
+        "Rejected handshake from {address}: {message}",
+        { address, reason: error.reason, message: error.message },
+      );
+    } else if (error instanceof ConnectionEnd) {
+      this.#log.warn("Connection from {address} ended before its handshake: {message}", {
+        address,
+        reason: error.reason,
+        message: error.message,
+      });
+    } else {
+      this.#log.error("Handshake with {address} failed: {message}", {
+        address,
+        message: String(error),
+      });
+    }
+  }
+}
 
 /**
  * Admits or refuses a freshly accepted connection: the manager's whole side of
