@@ -63,5 +63,5 @@ export type {
   DeviceStats,
   DeviceTlsOptions,
 } from "./lib/device_options.ts";
-export type { ReconnectOptions } from "./lib/backoff.ts";
+export type { ReconnectOptions } from "./lib/reconnect.ts";
 export type { ManagerSettings } from "./lib/protocol/welcome.ts";

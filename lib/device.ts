@@ -31,9 +31,8 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
-import { connectTransport, type Transport } from "./transport.ts";
 import { computeProof } from "./auth.ts";
-import { backoffDelay, type ReconnectOptions, reconnectSettings } from "./backoff.ts";
+import { ReconnectPolicy, reconnectSettings } from "./reconnect.ts";
 import {
   type DeviceEvents,
   type DeviceOptions,
@@ -41,8 +40,8 @@ import {
   validateData,
   validateOptions,
 } from "./device_options.ts";
-import { ConnectionEnd, InvalidInfo, TimeoutError } from "./errors.ts";
-import { Link, type LinkHooks } from "./link.ts";
+import { ConnectionEnd } from "./errors.ts";
+import { type Link, type LinkHooks, openLink } from "./link.ts";
 import {
   type DeviceInfo,
   encodeMessage,
@@ -53,11 +52,6 @@ import {
 import { AsyncQueue } from "./queue.ts";
 
 const DEFAULT_CONNECT_TIMEOUT = 15;
-/** A connection that lasts this long resets the count of takeovers in a row (ms). */
-const STABLE_CONNECTION_MS = 60_000;
-const random = Math.random;
-/** Refusals that may pass on another attempt (the rest would repeat: the device stops). */
-const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(["timeout", "auth", "conflict"]);
 
 /**
  * One device connected to a manager. Iterate it for the manager's messages;
@@ -103,7 +97,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
   answerHeartbeats: boolean;
 
   readonly #options: DeviceOptions;
-  readonly #reconnect: Required<ReconnectOptions> | null;
+  readonly #reconnect: ReconnectPolicy | null;
   readonly #log: Logger;
   readonly #queue: AsyncQueue<Uint8Array>;
   readonly #hooks: LinkHooks;
@@ -129,8 +123,6 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
   #wake: (() => void) | null = null;
   #attempt: AbortController | null = null;
   #onAbort: (() => void) | null = null;
-  #linkOpenedAt = 0;
-  #replacedInARow = 0;
 
   private constructor(options: DeviceOptions) {
     validateOptions(options);
@@ -140,7 +132,8 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
     this.mode = options.mode ?? 2;
     this.#data = options.data ?? {};
     this.answerHeartbeats = options.answerHeartbeats ?? true;
-    this.#reconnect = reconnectSettings(options.reconnect);
+    const reconnect = reconnectSettings(options.reconnect);
+    this.#reconnect = reconnect && new ReconnectPolicy(reconnect);
     const category = options.logCategory ?? ["iot-manager"];
     this.#log = getLogger([...(typeof category === "string" ? [category] : category), "device"]);
     this.#queue = new AsyncQueue<Uint8Array>({ highWaterMark: options.highWaterMark });
@@ -198,7 +191,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
   static async connect(options: DeviceOptions): Promise<Device> {
     const device = new Device(options);
     device.#link = await device.#open();
-    device.#linkOpenedAt = performance.now();
+    device.#reconnect?.opened();
     device.#watch(device.#link);
     if (options.signal) {
       const signal = options.signal;
@@ -338,65 +331,30 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
   /** Opens one connection and completes the handshake, or fails with everything closed. */
   async #open(): Promise<Link> {
     const options = this.#options;
-    const seconds = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
     const attempt = new AbortController();
     this.#attempt = attempt;
-    const timer = setTimeout(
-      () =>
-        attempt.abort(
-          new TimeoutError(`no complete handshake with the manager within ${seconds} s`),
-        ),
-      seconds * 1000,
-    );
-    const aborted = new Promise<never>((_, reject) => {
-      attempt.signal.addEventListener("abort", () => reject(attempt.signal.reason), {
-        once: true,
-      });
-    });
-    aborted.catch(() => {});
-    const userSignal = options.signal;
-    const onUserAbort = () => attempt.abort(userSignal!.reason);
-    if (userSignal?.aborted) onUserAbort();
-    else userSignal?.addEventListener("abort", onUserAbort, { once: true });
-    let link: Link | null = null;
+    const { tls } = options;
     try {
-      const conn = await Promise.race([this.#dial(attempt.signal), aborted]);
-      link = new Link(conn, this.mode, this.#hooks, {
-        maxFrameSize: options.maxFrameSize ?? 1048576,
-        maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
-        keepalive: options.keepalive,
-      });
-      link.start();
-      await Promise.race([link.ready, aborted]);
-      return link;
-    } catch (error) {
-      if (link) {
-        const end = error instanceof ConnectionEnd ? error : null;
-        link.terminate(end?.reason ?? "io", (error as Error).message, { farewell: false });
-        await link.finished;
-      }
-      if (error instanceof ConnectionEnd && error.cause instanceof InvalidInfo) throw error.cause;
-      if (error instanceof ConnectionEnd || error instanceof TimeoutError) throw error;
-      if (userSignal?.aborted && error === userSignal.reason) throw error;
-      throw new ConnectionEnd("io", `cannot connect: ${(error as Error).message}`, {
-        cause: error,
-      });
+      return await openLink(
+        {
+          hostname: options.hostname ?? "127.0.0.1",
+          port: options.port ?? 8595,
+          tls: tls ? { caCerts: typeof tls === "object" ? tls.caCerts : undefined } : undefined,
+          connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+          signal: options.signal,
+        },
+        this.mode,
+        this.#hooks,
+        {
+          maxFrameSize: options.maxFrameSize ?? 1048576,
+          maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
+          keepalive: options.keepalive,
+        },
+        attempt,
+      );
     } finally {
-      clearTimeout(timer);
-      userSignal?.removeEventListener("abort", onUserAbort);
       if (this.#attempt === attempt) this.#attempt = null;
     }
-  }
-
-  /** Opens the socket; an abort closes it at any point, during a TLS handshake too. */
-  #dial(signal: AbortSignal): Promise<Transport> {
-    const { hostname = "127.0.0.1", port = 8595, tls } = this.#options;
-    return connectTransport({
-      hostname,
-      port,
-      signal,
-      tls: tls ? { caCerts: typeof tls === "object" ? tls.caCerts : undefined } : undefined,
-    });
   }
 
   #watch(link: Link): void {
@@ -405,27 +363,15 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
 
   #onDrop(link: Link, drop: ConnectionEnd): void {
     if (this.#link === link) this.#link = null;
-    let end = drop;
-    if (end.reason === "replaced") {
-      const short = performance.now() - this.#linkOpenedAt < STABLE_CONNECTION_MS;
-      this.#replacedInARow = short ? this.#replacedInARow + 1 : 1;
-      const limit = this.#reconnect?.maxReplaced ?? 1;
-      if (this.#replacedInARow >= limit && this.#reconnect) {
-        end = new ConnectionEnd(
-          "replaced",
-          `another device is using UUID ${this.uuid}: it took over ${this.#replacedInARow} ` +
-            `times in a row, so this one stops reconnecting (${end.message})`,
-          { cause: end },
-        );
-        this.#log.warn("Device {uuid} stops: {message}", {
-          uuid: this.uuid,
-          reason: "replaced",
-          message: end.message,
-        });
-      }
-    } else if (performance.now() - this.#linkOpenedAt >= STABLE_CONNECTION_MS) {
-      this.#replacedInARow = 0;
+    const final = this.#reconnect?.stopsAfter(drop, this.uuid) ?? null;
+    if (final) {
+      this.#log.warn("Device {uuid} stops: {message}", {
+        uuid: this.uuid,
+        reason: final.reason,
+        message: final.message,
+      });
     }
+    const end = final ?? drop;
     const willReconnect = this.#reconnect !== null && this.#closing === null &&
       this.#end === null && end === drop;
     this.#log[end.reason === "kicked" ? "debug" : "info"](
@@ -438,14 +384,12 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
   }
 
   async #reconnectLoop(drop: ConnectionEnd): Promise<void> {
-    const settings = this.#reconnect!;
+    const policy = this.#reconnect!;
+    const settings = policy.settings;
     let lastError: unknown = drop;
     let delay = settings.initialDelay * 1000;
     for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
-      // Taken over by another connection with this UUID: back off hard before taking it back.
-      delay = attempt === 1 && drop.reason === "replaced"
-        ? settings.maxDelay * 1000 * (1 - random() / 2)
-        : backoffDelay(delay, settings);
+      delay = policy.delay(attempt, drop, delay);
       this.#log.debug("Device {uuid} reconnects in {delay} ms (attempt {attempt})", {
         uuid: this.uuid,
         delay: Math.round(delay),
@@ -468,7 +412,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
           return;
         }
         this.#link = link;
-        this.#linkOpenedAt = performance.now();
+        policy.opened();
         this.#stats.reconnects++;
         this.#reconnecting = null;
         this.#log.info("Device {uuid} reconnected after {attempt} attempt(s)", {
@@ -481,7 +425,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
       } catch (error) {
         if (this.#closing) return;
         lastError = error;
-        if (error instanceof InvalidInfo && !TRANSIENT_REFUSALS.has(error.reason)) {
+        if (policy.isFinal(error)) {
           // Asking again with the same answer gets the same refusal: stop and say why.
           this.#reconnecting = null;
           this.#log.warn("Device {uuid} stops reconnecting: {message}", {

@@ -8,7 +8,7 @@
 import { validate as isUuid } from "uuid";
 import type { ConnectionEnd } from "./errors.ts";
 import type { ProtocolMode } from "./protocol/mod.ts";
-import type { ReconnectOptions } from "./backoff.ts";
+import type { ReconnectOptions } from "./reconnect.ts";
 import type { Device } from "./device.ts";
 
 /**

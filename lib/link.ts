@@ -9,10 +9,16 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import type { Transport } from "./transport.ts";
+import { connectTransport, type Transport } from "./transport.ts";
 import { ConnectionCore } from "./connection_core.ts";
 import { answerGetinfo, keepaliveSeconds, readHandshakeFrame } from "./device_handshake.ts";
-import { type ConnectionEnd, type EndReason, ProtocolError } from "./errors.ts";
+import {
+  ConnectionEnd,
+  type EndReason,
+  InvalidInfo,
+  ProtocolError,
+  TimeoutError,
+} from "./errors.ts";
 import { Keepalive } from "./keepalive.ts";
 import {
   type DeviceInfo,
@@ -50,6 +56,18 @@ export interface LinkLimits {
   readonly maxBufferedBytes: number;
   /** The `keepalive` option, in seconds, if given. */
   readonly keepalive?: number;
+}
+
+/** Where and how a device connects. */
+export interface DialOptions {
+  readonly hostname: string;
+  readonly port: number;
+  /** Connect with TLS, trusting `caCerts` (PEM) if given, else the default roots. */
+  readonly tls?: { readonly caCerts?: readonly string[] };
+  /** Seconds for the attempt, TLS and handshake included. */
+  readonly connectTimeout: number;
+  /** The application's signal: aborting it fails the attempt with its reason. */
+  readonly signal?: AbortSignal;
 }
 
 const READ_SIZES = { smallest: 16 * 1024, largest: 16 * 1024 };
@@ -261,5 +279,65 @@ export class Link extends ConnectionCore {
   #deliver(data: Uint8Array): void {
     const stall = this.#hooks.onMessage(data);
     if (stall) this.stallOn(stall);
+  }
+}
+
+/**
+ * Opens one connection and completes the handshake within `connectTimeout`:
+ * in mode 2 once `WELCOME` arrives, in mode 1 once the answer is written.
+ * Aborting `attempt` (or the dial's `signal`) fails it at any point, during a
+ * TLS handshake too; a failed attempt leaves nothing open.
+ *
+ * @throws {InvalidInfo} When the manager refuses the handshake (mode 2's `END`).
+ * @throws {TimeoutError} When the attempt runs past `connectTimeout`.
+ * @throws {ConnectionEnd} When the connection fails or closes first (`io`, `closed`, ...).
+ */
+export async function openLink(
+  dial: DialOptions,
+  mode: ProtocolMode,
+  hooks: LinkHooks,
+  limits: LinkLimits,
+  attempt: AbortController,
+): Promise<Link> {
+  const seconds = dial.connectTimeout;
+  const timer = setTimeout(
+    () =>
+      attempt.abort(
+        new TimeoutError(`no complete handshake with the manager within ${seconds} s`),
+      ),
+    seconds * 1000,
+  );
+  const aborted = new Promise<never>((_, reject) => {
+    attempt.signal.addEventListener("abort", () => reject(attempt.signal.reason), { once: true });
+  });
+  aborted.catch(() => {});
+  const userSignal = dial.signal;
+  const onUserAbort = () => attempt.abort(userSignal!.reason);
+  if (userSignal?.aborted) onUserAbort();
+  else userSignal?.addEventListener("abort", onUserAbort, { once: true });
+  let link: Link | null = null;
+  try {
+    const { hostname, port, tls } = dial;
+    const conn = await Promise.race([
+      connectTransport({ hostname, port, tls, signal: attempt.signal }),
+      aborted,
+    ]);
+    link = new Link(conn, mode, hooks, limits);
+    link.start();
+    await Promise.race([link.ready, aborted]);
+    return link;
+  } catch (error) {
+    if (link) {
+      const end = error instanceof ConnectionEnd ? error : null;
+      link.terminate(end?.reason ?? "io", (error as Error).message, { farewell: false });
+      await link.finished;
+    }
+    if (error instanceof ConnectionEnd && error.cause instanceof InvalidInfo) throw error.cause;
+    if (error instanceof ConnectionEnd || error instanceof TimeoutError) throw error;
+    if (userSignal?.aborted && error === userSignal.reason) throw error;
+    throw new ConnectionEnd("io", `cannot connect: ${(error as Error).message}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+    userSignal?.removeEventListener("abort", onUserAbort);
   }
 }

@@ -8,7 +8,7 @@ import {
   type Manager,
 } from "../mod.ts";
 import { encodeFrame, encodeHandshake, FrameType } from "../lib/protocol/mod.ts";
-import { backoffDelay } from "../lib/backoff.ts";
+import { backoffDelay } from "../lib/reconnect.ts";
 import { splitManagerChunk } from "../lib/protocol/mod.ts";
 import { bytes, LogCapture, RawDevice, startManager, text, tlsFiles, waitFor } from "./_helpers.ts";
 

@@ -1,9 +1,12 @@
 /**
- * How a device retries after its connection drops: the reconnect options,
- * their defaults, and the wait before each attempt.
+ * How a device retries after its connection drops: the reconnect options and
+ * their defaults, the wait before each attempt, and when to stop (a refusal
+ * that would repeat, a UUID another live device keeps taking over).
  *
  * @module
  */
+
+import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 
 /**
  * How a device retries after its connection drops: exponential backoff with
@@ -58,7 +61,7 @@ export interface ReconnectOptions {
  *
  * @example
  * ```ts
- * import { backoffDelay } from "./lib/backoff.ts";
+ * import { backoffDelay } from "./lib/reconnect.ts";
  * const settings = { initialDelay: 0.5, maxDelay: 30, jitter: 0, maxAttempts: Infinity, maxReplaced: 3 };
  * console.log(backoffDelay(500, settings)); // 1500
  * ```
@@ -86,4 +89,70 @@ export function reconnectSettings(
     maxReplaced: given.maxReplaced ?? 3,
     maxAttempts: given.maxAttempts ?? Infinity,
   };
+}
+
+/** A connection that lasts this long resets the count of takeovers in a row (ms). */
+const STABLE_CONNECTION_MS = 60_000;
+/** Refusals that may pass on another attempt (the rest would repeat: the device stops). */
+const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(["timeout", "auth", "conflict"]);
+
+/**
+ * One device's reconnect decisions: how long to wait before each attempt and
+ * when to stop trying. Pure bookkeeping; the device runs the attempts.
+ */
+export class ReconnectPolicy {
+  /** The options, every default filled in. */
+  readonly settings: Required<ReconnectOptions>;
+  readonly #random: () => number;
+  #openedAt = 0;
+  #replacedInARow = 0;
+
+  constructor(settings: Required<ReconnectOptions>, random: () => number = Math.random) {
+    this.settings = settings;
+    this.#random = random;
+  }
+
+  /** A connection opened now. */
+  opened(): void {
+    this.#openedAt = performance.now();
+  }
+
+  /**
+   * Judges a drop. A takeover of the UUID (`replaced`) after a short connection
+   * counts toward `maxReplaced`; past it, the device stops.
+   *
+   * @returns The device's final end when it should stop, or `null` to reconnect.
+   */
+  stopsAfter(drop: ConnectionEnd, uuid: string): ConnectionEnd | null {
+    const lasted = performance.now() - this.#openedAt >= STABLE_CONNECTION_MS;
+    if (drop.reason !== "replaced") {
+      if (lasted) this.#replacedInARow = 0;
+      return null;
+    }
+    this.#replacedInARow = lasted ? 1 : this.#replacedInARow + 1;
+    if (this.#replacedInARow < this.settings.maxReplaced) return null;
+    return new ConnectionEnd(
+      "replaced",
+      `another device is using UUID ${uuid}: it took over ${this.#replacedInARow} ` +
+        `times in a row, so this one stops reconnecting (${drop.message})`,
+      { cause: drop },
+    );
+  }
+
+  /**
+   * The wait before `attempt` (1 for the first after a drop), in milliseconds.
+   * After a takeover the first wait is long (`maxDelay`, half of it random):
+   * the other holder of the UUID keeps it meanwhile.
+   */
+  delay(attempt: number, drop: ConnectionEnd, previousMs: number): number {
+    if (attempt === 1 && drop.reason === "replaced") {
+      return this.settings.maxDelay * 1000 * (1 - this.#random() / 2);
+    }
+    return backoffDelay(previousMs, this.settings, this.#random);
+  }
+
+  /** Whether a failed attempt ends the trying: a refusal that another attempt would repeat. */
+  isFinal(error: unknown): error is InvalidInfo {
+    return error instanceof InvalidInfo && !TRANSIENT_REFUSALS.has(error.reason);
+  }
 }
