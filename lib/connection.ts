@@ -14,7 +14,6 @@
 import type { Logger } from "@logtape/logtape";
 import type { Transport } from "./transport.ts";
 import type { Client, EndOptions, MessagesOfClientOptions, WaitOptions } from "./client.ts";
-import { concatBytes } from "./bytes.ts";
 import { ConnectionCore, type ReadSizes } from "./connection_core.ts";
 import { type ConnectionEnd, InvalidInfo, TimeoutError } from "./errors.ts";
 import type { HeartbeatTarget } from "./heartbeat.ts";
@@ -32,10 +31,9 @@ import {
   GETINFO_BYTE,
   HandshakeReader,
   HEARTBEAT_BYTE,
+  Mode1Reader,
   parseHandshake,
-  partialBeatAtEnd,
   type ProtocolMode,
-  splitMode1Chunk,
 } from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
 import { type Waiter, waitIn } from "./waiters.ts";
@@ -88,10 +86,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   #lock: Mutex | null = null;
   // Created on first use: most devices never see a request, a `closed` await or an iterator.
   #closed: PromiseWithResolvers<ConnectionEnd> | null = null;
-  /** Mode 1: the start of a `beat` the last read ended with, while a heartbeat is outstanding. */
-  #heldBeat: Uint8Array | null = null;
-  /** Mode 1: the newline the protocol allows after an answer may still arrive in the next read. */
-  #afterAnswer = false;
+  readonly #mode1: Mode1Reader | null;
   #recvWaiters: Waiter<Uint8Array>[] = [];
   #beatWaiters: Waiter<void>[] = [];
   #infoWaiter: (Waiter<DeviceInfo> & { reader: HandshakeReader }) | null = null;
@@ -116,7 +111,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     this.#hooks = hooks;
     this.#limits = limits;
     this.log = log;
-    this.#afterAnswer = mode === 1;
+    this.#mode1 = mode === 1 ? new Mode1Reader() : null;
   }
 
   get uuid(): string {
@@ -318,29 +313,9 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     this.terminate("closed", "the device closed the connection");
   }
 
-  protected onMode1(view: Uint8Array): void {
-    let chunk: Uint8Array = view.slice(); // the read buffer is reused; delivered messages are kept
-    if (this.#afterAnswer) {
-      let skip = 0;
-      while (chunk[skip] === 0x0d || chunk[skip] === 0x0a) skip++;
-      if (skip < chunk.length) this.#afterAnswer = false;
-      chunk = chunk.subarray(skip);
-    }
-    if (this.#heldBeat) {
-      chunk = concatBytes([this.#heldBeat, chunk]);
-      this.#heldBeat = null;
-    }
-    const pending = this.heartbeatSentAt !== 0;
-    let { beat, message: data } = splitMode1Chunk(chunk, pending);
+  protected onMode1(read: Uint8Array): void {
+    const { beat, message: data } = this.#mode1!.push(read, this.heartbeatSentAt !== 0);
     if (beat) this.#onBeat();
-    else if (pending) {
-      // A `beat` cut by a read boundary: hold its start until the next read.
-      const held = partialBeatAtEnd(data);
-      if (held > 0) {
-        this.#heldBeat = data.slice(data.length - held);
-        data = data.subarray(0, data.length - held);
-      }
-    }
     if (data.length === 0) return;
     if (this.#infoWaiter) {
       // The answer to getinfo; bytes after it in the same read are the device's next message.
@@ -349,8 +324,8 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
         const scan = waiter.reader.push(data);
         if (scan.status === "incomplete") return;
         waiter.resolve(scan.info);
-        this.#afterAnswer = scan.leftover.length === 0;
         if (scan.leftover.length > 0) this.#deliver(scan.leftover);
+        else this.#mode1!.answered();
       } catch (error) {
         waiter.reject(error as Error);
       }

@@ -15,6 +15,7 @@ import {
   FrameDecoder,
   FrameType,
   type FrameTypeValue,
+  Mode1Reader,
   MODE2_PREAMBLE,
   parseEnd,
   parseHandshake,
@@ -309,6 +310,36 @@ Deno.test("property: mode-1 chunk handling never loses or invents message bytes"
     ),
     { numRuns: NUM_RUNS },
   );
+});
+
+Deno.test("property: Mode1Reader finds a heartbeat answer however reads cut it, and keeps the message", () => {
+  fc.assert(
+    fc.property(
+      fc.string({ minLength: 1 }).filter((m) => !/[\r\nbeat]/.test(m)),
+      fc.array(fc.nat(), { maxLength: 4 }),
+      (message, points) => {
+        const reader = new Mode1Reader(false);
+        let beats = 0;
+        const received: string[] = [];
+        for (const read of splitAt(bytes(`beat${message}`), points)) {
+          const step = reader.push(read, beats === 0);
+          if (step.beat) beats++;
+          if (step.message.length > 0) received.push(text(step.message));
+        }
+        assert.equal(beats, 1);
+        assert.equal(received.join(""), message);
+      },
+    ),
+    { numRuns: NUM_RUNS },
+  );
+});
+
+Deno.test("Mode1Reader drops the newline after a getinfo answer even in the next read", () => {
+  const reader = new Mode1Reader();
+  reader.answered();
+  assert.equal(reader.push(bytes("\n"), false).message.length, 0);
+  assert.equal(text(reader.push(bytes("\nhello"), false).message), "hello");
+  assert.equal(text(reader.push(bytes("\nagain"), false).message), "\nagain");
 });
 
 Deno.test("encodeMessage copies bytes so a later change by the caller cannot alter a queued message", () => {

@@ -26,6 +26,7 @@ export {
   END_TEXT,
   GETINFO_BYTE,
   HEARTBEAT_BYTE,
+  Mode1Reader,
   partialBeatAtEnd,
   splitManagerChunk,
   splitMode1Chunk,

@@ -144,3 +144,67 @@ function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
   for (let i = 0; i < suffix.length; i++) if (bytes[offset + i] !== suffix[i]) return false;
   return true;
 }
+
+/**
+ * The manager's reading of one mode-1 device, read by read: each read is one
+ * message, except that a `beat` answering an outstanding heartbeat is taken
+ * out (also when a read boundary cuts it: its start is held for the next
+ * read), and the newline the protocol allows after a `getinfo` answer is
+ * dropped even when it arrives in the next read.
+ *
+ * @example
+ * ```ts
+ * import { Mode1Reader } from "@iot-manager/core/protocol";
+ * const reader = new Mode1Reader();
+ * const te = new TextEncoder();
+ * console.log(reader.push(te.encode("be"), true)); // { beat: false, message: <empty> }
+ * console.log(reader.push(te.encode("at"), true).beat); // true
+ * ```
+ */
+export class Mode1Reader {
+  /** The start of a `beat` the last read ended with, while a heartbeat is outstanding. */
+  #heldBeat: Uint8Array | null = null;
+  /** A newline may still follow the last `getinfo` answer. */
+  #afterAnswer: boolean;
+
+  /** @param afterAnswer Whether reading starts right after a `getinfo` answer. @default true */
+  constructor(afterAnswer = true) {
+    this.#afterAnswer = afterAnswer;
+  }
+
+  /**
+   * Reads one socket read (not retained: the message is a copy).
+   *
+   * @param beatPending Whether a heartbeat is outstanding (only then is `beat` an answer).
+   * @returns Whether a `beat` arrived, and the message (empty when there is none).
+   */
+  push(read: Uint8Array, beatPending: boolean): { beat: boolean; message: Uint8Array } {
+    let chunk: Uint8Array = read.slice();
+    if (this.#afterAnswer) {
+      let skip = 0;
+      while (chunk[skip] === 0x0d || chunk[skip] === 0x0a) skip++;
+      if (skip < chunk.length) this.#afterAnswer = false;
+      chunk = chunk.subarray(skip);
+    }
+    if (this.#heldBeat) {
+      chunk = concatBytes([this.#heldBeat, chunk]);
+      this.#heldBeat = null;
+    }
+    const split = splitMode1Chunk(chunk, beatPending);
+    let message = split.message;
+    if (!split.beat && beatPending) {
+      // A `beat` cut by a read boundary: hold its start until the next read.
+      const held = partialBeatAtEnd(message);
+      if (held > 0) {
+        this.#heldBeat = message.slice(message.length - held);
+        message = message.subarray(0, message.length - held);
+      }
+    }
+    return { beat: split.beat, message };
+  }
+
+  /** A `getinfo` answer ended the last read: a newline may still follow in the next. */
+  answered(): void {
+    this.#afterAnswer = true;
+  }
+}
