@@ -25,6 +25,7 @@
  */
 
 export { Manager } from "./lib/manager.ts";
+export type { AckedSendOptions, DeliveryReport } from "./lib/routing.ts";
 export type {
   ClientsOptions,
   DeviceMessage,
@@ -33,7 +34,13 @@ export type {
   TypeFilter,
 } from "./lib/dispatcher.ts";
 export type { ManagerOptions } from "./lib/manager_options.ts";
-export type { Client, EndOptions, MessagesOfClientOptions, WaitOptions } from "./lib/client.ts";
+export type {
+  Client,
+  EndOptions,
+  MessagesOfClientOptions,
+  SendOptions,
+  WaitOptions,
+} from "./lib/client.ts";
 export type { ClusterAdapter, ClusterNode } from "./lib/cluster.ts";
 export {
   type Authenticate,
@@ -46,6 +53,8 @@ export {
 } from "./lib/auth.ts";
 export {
   ConnectionEnd,
+  DeliveryError,
+  type DeliveryFailure,
   type EndReason,
   InvalidInfo,
   type InvalidInfoReason,

@@ -17,6 +17,16 @@ export interface WaitOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Options for {@linkcode Client.send}. */
+export interface SendOptions {
+  /** Wait for the device's acknowledgement (`ACK`). @default false */
+  readonly ack?: boolean;
+  /** With `ack`: seconds to wait for it; `Infinity` waits until the connection ends. @default 15 */
+  readonly timeout?: number;
+  /** With `ack`: stops waiting (rejects with the signal's reason). */
+  readonly signal?: AbortSignal;
+}
+
 /** Options for {@linkcode Client.messages}. */
 export interface MessagesOfClientOptions {
   /** Messages held unread before reading from the device pauses. @default 1024 */
@@ -65,11 +75,16 @@ export interface Client extends AsyncIterable<Uint8Array>, AsyncDisposable {
   /** Resolves with the reason once the connection has ended. Never rejects. */
   readonly closed: Promise<ConnectionEnd>;
   /**
-   * Sends one message. Resolves once written to the socket.
+   * Sends one message. Resolves once written to the socket; with `ack: true`
+   * (mode 2, feature `ack`), once the device has acknowledged receiving it:
+   * MQTT's QoS 1.
    *
-   * @returns `true` if written, `false` if the connection is (or became) closed.
+   * @returns `true` if written (acknowledged), `false` if the connection is
+   *   (or became) closed; with `ack`, always `true` (failures reject).
+   * @throws {DeliveryError} With `ack`: `timeout`, `disconnected`, `buffer-full`, or
+   *   `unsupported` (mode 1, or a device that does not speak the `ack` feature).
    */
-  send(data: string | Uint8Array): Promise<boolean>;
+  send(data: string | Uint8Array, options?: SendOptions): Promise<boolean>;
   /**
    * Takes the next message the device sends, before handlers and iterators see it.
    *

@@ -13,26 +13,45 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { Transport } from "./transport.ts";
-import type { Client, EndOptions, MessagesOfClientOptions, WaitOptions } from "./client.ts";
+import { AckTracker } from "./acks.ts";
+import type {
+  Client,
+  EndOptions,
+  MessagesOfClientOptions,
+  SendOptions,
+  WaitOptions,
+} from "./client.ts";
 import { ConnectionCore, type ReadSizes } from "./connection_core.ts";
-import { type ConnectionEnd, InvalidInfo, TimeoutError } from "./errors.ts";
+import {
+  type ConnectionEnd,
+  DeliveryError,
+  InvalidInfo,
+  ProtocolError,
+  TimeoutError,
+} from "./errors.ts";
 import type { HeartbeatTarget } from "./heartbeat.ts";
 import type { WriteTarget } from "./watchdog.ts";
 import { Mutex } from "./mutex.ts";
 import {
   decodeUtf8,
   type DeviceInfo,
+  encodeAckedHeader,
   encodeEnd,
   encodeFrame,
   encodeMessage,
   END_TEXT,
+  type Feature,
   FrameType,
   type FrameTypeValue,
   GETINFO_BYTE,
   HandshakeReader,
   HEARTBEAT_BYTE,
+  type JsonObject,
   Mode1Reader,
+  parseAck,
+  parseFeatures,
   parseHandshake,
+  parseReport,
   type ProtocolMode,
 } from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
@@ -46,6 +65,10 @@ export interface ConnectionHooks {
   onClose(connection: Connection, end: ConnectionEnd): void;
   /** `getData()` changed the device's type or data. */
   onInfoChanged(connection: Connection, previousType: string): void;
+  /** The device reported state (feature `state`): a merge patch of its reported state. */
+  onReport(connection: Connection, patch: JsonObject): void;
+  /** The device's features are known (mode 2: its first frame after `WELCOME`). */
+  onFeatures(connection: Connection): void;
 }
 
 /** Limits a connection enforces. */
@@ -62,7 +85,9 @@ export interface ConnectionLimits {
 }
 
 const DEFAULT_WAIT_SECONDS = 15;
+const NO_FEATURES: ReadonlySet<Feature> = new Set();
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 const MODE1_HEARTBEAT = Uint8Array.of(HEARTBEAT_BYTE);
 const MODE1_GETINFO = Uint8Array.of(GETINFO_BYTE);
 const MODE1_END = new TextEncoder().encode(END_TEXT);
@@ -91,6 +116,11 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   #beatWaiters: Waiter<void>[] = [];
   #infoWaiter: (Waiter<DeviceInfo> & { reader: HandshakeReader }) | null = null;
   #iterators: Set<AsyncQueue<Uint8Array>> | null = null;
+  /** Features the device uses; `null` until known (mode 2: its first frame after `WELCOME`). */
+  #features: ReadonlySet<Feature> | null;
+  #acks: AckTracker | null = null;
+  /** Acknowledged sends that wait for the features to be known. */
+  #held: { id: number; body: Uint8Array }[] | null = null;
 
   constructor(
     conn: Transport,
@@ -112,6 +142,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     this.#limits = limits;
     this.log = log;
     this.#mode1 = mode === 1 ? new Mode1Reader() : null;
+    this.#features = mode === 1 ? NO_FEATURES : null;
   }
 
   get uuid(): string {
@@ -151,8 +182,35 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     this.startReading(sizes, leftover);
   }
 
-  async send(data: string | Uint8Array): Promise<boolean> {
+  async send(data: string | Uint8Array, options: SendOptions = {}): Promise<boolean> {
+    if (options.ack) {
+      await this.sendAcked(typeof data === "string" ? encoder.encode(data) : data, options);
+      return true;
+    }
     return this.enqueue(encodeMessage(data, this.mode)) && await this.flushed();
+  }
+
+  /** Whether the device uses `feature`; `undefined` while not yet known. */
+  uses(feature: Feature): boolean | undefined {
+    return this.#features === null ? undefined : this.#features.has(feature);
+  }
+
+  /**
+   * Sends `body` as a `MESSAGE` and waits for its `ACK`. The bytes are not
+   * copied: a fan-out passes the same body to every connection.
+   *
+   * @throws {DeliveryError} `timeout`, `disconnected`, `buffer-full` or `unsupported`.
+   */
+  sendAcked(body: Uint8Array, options: SendOptions = {}): Promise<void> {
+    if (this.endedWith) return Promise.reject(this.#deliveryFailure(this.endedWith));
+    if (this.#features !== null && !this.#features.has("ack")) {
+      return Promise.reject(this.#unsupported());
+    }
+    const acks = this.#acks ??= new AckTracker(this.uuid);
+    const { id, acked } = acks.track(options.timeout ?? DEFAULT_WAIT_SECONDS, options.signal);
+    if (this.#features === null) (this.#held ??= []).push({ id, body });
+    else this.#writeAcked(id, body);
+    return acked;
   }
 
   recv(options: WaitOptions = {}): Promise<Uint8Array> {
@@ -301,6 +359,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     for (const waiter of this.#beatWaiters.splice(0)) waiter.reject(end);
     this.#infoWaiter?.reject(end);
     for (const queue of [...this.#iterators ?? []]) queue.stop();
+    this.#acks?.failAll(this.#deliveryFailure(end));
     this.#closed?.resolve(end);
     this.#hooks.onClose(this, end);
   }
@@ -335,6 +394,11 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   }
 
   protected onFrame(type: FrameTypeValue, payload: Uint8Array): void {
+    if (this.#features === null) {
+      // A device that uses features says so first; any other first frame means it uses none.
+      if (type !== FrameType.FEATURES) this.#settle([]);
+      else return this.#onFeatures(payload);
+    }
     switch (type) {
       case FrameType.DATA:
         return this.#deliver(payload);
@@ -349,6 +413,10 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
       }
       case FrameType.INFO:
         return this.#onInfo(payload);
+      case FrameType.ACK:
+        return this.#onAck(payload);
+      case FrameType.REPORT:
+        return this.#onReport(payload);
       default:
         this.protocolError(
           `frame type 0x${type.toString(16)} is not allowed from a device here`,
@@ -367,6 +435,79 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     } catch (error) {
       waiter.reject(error as Error);
     }
+  }
+
+  #onFeatures(payload: Uint8Array): void {
+    let features: Feature[];
+    try {
+      features = parseFeatures(payload);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.protocolError(error.message, error.reason);
+    }
+    this.#settle(features);
+  }
+
+  /** The device's features are known: held acknowledged sends go out (or fail). */
+  #settle(features: readonly Feature[]): void {
+    this.#features = features.length === 0 ? NO_FEATURES : new Set(features);
+    const held = this.#held ?? [];
+    this.#held = null;
+    for (const { id, body } of held) {
+      if (this.#features.has("ack")) this.#writeAcked(id, body);
+      else this.#acks?.fail(id, this.#unsupported());
+    }
+    this.#hooks.onFeatures(this);
+  }
+
+  #writeAcked(id: number, body: Uint8Array): void {
+    // Header and body are queued apart: the body's bytes are shared by a fan-out.
+    if (!this.enqueue(encodeAckedHeader(id, body.length)) || !this.enqueue(body)) {
+      this.#acks?.fail(id, this.#deliveryFailure(this.endedWith));
+    }
+  }
+
+  #onAck(payload: Uint8Array): void {
+    let id: number;
+    try {
+      id = parseAck(payload);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.protocolError(error.message, error.reason);
+    }
+    if (!this.#acks?.ack(id)) {
+      this.log.debug("Device {uuid} acknowledged message {id}, which nothing waits for", {
+        uuid: this.uuid,
+        id,
+      });
+    }
+  }
+
+  #onReport(payload: Uint8Array): void {
+    let patch: JsonObject;
+    try {
+      patch = parseReport(payload);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.protocolError(error.message, error.reason);
+    }
+    this.#hooks.onReport(this, patch);
+  }
+
+  #unsupported(): DeliveryError {
+    return new DeliveryError(
+      "unsupported",
+      this.uuid,
+      this.mode === 1
+        ? "mode 1 has no acknowledgements"
+        : "the device does not use the ack feature (an older device?)",
+    );
+  }
+
+  #deliveryFailure(end: ConnectionEnd | null): DeliveryError {
+    const reason = end?.reason === "buffer-full" ? "buffer-full" : "disconnected";
+    const message = `the connection ended before the ACK: ${end?.message ?? "closed"}`;
+    return new DeliveryError(reason, this.uuid, message, { cause: end ?? undefined });
   }
 
   #onBeat(): void {

@@ -172,7 +172,7 @@ export class InvalidInfo extends IotManagerError {
 }
 
 /** Why a {@linkcode ProtocolError} was thrown. */
-export type ProtocolErrorReason = "frame-size" | "frame-type" | "sequence";
+export type ProtocolErrorReason = "frame-size" | "frame-type" | "sequence" | "payload";
 
 /**
  * Bytes on the wire that break protocol mode 2 after the handshake: an unknown
@@ -194,7 +194,8 @@ export class ProtocolError extends IotManagerError {
   /**
    * Machine-readable cause: `"frame-size"` (over the limit), `"frame-type"`
    * (unknown type), `"sequence"` (a known message where the protocol does not
-   * allow it, e.g. anything but `getinfo` first).
+   * allow it, e.g. anything but `getinfo` first), `"payload"` (a control
+   * frame whose payload does not parse).
    */
   readonly reason: ProtocolErrorReason;
 
@@ -209,6 +210,54 @@ export class ProtocolError extends IotManagerError {
     super(message, options);
     this.name = "ProtocolError";
     this.reason = reason;
+  }
+}
+
+/**
+ * Why an acknowledged message was not acknowledged:
+ *
+ * - `"timeout"`: no `ACK` within the send's `timeout`.
+ * - `"disconnected"`: the connection ended first (`cause` is its {@linkcode ConnectionEnd}).
+ * - `"buffer-full"`: the device's send buffer was full, so the connection ended.
+ * - `"unsupported"`: the device does not speak the `ack` feature (mode 1, or an older mode-2 device).
+ * - `"offline"`: no device with this UUID is connected (and no `ttl` keeps the message).
+ */
+export type DeliveryFailure =
+  | "timeout"
+  | "disconnected"
+  | "buffer-full"
+  | "unsupported"
+  | "offline";
+
+/**
+ * An acknowledged send (`{ ack: true }`) failed for one device.
+ *
+ * @example
+ * ```ts
+ * import { DeliveryError } from "@iot-manager/core";
+ * const error = new DeliveryError("timeout", "1862cfe1-5dab-4d8e-a946-50d6728f830f", "no ACK within 5 s");
+ * console.log(error.reason, error.uuid); // timeout 1862cfe1-...
+ * ```
+ */
+export class DeliveryError extends IotManagerError {
+  /** Machine-readable cause. */
+  readonly reason: DeliveryFailure;
+  /** The device it was for. */
+  readonly uuid: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param reason Machine-readable cause.
+   * @param uuid The device it was for.
+   * @param message Human-readable detail.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(reason: DeliveryFailure, uuid: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DeliveryError";
+    this.reason = reason;
+    this.uuid = uuid;
   }
 }
 

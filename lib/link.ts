@@ -22,12 +22,16 @@ import {
 import { Keepalive } from "./keepalive.ts";
 import {
   type DeviceInfo,
+  encodeAck,
+  encodeFeatures,
   encodeFrame,
   encodeHandshake,
+  type Feature,
   FrameType,
   type FrameTypeValue,
   HEARTBEAT_BYTE,
   type ManagerSettings,
+  parseAckedMessage,
   parseEnd,
   parseWelcome,
   type ProtocolMode,
@@ -70,6 +74,8 @@ export interface DialOptions {
   readonly signal?: AbortSignal;
 }
 
+/** The optional features of mode 2 a device uses when the manager offers them. */
+const DEVICE_FEATURES: readonly Feature[] = ["ack"];
 const READ_SIZES = { smallest: 16 * 1024, largest: 16 * 1024 };
 const MODE1_BEAT = new TextEncoder().encode("beat");
 const MODE2_BEAT = encodeFrame(FrameType.BEAT);
@@ -213,12 +219,18 @@ export class Link extends ConnectionCore {
         return this.protocolError(error.message, error.reason);
       }
       switch (step.kind) {
-        case "welcome":
+        case "welcome": {
           this.#state = "open";
+          // Features first, before any other frame: the manager settles on our first frame.
+          const used = DEVICE_FEATURES.filter((feature) =>
+            step.settings.features?.includes(feature)
+          );
+          if (used.length > 0) this.outbox.enqueue(encodeFeatures(used));
           this.#hooks.onWelcome(step.settings);
           this.#startKeepalive(step.settings);
           this.#ready.resolve();
           return;
+        }
         case "challenge":
           this.#hooks.proof(step.challenge).then(
             (proof) => this.enqueue(encodeFrame(FrameType.PROOF, proof)),
@@ -236,6 +248,8 @@ export class Link extends ConnectionCore {
     switch (type) {
       case FrameType.DATA:
         return this.#deliver(payload);
+      case FrameType.MESSAGE:
+        return this.#onAckedMessage(payload);
       case FrameType.HEARTBEAT:
         return this.#onHeartbeat();
       case FrameType.GETINFO: {
@@ -268,6 +282,19 @@ export class Link extends ConnectionCore {
       said ? `the manager ended: ${said}` : "the manager ended",
       { farewell: false },
     );
+  }
+
+  /** Acknowledged on receipt, once the message is the application's (MQTT's QoS 1 PUBACK). */
+  #onAckedMessage(payload: Uint8Array): void {
+    let message;
+    try {
+      message = parseAckedMessage(payload);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.protocolError(error.message, error.reason);
+    }
+    this.#deliver(message.data);
+    this.outbox.enqueue(encodeAck(message.id));
   }
 
   #onHeartbeat(): void {

@@ -24,7 +24,7 @@ import { listenTransport, type Transport, type TransportListener } from "./trans
 import { HeartbeatMonitor } from "./heartbeat.ts";
 import type { DeviceInfo } from "./protocol/mod.ts";
 import { Registry } from "./registry.ts";
-import { Router } from "./routing.ts";
+import { type AckedSendOptions, type DeliveryReport, Router } from "./routing.ts";
 import {
   type ManagerOptions,
   type ResolvedOptions,
@@ -113,6 +113,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
           heartbeatRate: this.heartbeatRate,
           heartbeatTimeout: this.heartbeatTimeout,
           maxFrameSize: this.#options.maxFrameSize,
+          features: ["ack"],
         },
         authenticate: options.authenticate,
       },
@@ -137,6 +138,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
         this.#cluster?.deviceConnected(connection.info);
         if (previousType !== connection.type) this.#dispatcher.retyped(connection);
       },
+      onReport: () => {},
+      onFeatures: () => {},
     };
     this.#watchdog = new WriteWatchdog({
       timeout: this.#options.writeTimeout,
@@ -228,7 +231,14 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * console.log(await manager.sendAll("off")); // 0: nobody is connected yet
    * ```
    */
-  sendAll(data: string | Uint8Array): Promise<number> {
+  sendAll(data: string | Uint8Array): Promise<number>;
+  /** With `ack: true`: waits for the acknowledgements and resolves with a {@linkcode DeliveryReport}. */
+  sendAll(data: string | Uint8Array, options: AckedSendOptions): Promise<DeliveryReport>;
+  sendAll(
+    data: string | Uint8Array,
+    options?: AckedSendOptions,
+  ): Promise<number | DeliveryReport> {
+    if (options?.ack) return this.#router.sendAllAcked(data, options);
     return this.#router.sendAll(data);
   }
 
@@ -244,7 +254,19 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * await manager.sendType("light", "brightness 40");
    * ```
    */
-  sendType(type: string, data: string | Uint8Array): Promise<number> {
+  sendType(type: string, data: string | Uint8Array): Promise<number>;
+  /** With `ack: true`: waits for the acknowledgements and resolves with a {@linkcode DeliveryReport}. */
+  sendType(
+    type: string,
+    data: string | Uint8Array,
+    options: AckedSendOptions,
+  ): Promise<DeliveryReport>;
+  sendType(
+    type: string,
+    data: string | Uint8Array,
+    options?: AckedSendOptions,
+  ): Promise<number | DeliveryReport> {
+    if (options?.ack) return this.#router.sendTypeAcked(type, data, options);
     return this.#router.sendType(type, data);
   }
 
@@ -260,7 +282,18 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * await manager.send("1862cfe1-5dab-4d8e-a946-50d6728f830f", "unlock"); // 0
    * ```
    */
-  send(uuid: string, data: string | Uint8Array): Promise<number> {
+  send(uuid: string, data: string | Uint8Array): Promise<number>;
+  /**
+   * With `ack: true`: waits for the acknowledgement and resolves with a
+   * {@linkcode DeliveryReport} (a device not connected counts as `offline`).
+   */
+  send(uuid: string, data: string | Uint8Array, options: AckedSendOptions): Promise<DeliveryReport>;
+  send(
+    uuid: string,
+    data: string | Uint8Array,
+    options?: AckedSendOptions,
+  ): Promise<number | DeliveryReport> {
+    if (options?.ack) return this.#router.sendAcked(uuid.toLowerCase(), data, options);
     return this.#router.send(uuid.toLowerCase(), data);
   }
 

@@ -9,8 +9,41 @@
 
 import type { Connection } from "./connection.ts";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
+import { DeliveryError, type DeliveryFailure } from "./errors.ts";
 import { type DeviceInfo, encodeMessage } from "./protocol/mod.ts";
 import type { Registry } from "./registry.ts";
+
+/** Options of an acknowledged send (`sendAll`, `sendType`, `send` with `ack: true`). */
+export interface AckedSendOptions {
+  /** Wait for each device's acknowledgement (mode 2, feature `ack`). */
+  readonly ack: true;
+  /** Seconds to wait for the acknowledgements, all together. @default 15 */
+  readonly timeout?: number;
+  /** Stops waiting: devices not yet acknowledged count as `timeout`. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * What an acknowledged send achieved.
+ *
+ * @example
+ * ```ts
+ * import { Manager } from "@iot-manager/core";
+ * await using manager = await Manager.listen({ validTypes: ["lock"], port: 0 });
+ * const report = await manager.sendType("lock", "lock", { ack: true, timeout: 5 });
+ * console.log(report.acknowledged, report.failed); // 0 []
+ * ```
+ */
+export interface DeliveryReport {
+  /** This manager's devices the message was for. */
+  readonly targets: number;
+  /** How many of them acknowledged it. */
+  readonly acknowledged: number;
+  /** The ones that did not, and why. */
+  readonly failed: readonly { readonly uuid: string; readonly reason: DeliveryFailure }[];
+  /** Devices of other managers in the cluster it was queued for, without acknowledgement. */
+  readonly remote: number;
+}
 
 /**
  * Routes sends over the local registry and the cluster.
@@ -53,6 +86,40 @@ export class Router {
     return Promise.resolve(connection.enqueue(encodeMessage(data, connection.mode)) ? 1 : 0);
   }
 
+  /** To every device, acknowledged. */
+  async sendAllAcked(
+    data: string | Uint8Array,
+    options: AckedSendOptions,
+  ): Promise<DeliveryReport> {
+    const remote = this.#cluster ? this.#cluster.sendAll(data) : Promise.resolve(0);
+    const report = await fanOutAcked(this.#registry.all(), data, options);
+    return { ...report, remote: await remote };
+  }
+
+  /** To every device of `type`, acknowledged. */
+  async sendTypeAcked(
+    type: string,
+    data: string | Uint8Array,
+    options: AckedSendOptions,
+  ): Promise<DeliveryReport> {
+    const remote = this.#cluster ? this.#cluster.sendType(type, data) : Promise.resolve(0);
+    const report = await fanOutAcked(this.#registry.ofType(type), data, options);
+    return { ...report, remote: await remote };
+  }
+
+  /** To the device with this UUID, acknowledged; an absent device counts as `offline`. */
+  async sendAcked(
+    uuid: string,
+    data: string | Uint8Array,
+    options: AckedSendOptions,
+  ): Promise<DeliveryReport> {
+    const connection = this.#registry.get(uuid);
+    if (connection) return { ...await fanOutAcked([connection], data, options), remote: 0 };
+    const remote = this.#cluster ? await this.#cluster.send(uuid, data) : 0;
+    if (remote > 0) return { targets: 0, acknowledged: 0, failed: [], remote };
+    return { targets: 1, acknowledged: 0, failed: [{ uuid, reason: "offline" }], remote: 0 };
+  }
+
   /** Every device's info, the other managers' included. */
   clientData(): DeviceInfo[] {
     const local = [...this.#registry.all()].map((connection) => connection.info);
@@ -88,4 +155,47 @@ function fanOut(targets: Iterable<Connection>, data: string | Uint8Array): numbe
     if (connection.enqueue(bytes)) reached++;
   }
   return reached;
+}
+
+const encoder = new TextEncoder();
+const DEFAULT_ACK_SECONDS = 15;
+
+/**
+ * Sends `data` to every target as a `MESSAGE` and waits for the `ACK`s: the
+ * message bytes are encoded once and shared, each device gets its own 9-byte
+ * header, and one deadline covers them all (no timer per device).
+ */
+async function fanOutAcked(
+  targets: Iterable<Connection>,
+  data: string | Uint8Array,
+  options: AckedSendOptions,
+): Promise<Omit<DeliveryReport, "remote">> {
+  const body = typeof data === "string" ? encoder.encode(data) : data;
+  const seconds = options.timeout ?? DEFAULT_ACK_SECONDS;
+  const deadline = new AbortController();
+  const timer = Number.isFinite(seconds)
+    ? setTimeout(() => deadline.abort(), seconds * 1000)
+    : undefined;
+  const signal = options.signal
+    ? AbortSignal.any([deadline.signal, options.signal])
+    : deadline.signal;
+  const sent: { uuid: string; acked: Promise<void> }[] = [];
+  for (const connection of targets) {
+    sent.push({
+      uuid: connection.uuid,
+      acked: connection.sendAcked(body, { timeout: Infinity, signal }),
+    });
+  }
+  const outcomes = await Promise.allSettled(sent.map((entry) => entry.acked));
+  clearTimeout(timer);
+  const failed: { uuid: string; reason: DeliveryFailure }[] = [];
+  outcomes.forEach((outcome, i) => {
+    if (outcome.status === "fulfilled") return;
+    const error = outcome.reason;
+    failed.push({
+      uuid: sent[i].uuid,
+      reason: error instanceof DeliveryError ? error.reason : "timeout",
+    });
+  });
+  return { targets: sent.length, acknowledged: sent.length - failed.length, failed };
 }

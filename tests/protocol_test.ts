@@ -8,7 +8,10 @@ import {
   TimeoutError,
 } from "../mod.ts";
 import {
+  encodeAck,
+  encodeAckedMessage,
   encodeEnd,
+  encodeFeatures,
   encodeFrame,
   encodeHandshake,
   encodeMessage,
@@ -51,6 +54,9 @@ Deno.test("test vectors from docs/PROTOCOL.md", () => {
     hex(encodeFrame(FrameType.DATA, new Uint8Array(1 << 20)).subarray(0, 5)),
     "10 00 10 00 00",
   );
+  assert.equal(hex(encodeAckedMessage(7, "on")), "11 00 00 00 06 00 00 00 07 6f 6e");
+  assert.equal(hex(encodeAck(7)), "12 00 00 00 04 00 00 00 07");
+  assert.equal(hex(encodeFeatures(["ack"]).subarray(0, 8)), "09 00 00 00 14 7b 22 66");
 });
 
 Deno.test("the seed's example answer parses", () => {

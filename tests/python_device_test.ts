@@ -340,3 +340,20 @@ Deno.test("python device: --keepalive takes a number of seconds", async () => {
   await using device = new PythonDevice(manager, 1, ["--keepalive", "soon"]);
   assert.equal((await device.status).code, 2);
 });
+
+Deno.test("python device, mode 2: acknowledges a message sent with ack: true", async () => {
+  await using manager = await startManager(FAST_HEARTBEATS);
+  await using device = new PythonDevice(manager, 2);
+  const uuid = await connected(manager, device, 2);
+  const report = await manager.send(uuid, "toggle", { ack: true, timeout: 5 });
+  assert.deepEqual(report, { targets: 1, acknowledged: 1, failed: [], remote: 0 });
+  await device.waitForLine("message: toggle");
+});
+
+Deno.test("python device, mode 1: an acknowledged send reports it unsupported", async () => {
+  await using manager = await startManager(FAST_HEARTBEATS);
+  await using device = new PythonDevice(manager, 1);
+  const uuid = await connected(manager, device, 1);
+  const report = await manager.send(uuid, "toggle", { ack: true, timeout: 5 });
+  assert.deepEqual(report.failed, [{ uuid, reason: "unsupported" }]);
+});

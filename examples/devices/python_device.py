@@ -90,7 +90,10 @@ INFO = 0x05
 WELCOME = 0x06
 CHALLENGE = 0x07
 PROOF = 0x08
+FEATURES = 0x09
 DATA = 0x10
+MESSAGE = 0x11  # feature "ack": 4-byte id, then the message; answer ACK with the id
+ACK = 0x12
 HEADER_SIZE = 5
 MAX_FRAME_SIZE = 1 << 20
 
@@ -450,6 +453,7 @@ class Device:
                 elif kind == WELCOME:
                     self.accepted = True
                     self.verbose("welcome: %s" % payload.decode())
+                    self.announce_features(payload)
                     say("connected %s mode 2" % self.uuid)
                     self.keep_watch(payload)
                 elif kind == HEARTBEAT:
@@ -467,9 +471,23 @@ class Device:
                     return
                 elif kind == DATA:
                     self.on_message(payload)
+                elif kind == MESSAGE and len(payload) >= 4:
+                    # Acknowledged on receipt: the id goes back as it came.
+                    self.send(frame(ACK, payload[:4]))
+                    self.on_message(payload[4:])
                 else:
                     self.send(frame(END, b"unexpected frame type"))
                     raise ValueError("unexpected frame type 0x%02x" % kind)
+
+    def announce_features(self, welcome):
+        """Before any other frame: which of the features WELCOME offers this device uses."""
+        try:
+            offered = json.loads(welcome.decode()).get("features") or []
+        except (ValueError, AttributeError):
+            offered = []
+        used = [name for name in ("ack",) if name in offered]
+        if used:
+            self.send(frame(FEATURES, json.dumps({"features": used}).encode()))
 
     def keep_watch(self, welcome=None):
         """Once connected: --keepalive if given, else what WELCOME promised, else no limit."""

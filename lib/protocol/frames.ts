@@ -47,8 +47,21 @@ export const FrameType = {
   CHALLENGE: 0x07,
   /** Device to manager: HMAC-SHA256(secret, nonce + UUID), the answer to `CHALLENGE`. */
   PROOF: 0x08,
+  /**
+   * Device to manager, right after `WELCOME` and only if `WELCOME` listed
+   * `features`: the JSON `{"features": [...]}` the device uses of them.
+   */
+  FEATURES: 0x09,
   /** Either way: one application message, any bytes. */
   DATA: 0x10,
+  /** Manager to device (feature `ack`): a 4-byte id (big-endian) then one message; answer `ACK`. */
+  MESSAGE: 0x11,
+  /** Device to manager (feature `ack`): the 4-byte id of a `MESSAGE` received. */
+  ACK: 0x12,
+  /** Manager to device (feature `state`): JSON `{"version": n, "state": {...}}`, desired minus reported. */
+  DELTA: 0x13,
+  /** Device to manager (feature `state`): a JSON object merged into its reported state. */
+  REPORT: 0x14,
 } as const;
 
 /** One of the {@linkcode FrameType} values. */

@@ -9,6 +9,8 @@
  * - `handshake_text.ts`: the answer `UUID##TYPE##JSON`, parsed and encoded.
  * - `handshake_reader.ts`: reading an answer as it arrives, in linear time.
  * - `welcome.ts`: mode 2's `WELCOME`, the settings a manager announces.
+ * - `delivery.ts`: acknowledged delivery (`MESSAGE`, `ACK`) and how features are negotiated.
+ * - `state.ts`: desired and reported state (`DELTA`, `REPORT`), merge patches and deltas.
  * - `types.ts`: the protocol mode and a device's identity.
  *
  * @example
@@ -59,4 +61,29 @@ export {
   readHandshake,
 } from "./handshake_reader.ts";
 export { encodeWelcome, type ManagerSettings, parseWelcome } from "./welcome.ts";
+export {
+  ACK_ID_SIZE,
+  encodeAck,
+  encodeAckedHeader,
+  encodeAckedMessage,
+  encodeFeatures,
+  type Feature,
+  FEATURES,
+  knownFeatures,
+  parseAck,
+  parseAckedMessage,
+  parseFeatures,
+} from "./delivery.ts";
+export {
+  encodeDelta,
+  encodeReport,
+  isObject,
+  jsonEqual,
+  type JsonObject,
+  type JsonValue,
+  mergePatch,
+  parseDelta,
+  parseReport,
+  stateDelta,
+} from "./state.ts";
 export type { DeviceInfo, ProtocolMode } from "./types.ts";

@@ -7,6 +7,7 @@
  */
 
 import { encodeFrame, FrameType } from "./frames.ts";
+import { type Feature, knownFeatures } from "./delivery.ts";
 
 /**
  * What a mode-2 manager announces in `WELCOME`. Every field is optional on the
@@ -28,6 +29,12 @@ export interface ManagerSettings {
   readonly heartbeatTimeout?: number;
   /** Largest frame payload the manager accepts, in bytes. */
   readonly maxFrameSize?: number;
+  /**
+   * Optional features the manager offers (`"ack"`, `"state"`). A device that
+   * uses any answers with a `FEATURES` frame before anything else; one that
+   * does not know them ignores the field and is never sent their frames.
+   */
+  readonly features?: readonly Feature[];
 }
 
 const decoder = new TextDecoder();
@@ -65,9 +72,10 @@ export function parseWelcome(payload: Uint8Array): ManagerSettings {
   }
   if (typeof value !== "object" || value === null) return {};
   const record = value as Record<string, unknown>;
-  const settings: { -readonly [K in keyof ManagerSettings]: number } = {};
+  const settings: { -readonly [K in keyof ManagerSettings]: ManagerSettings[K] } = {};
   for (const key of ["heartbeatRate", "heartbeatTimeout", "maxFrameSize"] as const) {
     if (typeof record[key] === "number") settings[key] = record[key];
   }
+  if (Array.isArray(record.features)) settings.features = knownFeatures(record.features);
   return settings;
 }
