@@ -15,13 +15,10 @@
  * @module
  */
 
-import {
-  measureBare,
-  measureManager,
-  measureMosquitto,
-  type Scenario,
-  type Settings,
-} from "./phases.ts";
+import type { Scenario, Settings } from "./phases.ts";
+import { measureBare } from "./systems/bare.ts";
+import { measureManager } from "./systems/manager.ts";
+import { measureMosquitto } from "./systems/mosquitto.ts";
 import { type ClusterSettings, findRedis, measureCluster } from "./cluster.ts";
 import { findMosquitto } from "./mqtt.ts";
 import { measureSegmentation, type SegmentationSettings } from "./segmentation.ts";

@@ -14,14 +14,11 @@ import type {
   SegmentationSettings,
   ServerFigures,
 } from "./segmentation.ts";
-import type {
-  BareFigures,
-  Latency,
-  ManagerFigures,
-  MosquittoFigures,
-  Scenario,
-  Settings,
-} from "./phases.ts";
+import type { Latency } from "./figures.ts";
+import type { Scenario, Settings } from "./phases.ts";
+import type { BareFigures } from "./systems/bare.ts";
+import type { ManagerFigures } from "./systems/manager.ts";
+import type { MosquittoFigures } from "./systems/mosquitto.ts";
 
 /** What one scenario produced; a system that failed or was skipped has a reason instead. */
 export interface ScenarioResult {

@@ -18,7 +18,8 @@ import {
   type HandshakeServerConfig,
   type HandshakeServerInfo,
 } from "./handshake_server.ts";
-import { percentile, sleep } from "./phases.ts";
+import { percentile } from "./figures.ts";
+import { type Log, sleep } from "./phases.ts";
 import {
   clockTicksPerSecond,
   processCpuSeconds,
@@ -110,8 +111,6 @@ export interface SegmentationFigures {
   /** Handshakes a server did not complete as expected; empty when all is well. */
   readonly errors: readonly string[];
 }
-
-type Log = (message: string) => void;
 
 const CHILD_PERMISSIONS = ["--allow-net=127.0.0.1", "--allow-read"];
 const encoder = new TextEncoder();
