@@ -24,26 +24,28 @@ import { findMosquitto } from "./mqtt.ts";
 import { measureSegmentation, type SegmentationSettings } from "./segmentation.ts";
 import { readProcFile } from "./wire.ts";
 import {
-  type BenchResults,
   clusterMarkdown,
   clusterProblems,
-  type ClusterResults,
   clusterTables,
-  type Environment,
   evaluateTargets,
-  type Failure,
   problems,
-  resultsChart,
   resultsMarkdown,
   resultsTable,
-  type ScenarioResult,
   segmentationMarkdown,
   segmentationProblems,
-  type SegmentationResults,
   segmentationTables,
   segmentationTargets,
   targetsTable,
 } from "./report.ts";
+import { resultsChart } from "./report/chart.ts";
+import type {
+  BenchResults,
+  ClusterResults,
+  Environment,
+  Failure,
+  ScenarioResult,
+  SegmentationResults,
+} from "./report/results.ts";
 
 const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
        deno task bench --segmentation [--revision=REV] [--baseline=REV] [--json]

@@ -1,12 +1,13 @@
 /**
  * Turns the figures into what people read: the results table (Markdown, the
  * same on the terminal and in `bench/RESULTS.md`), the verdict on each target,
- * and a hand-written SVG chart of deliveries/s and latency against N.
+ * and the `--cluster` and `--segmentation` documents. How a figure is written
+ * is in `report/format.ts`, the SVG chart in `report/chart.ts`.
  *
  * @module
  */
 
-import type { ClusterFigures, ClusterSettings } from "./cluster.ts";
+import type { ClusterFigures } from "./cluster.ts";
 import { READ_SIZE } from "./handshake_server.ts";
 import type {
   CaseFigures,
@@ -14,122 +15,37 @@ import type {
   SegmentationSettings,
   ServerFigures,
 } from "./segmentation.ts";
-import type { Latency } from "./figures.ts";
-import type { Scenario, Settings } from "./phases.ts";
+import type { Scenario } from "./phases.ts";
 import type { BareFigures } from "./systems/bare.ts";
 import type { ManagerFigures } from "./systems/manager.ts";
 import type { MosquittoFigures } from "./systems/mosquitto.ts";
-
-/** What one scenario produced; a system that failed or was skipped has a reason instead. */
-export interface ScenarioResult {
-  readonly scenario: Scenario;
-  readonly manager: ManagerFigures | Failure;
-  readonly bare: BareFigures | Failure;
-  /** Absent for scenarios without a Mosquitto counterpart. */
-  readonly mosquitto?: MosquittoFigures | Failure;
-}
-
-/** Why a system has no figures. */
-export interface Failure {
-  readonly skipped?: string;
-  readonly error?: string;
-}
-
-/** The machine and tools the run used. */
-export interface Environment {
-  readonly date: string;
-  readonly deno: string;
-  readonly v8: string;
-  readonly typescript: string;
-  readonly os: string;
-  readonly cpu: string;
-  readonly cores: number;
-  readonly memoryGiB: number;
-  readonly openFiles: number | null;
-  readonly mosquitto: string | null;
-  /** `--cluster` runs only. */
-  readonly redis?: string | null;
-}
-
-/** Everything a run produced, as `--json` prints it. */
-export interface BenchResults {
-  readonly command: string;
-  readonly quick: boolean;
-  readonly seconds: number;
-  readonly environment: Environment;
-  readonly settings: Omit<Settings, "tls">;
-  readonly scenarios: readonly ScenarioResult[];
-  readonly targets: readonly TargetResult[];
-}
-
-/** What a `--cluster` run produced, as `--cluster --json` prints it. */
-export interface ClusterResults {
-  readonly command: string;
-  readonly seconds: number;
-  readonly environment: Environment;
-  readonly settings: Omit<Settings, "tls"> & ClusterSettings;
-  readonly cluster: ClusterFigures | Failure;
-}
-
-/** What a `--segmentation` run produced, as `--segmentation --json` prints it. */
-export interface SegmentationResults {
-  readonly command: string;
-  readonly seconds: number;
-  readonly environment: Environment;
-  readonly settings: SegmentationSettings;
-  readonly segmentation: SegmentationFigures | Failure;
-}
-
-/** One target and how this run did against it. */
-export interface TargetResult {
-  readonly target: string;
-  readonly where: string;
-  readonly measured: string;
-  readonly verdict: Verdict;
-}
-
-/** PASS, MISS, or NOT RUN when the figures it needs are missing. */
-export type Verdict = "PASS" | "MISS" | "NOT RUN";
+import {
+  bytes,
+  count,
+  markdownTable,
+  ms,
+  percent,
+  ratio,
+  signedMs,
+  signedRatio,
+} from "./report/format.ts";
+import {
+  type BenchResults,
+  type ClusterResults,
+  type Environment,
+  type Failure,
+  figures,
+  ok,
+  type ScenarioResult,
+  type SegmentationResults,
+  type TargetResult,
+  type Verdict,
+  why,
+} from "./report/results.ts";
 
 const KB = 1024;
 /** Target: manager memory per idle device. */
 export const MEMORY_TARGET_BYTES = 4 * KB;
-
-function ok<T extends object>(value: T | Failure | undefined): value is T {
-  return value !== undefined && !("skipped" in value || "error" in value);
-}
-
-function why(value: object | undefined): string {
-  if (value === undefined) return "—";
-  const failure = value as Failure;
-  return failure.skipped ? "skipped" : failure.error ? "error" : "—";
-}
-
-const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-
-function count(value: number): string {
-  return Number.isFinite(value) ? integer.format(value) : "—";
-}
-
-function ms(value: number): string {
-  if (!Number.isFinite(value)) return "—";
-  return `${value < 1 ? value.toFixed(3) : value < 10 ? value.toFixed(2) : value.toFixed(1)} ms`;
-}
-
-function bytes(value: number): string {
-  return Number.isFinite(value) ? `${integer.format(value)} B` : "—";
-}
-
-function percent(share: number): string {
-  return Number.isFinite(share) ? `${(share * 100).toFixed(1)} %` : "—";
-}
-
-function ratio(ours: number, theirs: number): string {
-  if (!(Number.isFinite(ours) && Number.isFinite(theirs) && theirs > 0)) return "—";
-  const value = ours / theirs;
-  // Two significant digits below 0.1, so a ratio of 0.005 does not print as 0.00.
-  return `${value > 0 && value < 0.095 ? value.toPrecision(2) : value.toFixed(2)}×`;
-}
 
 function verdict(pass: boolean | null): Verdict {
   return pass === null ? "NOT RUN" : pass ? "PASS" : "MISS";
@@ -147,14 +63,6 @@ interface Row {
   readonly target: string;
   readonly result: string;
 }
-
-/** Figure getters shared by the rows and the targets. */
-const figures = {
-  fanOut: (f: { fanOut: { perSecond: number } }) => f.fanOut.perSecond,
-  p50: (f: { latency: Latency }) => f.latency.p50,
-  p99: (f: { latency: Latency }) => f.latency.p99,
-  memory: (f: { memory: { rssPerDevice: number } }) => f.memory.rssPerDevice,
-};
 
 function isHeadline(scenario: Scenario): boolean {
   return scenario.mode === 2 && !scenario.tls && scenario.devices === 1000;
@@ -357,16 +265,6 @@ export function evaluateTargets(
   return targets;
 }
 
-function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const escape = (cell: string) => cell.replaceAll("|", "\\|");
-  const lines = [
-    `| ${header.map(escape).join(" | ")} |`,
-    `| ${header.map(() => "---").join(" | ")} |`,
-    ...rows.map((row) => `| ${row.map(escape).join(" | ")} |`),
-  ];
-  return lines.join("\n");
-}
-
 /** The results table in Markdown. */
 export function resultsTable(results: readonly ScenarioResult[]): string {
   const rows = tableRows(results);
@@ -504,156 +402,6 @@ ${
   disconnect is any device the manager dropped. CPU share is the server's user + system time from
   \`/proc/<pid>/stat\` over the wall time. Mosquitto's counterpart: every client sends \`PINGREQ\`
   each second with a keep-alive of ${s.heartbeatTimeout} s.
-`;
-}
-
-/** One line of the chart. */
-interface Series {
-  readonly name: string;
-  readonly color: string;
-  readonly dashed?: boolean;
-  readonly points: readonly (readonly [number, number])[];
-}
-
-function niceMax(value: number): number {
-  if (!(value > 0)) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
-  return 10 * power;
-}
-
-function escapeXml(text: string): string {
-  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
-}
-
-function panel(
-  x0: number,
-  title: string,
-  unit: string,
-  series: readonly Series[],
-  ns: readonly number[],
-): string {
-  const width = 420;
-  const height = 260;
-  const left = x0 + 70;
-  const right = x0 + width - 15;
-  const top = 50;
-  const bottom = top + height - 70;
-  const maxN = Math.max(...ns);
-  const maxY = niceMax(Math.max(...series.flatMap((s) => s.points.map(([, y]) => y))));
-  const px = (n: number) => left + (n / maxN) * (right - left);
-  const py = (y: number) => bottom - (y / maxY) * (bottom - top);
-  const parts: string[] = [
-    `<text x="${x0 + width / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${
-      escapeXml(title)
-    }</text>`,
-    `<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#333"/>`,
-    `<line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#333"/>`,
-  ];
-  for (let i = 0; i <= 5; i++) {
-    const value = (maxY / 5) * i;
-    const y = py(value);
-    const label = value >= 1e6
-      ? `${(value / 1e6).toFixed(value % 1e6 === 0 ? 0 : 1)}M`
-      : value >= 1e3
-      ? `${(value / 1e3).toFixed(0)}k`
-      : `${Number(value.toFixed(1))}`;
-    parts.push(
-      `<line x1="${left}" y1="${y}" x2="${right}" y2="${y}" stroke="#ddd"/>`,
-      `<text x="${left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${label}</text>`,
-    );
-  }
-  for (const n of ns) {
-    parts.push(
-      `<text x="${px(n)}" y="${bottom + 16}" text-anchor="middle" font-size="11">${
-        n.toLocaleString("en-US")
-      }</text>`,
-    );
-  }
-  parts.push(
-    `<text x="${(left + right) / 2}" y="${
-      bottom + 34
-    }" text-anchor="middle" font-size="12">devices</text>`,
-    `<text x="${x0 + 16}" y="${
-      (top + bottom) / 2
-    }" text-anchor="middle" font-size="12" transform="rotate(-90 ${x0 + 16} ${
-      (top + bottom) / 2
-    })">${escapeXml(unit)}</text>`,
-  );
-  series.forEach((s, index) => {
-    if (s.points.length === 0) return;
-    const path = s.points.map(([n, y], i) => `${i === 0 ? "M" : "L"}${px(n)},${py(y)}`).join(" ");
-    parts.push(
-      `<path d="${path}" fill="none" stroke="${s.color}" stroke-width="2"${
-        s.dashed ? ' stroke-dasharray="5 4"' : ""
-      }/>`,
-      ...s.points.map(([n, y]) => `<circle cx="${px(n)}" cy="${py(y)}" r="3" fill="${s.color}"/>`),
-    );
-    const ly = bottom + 52 + Math.floor(index / 2) * 16;
-    const lx = left + (index % 2) * 170;
-    parts.push(
-      `<line x1="${lx}" y1="${ly - 4}" x2="${lx + 22}" y2="${
-        ly - 4
-      }" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ""}/>`,
-      `<text x="${lx + 28}" y="${ly}" font-size="11">${escapeXml(s.name)}</text>`,
-    );
-  });
-  return parts.join("\n  ");
-}
-
-const COLORS = { manager: "#1565c0", bare: "#757575", mosquitto: "#c62828" };
-
-/** `bench/results.svg`: deliveries/s and broadcast latency against N (plain mode 2). */
-export function resultsChart(results: readonly ScenarioResult[]): string {
-  const plain = results
-    .filter((r) => r.scenario.mode === 2 && !r.scenario.tls)
-    .sort((a, b) => a.scenario.devices - b.scenario.devices);
-  const ns = plain.map((r) => r.scenario.devices);
-  const collect = <T extends object>(
-    pick: (r: ScenarioResult) => T | Failure | undefined,
-    value: (f: T) => number,
-  ): [number, number][] =>
-    plain.flatMap((r) => {
-      const f = pick(r);
-      return ok<T>(f) ? [[r.scenario.devices, value(f)] as [number, number]] : [];
-    });
-  const throughput: Series[] = [
-    {
-      name: "iot-manager",
-      color: COLORS.manager,
-      points: collect((r) => r.manager, figures.fanOut),
-    },
-    { name: "bare Deno TCP", color: COLORS.bare, points: collect((r) => r.bare, figures.fanOut) },
-    {
-      name: "Mosquitto",
-      color: COLORS.mosquitto,
-      points: collect((r) => r.mosquitto, figures.fanOut),
-    },
-  ];
-  const latency: Series[] = [
-    {
-      name: "iot-manager p99",
-      color: COLORS.manager,
-      points: collect((r) => r.manager, figures.p99),
-    },
-    {
-      name: "iot-manager p50",
-      color: COLORS.manager,
-      dashed: true,
-      points: collect((r) => r.manager, figures.p50),
-    },
-    { name: "bare Deno TCP p99", color: COLORS.bare, points: collect((r) => r.bare, figures.p99) },
-    {
-      name: "Mosquitto p99",
-      color: COLORS.mosquitto,
-      points: collect((r) => r.mosquitto, figures.p99),
-    },
-  ];
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="860" height="330" viewBox="0 0 860 330" font-family="sans-serif">
-  <rect width="860" height="330" fill="#fff"/>
-  ${panel(0, "Fan-out: 200 × sendAll of 64 B", "deliveries per second", throughput, ns)}
-  ${panel(430, "One sendAll to the last device", "milliseconds", latency, ns)}
-</svg>
 `;
 }
 
@@ -803,17 +551,6 @@ export const SEGMENTATION_TARGET = 2;
 /** Server CPU per handshake in one case, in ms: the median where there is one, else the mean. */
 function perHandshake(figures: CaseFigures): number {
   return figures.spread?.medianMs ?? figures.cpuMs / figures.devices;
-}
-
-/** A difference in ms with its sign. */
-function signedMs(value: number): string {
-  return Number.isFinite(value) ? `${value < 0 ? "−" : "+"}${ms(Math.abs(value))}` : "—";
-}
-
-/** A ratio that may be negative (an excess below the floor's). */
-function signedRatio(ours: number, theirs: number): string {
-  if (!(Number.isFinite(ours) && Number.isFinite(theirs) && theirs > 0)) return "—";
-  return ours < 0 ? `${(ours / theirs).toFixed(2)}×` : ratio(ours, theirs);
 }
 
 /** The servers of a segmentation run in column order: bare reader, manager now, manager before. */
