@@ -23,21 +23,9 @@ import { type ClusterSettings, findRedis, measureCluster } from "./cluster.ts";
 import { findMosquitto } from "./mqtt.ts";
 import { measureSegmentation, type SegmentationSettings } from "./segmentation.ts";
 import { readProcFile } from "./wire.ts";
-import {
-  clusterMarkdown,
-  clusterProblems,
-  clusterTables,
-  evaluateTargets,
-  problems,
-  resultsMarkdown,
-  resultsTable,
-  segmentationMarkdown,
-  segmentationProblems,
-  segmentationTables,
-  segmentationTargets,
-  targetsTable,
-} from "./report.ts";
 import { resultsChart } from "./report/chart.ts";
+import { clusterProblems, clusterTables } from "./report/cluster.ts";
+import { clusterMarkdown, resultsMarkdown, segmentationMarkdown } from "./report/markdown.ts";
 import type {
   BenchResults,
   ClusterResults,
@@ -46,6 +34,9 @@ import type {
   ScenarioResult,
   SegmentationResults,
 } from "./report/results.ts";
+import { problems, resultsTable } from "./report/scenarios.ts";
+import { segmentationProblems, segmentationTables } from "./report/segmentation.ts";
+import { evaluateTargets, segmentationTargets, targetsTable } from "./report/targets.ts";
 
 const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
        deno task bench --segmentation [--revision=REV] [--baseline=REV] [--json]
