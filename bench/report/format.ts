@@ -38,6 +38,11 @@ export function ratio(ours: number, theirs: number): string {
   return `${value > 0 && value < 0.095 ? value.toPrecision(2) : value.toFixed(2)}×`;
 }
 
+/** A threshold as a factor, to one decimal: `0.9×`, `2.0×`. */
+export function times(factor: number): string {
+  return `${factor.toFixed(1)}×`;
+}
+
 /** A difference in ms with its sign. */
 export function signedMs(value: number): string {
   return Number.isFinite(value) ? `${value < 0 ? "−" : "+"}${ms(Math.abs(value))}` : "—";

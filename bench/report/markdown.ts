@@ -148,7 +148,8 @@ export function clusterMarkdown(results: ClusterResults): string {
     headOfRun(
       "cluster",
       results,
-      "The figures for one\nmanager against the runtime and Mosquitto are in [RESULTS.md](RESULTS.md).",
+      "The figures for one\n" +
+        "manager against the runtime and Mosquitto are in [RESULTS.md](RESULTS.md).",
       ["Redis", results.environment.redis ?? "not installed: `apt-get install redis-server`"],
       ok<ClusterFigures>(results.cluster) ? clusterTables(results.cluster) : null,
     )

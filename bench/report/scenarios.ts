@@ -9,7 +9,7 @@
 import type { BareFigures } from "../systems/bare.ts";
 import type { ManagerFigures } from "../systems/manager.ts";
 import type { MosquittoFigures } from "../systems/mosquitto.ts";
-import { bytes, count, markdownTable, ms, percent, ratio } from "./format.ts";
+import { bytes, count, markdownTable, ms, percent, ratio, times } from "./format.ts";
 import { type Failure, figures, ok, type ScenarioResult, why } from "./results.ts";
 import {
   CONSUMER_P50_MS,
@@ -19,7 +19,6 @@ import {
   isHeadline,
   meets,
   MEMORY_TARGET_BYTES,
-  times,
   verdict,
 } from "./targets.ts";
 

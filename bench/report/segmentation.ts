@@ -120,7 +120,7 @@ export function cutCost(server: ServerFigures, key: CaseKey): number {
   return perHandshake(server[key]) / perHandshake(server.oneWrite);
 }
 
-/** The parser's own share: the manager's excess over the bare reader, cut `key` against one write. */
+/** The parser's own share: the manager's excess over the bare reader, `key` over one write. */
 export function parserShare(f: SegmentationFigures, key: CaseKey): number {
   return excess(f.manager, f.bare, key) / excess(f.manager, f.bare, "oneWrite");
 }

@@ -13,7 +13,7 @@ import type { SegmentationFigures, SegmentationSettings, ServerFigures } from ".
 import type { BareFigures } from "../systems/bare.ts";
 import type { ManagerFigures } from "../systems/manager.ts";
 import type { MosquittoFigures } from "../systems/mosquitto.ts";
-import { bytes, count, markdownTable, ms, ratio, signedMs } from "./format.ts";
+import { bytes, count, markdownTable, ms, ratio, signedMs, times } from "./format.ts";
 import { figures, ok, type ScenarioResult, type TargetResult, type Verdict } from "./results.ts";
 import {
   type CaseKey,
@@ -39,11 +39,6 @@ export const SEGMENTATION_TARGET = 2;
 /** Target: handshakes per second while connecting. */
 export function handshakeTarget(tls: boolean): number {
   return tls ? 500 : 5000;
-}
-
-/** A threshold as a factor: `0.9×`, `2.0×`. */
-export function times(factor: number): string {
-  return `${factor.toFixed(1)}×`;
 }
 
 /** The verdict of a test; `null` when the figures it needs are missing. */

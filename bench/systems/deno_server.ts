@@ -54,7 +54,7 @@ export const BARE: DenoServer = {
   broadcasts: "bare broadcasts",
 };
 
-/** A server process with the scenario's fleet connected; disposing closes the fleet, then it. */
+/** A server process and the scenario's fleet on it; disposing closes the fleet, then the server. */
 export interface Connected extends AsyncDisposable {
   readonly server: ServerProcess;
   readonly pid: number;
@@ -118,7 +118,7 @@ export async function timeSendAll(
   settings: Settings,
 ): Promise<{ fanOut: FanOut; latency: Latency }> {
   return await timeBroadcasts(fleet, [pid], {
-    // The bare server encodes the frames itself, for the scenario's mode.
+    // The bare server encodes the frames itself, for the scenario's mode; the manager ignores it.
     send: async (count) =>
       (await server.call<SendTiming>(
         "sendAll",
@@ -130,6 +130,7 @@ export async function timeSendAll(
   }, settings);
 }
 
+/** The scenario's devices, not yet connected, for the server on `port`. */
 function fleetOf(
   system: DenoServer,
   scenario: Scenario,
