@@ -11,12 +11,11 @@
 
 import type { ServerProcess } from "./control.ts";
 import { DeviceFleet, type DeviceSocket } from "./load.ts";
+import { type FanOut, type Latency, latencyOf } from "./figures.ts";
 import {
   CONNECT_TIMEOUT_MS,
   DELIVERY_TIMEOUT_MS,
-  type FanOut,
-  type Latency,
-  latencyOf,
+  type Log,
   type Settings,
   sleep,
   startServer,
@@ -78,8 +77,6 @@ export interface ClusterFigures {
   /** Send calls whose count was not the number of devices they should have reached. */
   readonly countErrors: readonly string[];
 }
-
-type Log = (message: string) => void;
 
 const CANDIDATES = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"];
 

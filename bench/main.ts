@@ -15,38 +15,28 @@
  * @module
  */
 
-import {
-  measureBare,
-  measureManager,
-  measureMosquitto,
-  type Scenario,
-  type Settings,
-} from "./phases.ts";
+import type { Scenario, Settings } from "./phases.ts";
+import { measureBare } from "./systems/bare.ts";
+import { measureManager } from "./systems/manager.ts";
+import { measureMosquitto } from "./systems/mosquitto.ts";
 import { type ClusterSettings, findRedis, measureCluster } from "./cluster.ts";
 import { findMosquitto } from "./mqtt.ts";
 import { measureSegmentation, type SegmentationSettings } from "./segmentation.ts";
-import { readProcFile } from "./wire.ts";
-import {
-  type BenchResults,
-  clusterMarkdown,
-  clusterProblems,
-  type ClusterResults,
-  clusterTables,
-  type Environment,
-  evaluateTargets,
-  type Failure,
-  problems,
-  resultsChart,
-  resultsMarkdown,
-  resultsTable,
-  type ScenarioResult,
-  segmentationMarkdown,
-  segmentationProblems,
-  type SegmentationResults,
-  segmentationTables,
-  segmentationTargets,
-  targetsTable,
-} from "./report.ts";
+import { environment, openFileLimit } from "./machine.ts";
+import { aligned, writeDocuments } from "./output.ts";
+import { resultsChart } from "./report/chart.ts";
+import { clusterProblems, clusterTables } from "./report/cluster.ts";
+import { clusterMarkdown, resultsMarkdown, segmentationMarkdown } from "./report/markdown.ts";
+import type {
+  BenchResults,
+  ClusterResults,
+  Failure,
+  ScenarioResult,
+  SegmentationResults,
+} from "./report/results.ts";
+import { problems, resultsTable } from "./report/scenarios.ts";
+import { segmentationProblems, segmentationTables } from "./report/segmentation.ts";
+import { evaluateTargets, segmentationTargets, targetsTable } from "./report/targets.ts";
 
 const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
        deno task bench --segmentation [--revision=REV] [--baseline=REV] [--json]
@@ -192,65 +182,6 @@ const CLUSTER: ClusterSettings = {
   fanOutBudgetMs: 10_000,
 };
 
-async function openFileLimit(): Promise<number | null> {
-  try {
-    const limits = await readProcFile(`/proc/${Deno.pid}/limits`);
-    const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
-    return match ? (match[1] === "unlimited" ? Infinity : Number(match[1])) : null;
-  } catch {
-    return null;
-  }
-}
-
-async function environment(
-  mosquitto: string | null,
-  redis?: string | null,
-): Promise<Environment> {
-  let cpu = "unknown CPU";
-  try {
-    cpu = /^model name\s*:\s*(.+)$/m.exec(await readProcFile("/proc/cpuinfo"))?.[1] ?? cpu;
-  } catch { /* not Linux */ }
-  return {
-    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
-    deno: Deno.version.deno,
-    v8: Deno.version.v8,
-    typescript: Deno.version.typescript,
-    os: `${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`,
-    cpu,
-    cores: navigator.hardwareConcurrency,
-    memoryGiB: Deno.systemMemoryInfo().total / 1024 ** 3,
-    openFiles: await openFileLimit(),
-    mosquitto,
-    ...(redis !== undefined ? { redis } : {}),
-  };
-}
-
-/** Markdown tables with their columns lined up (by `deno fmt`), for the terminal. */
-async function aligned(markdown: string): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--quiet", "--ext=md", "--line-width=1000", "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(markdown));
-  await writer.close();
-  const { success, stdout } = await child.output();
-  return success ? new TextDecoder().decode(stdout) : markdown;
-}
-
-/** Lays the files out as `deno fmt` would, so `deno task check` accepts them as written. */
-async function formatFiles(files: readonly URL[]): Promise<void> {
-  const config = new URL("../deno.json", import.meta.url);
-  const { success, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--quiet", `--config=${config.pathname}`, ...files.map((file) => file.pathname)],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!success) console.error(`deno fmt failed: ${new TextDecoder().decode(stderr)}`);
-}
-
 async function attempt<T>(
   run: () => Promise<T>,
   log: (message: string) => void,
@@ -341,12 +272,11 @@ async function main(): Promise<number> {
       } s; bench/RESULTS.md is written by full runs only.`,
     );
   } else {
-    const markdown = new URL("./RESULTS.md", import.meta.url);
-    const chart = new URL("./results.svg", import.meta.url);
-    await Deno.writeTextFile(markdown, resultsMarkdown(bench));
-    await Deno.writeTextFile(chart, resultsChart(results));
-    await formatFiles([markdown, chart]);
-    out(`Done in ${Math.round(bench.seconds)} s; wrote bench/RESULTS.md and bench/results.svg.`);
+    const wrote = await writeDocuments({
+      "RESULTS.md": resultsMarkdown(bench),
+      "results.svg": resultsChart(results),
+    });
+    out(`Done in ${Math.round(bench.seconds)} s; wrote ${wrote}.`);
   }
   if (options.json) console.log(JSON.stringify(bench, null, 2));
   return issues.some((line) => line.includes(": error: ")) ? 1 : 0;
@@ -396,10 +326,8 @@ async function runCluster(
   const issues = clusterProblems(cluster);
   for (const line of issues) out(line);
   if ("redisVersion" in cluster) {
-    const markdown = new URL("./RESULTS-cluster.md", import.meta.url);
-    await Deno.writeTextFile(markdown, clusterMarkdown(results));
-    await formatFiles([markdown]);
-    out(`Done in ${Math.round(results.seconds)} s; wrote bench/RESULTS-cluster.md.`);
+    const wrote = await writeDocuments({ "RESULTS-cluster.md": clusterMarkdown(results) });
+    out(`Done in ${Math.round(results.seconds)} s; wrote ${wrote}.`);
   } else {
     out(`Failed after ${Math.round(results.seconds)} s; bench/RESULTS-cluster.md is unchanged.`);
   }
@@ -441,10 +369,10 @@ async function runSegmentation(
   const issues = segmentationProblems(segmentation);
   for (const line of issues) out(line);
   if ("bare" in segmentation) {
-    const markdown = new URL("./RESULTS-segmentation.md", import.meta.url);
-    await Deno.writeTextFile(markdown, segmentationMarkdown(results));
-    await formatFiles([markdown]);
-    out(`Done in ${Math.round(results.seconds)} s; wrote bench/RESULTS-segmentation.md.`);
+    const wrote = await writeDocuments({
+      "RESULTS-segmentation.md": segmentationMarkdown(results),
+    });
+    out(`Done in ${Math.round(results.seconds)} s; wrote ${wrote}.`);
   } else {
     out(
       `Failed after ${Math.round(results.seconds)} s; bench/RESULTS-segmentation.md is unchanged.`,
