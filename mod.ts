@@ -25,7 +25,24 @@
  */
 
 export { Manager } from "./lib/manager.ts";
-export type { AckedSendOptions, DeliveryReport } from "./lib/routing.ts";
+export type { AckedSendOptions, DeliveryReport, SendToOptions } from "./lib/routing.ts";
+export type {
+  DeviceState,
+  KeptStats,
+  ManagerState,
+  StateChange,
+  StateChangesOptions,
+} from "./lib/device_state.ts";
+export {
+  type DeviceRecord,
+  type DeviceStore,
+  type KeepLimits,
+  type KeepResult,
+  type KeptMessage,
+  MemoryStore,
+} from "./lib/store.ts";
+export { SqliteStore } from "./lib/sqlite_store.ts";
+export type { JsonObject, JsonValue } from "./lib/protocol/state.ts";
 export type {
   ClientsOptions,
   DeviceMessage,

@@ -65,8 +65,8 @@ export interface ConnectionHooks {
   onClose(connection: Connection, end: ConnectionEnd): void;
   /** `getData()` changed the device's type or data. */
   onInfoChanged(connection: Connection, previousType: string): void;
-  /** The device reported state (feature `state`): a merge patch of its reported state. */
-  onReport(connection: Connection, patch: JsonObject): void;
+  /** The device reported state (feature `state`); a promise when reading should pause. */
+  onReport(connection: Connection, patch: JsonObject): Promise<void> | undefined;
   /** The device's features are known (mode 2: its first frame after `WELCOME`). */
   onFeatures(connection: Connection): void;
 }
@@ -491,7 +491,8 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
       if (!(error instanceof ProtocolError)) throw error;
       return this.protocolError(error.message, error.reason);
     }
-    this.#hooks.onReport(this, patch);
+    const stall = this.#hooks.onReport(this, patch);
+    if (stall) this.stallOn(stall);
   }
 
   #unsupported(): DeliveryError {

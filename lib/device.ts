@@ -45,8 +45,11 @@ import { type Link, type LinkHooks, openLink } from "./link.ts";
 import {
   type DeviceInfo,
   encodeMessage,
+  encodeReport,
   FRAME_HEADER_SIZE,
+  type JsonObject,
   type ManagerSettings,
+  mergePatch,
   type ProtocolMode,
 } from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
@@ -105,6 +108,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
   readonly #handlers = {
     disconnect: new Set<DeviceEvents["disconnect"]>(),
     reconnect: new Set<DeviceEvents["reconnect"]>(),
+    delta: new Set<DeviceEvents["delta"]>(),
   };
   readonly #stats = {
     messagesReceived: 0,
@@ -145,6 +149,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
         else this.#stats.heartbeatsIgnored++;
       },
       onWelcome: (settings) => this.#settings = settings,
+      onDelta: (delta, version) => this.#emit("delta", delta, version),
       onMessage: (data) => {
         this.#stats.messagesReceived++;
         if (this.#queue.stopped) {
@@ -262,6 +267,31 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
     }
     if (!link.enqueue(bytes)) return false;
     this.#stats.messagesSent++;
+    return await link.flushed();
+  }
+
+  /**
+   * Reports state: merges `patch` into `data` (JSON Merge Patch, RFC 7386:
+   * `null` removes a key) and, when the manager reads reports (mode 2, feature
+   * `state`), sends it; otherwise the manager sees the new `data` at its next
+   * `getData()` or a reconnection.
+   *
+   * @returns `true` if the report was written to the manager.
+   *
+   * @example
+   * ```ts
+   * import { Device, Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["lock"], port: 0 });
+   * await using lock = await Device.connect({ port: manager.port, type: "lock", data: { locked: false } });
+   * lock.on("delta", (delta) => void lock.report(delta)); // a lock that does what it is told
+   * await manager.state.setDesired(lock.uuid, { locked: true });
+   * ```
+   */
+  async report(patch: JsonObject): Promise<boolean> {
+    validateData(patch);
+    this.#data = mergePatch(this.#data as JsonObject, patch);
+    const link = this.#link;
+    if (!link?.open || !link.reportsState || !link.enqueue(encodeReport(patch))) return false;
     return await link.flushed();
   }
 

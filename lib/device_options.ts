@@ -7,7 +7,7 @@
 
 import { validate as isUuid } from "uuid";
 import type { ConnectionEnd } from "./errors.ts";
-import type { ProtocolMode } from "./protocol/mod.ts";
+import type { JsonObject, ProtocolMode } from "./protocol/mod.ts";
 import type { ReconnectOptions } from "./reconnect.ts";
 import type { Device } from "./device.ts";
 
@@ -132,6 +132,12 @@ export interface DeviceEvents {
   disconnect: (end: ConnectionEnd, willReconnect: boolean) => void;
   /** The device reconnected and completed its handshake again. */
   reconnect: (device: Device) => void;
+  /**
+   * The manager sent the difference between the desired state and what this
+   * device reported (mode 2, feature `state`): on connecting, and whenever
+   * the application changes the desired state. Apply it, then `report()`.
+   */
+  delta: (delta: JsonObject, version: number) => void;
 }
 
 /** Throws a `TypeError` unless `data` is a JSON object (not an array, not null). */

@@ -30,8 +30,10 @@ import {
   FrameType,
   type FrameTypeValue,
   HEARTBEAT_BYTE,
+  type JsonObject,
   type ManagerSettings,
   parseAckedMessage,
+  parseDelta,
   parseEnd,
   parseWelcome,
   type ProtocolMode,
@@ -48,6 +50,8 @@ export interface LinkHooks {
   proof(challenge: Uint8Array): Promise<Uint8Array>;
   /** A message for the application; a promise when reading should pause until it resolves. */
   onMessage(data: Uint8Array): Promise<void> | undefined;
+  /** The manager's `DELTA`: desired minus reported state, at desired `version`. */
+  onDelta(delta: JsonObject, version: number): void;
   readonly log: Logger;
   readonly uuid: string;
 }
@@ -75,7 +79,7 @@ export interface DialOptions {
 }
 
 /** The optional features of mode 2 a device uses when the manager offers them. */
-const DEVICE_FEATURES: readonly Feature[] = ["ack"];
+const DEVICE_FEATURES: readonly Feature[] = ["ack", "state"];
 const READ_SIZES = { smallest: 16 * 1024, largest: 16 * 1024 };
 const MODE1_BEAT = new TextEncoder().encode("beat");
 const MODE2_BEAT = encodeFrame(FrameType.BEAT);
@@ -92,6 +96,8 @@ export class Link extends ConnectionCore {
   #state: "getinfo" | "welcome" | "open" = "getinfo";
   /** Mode 1: the read ended in `end\n`, the manager's goodbye if it now closes. */
   #heldEnd = false;
+  /** The features the manager offered that this link uses. */
+  #used: ReadonlySet<Feature> = new Set();
 
   constructor(conn: Transport, mode: ProtocolMode, hooks: LinkHooks, limits: LinkLimits) {
     super(conn, mode, limits);
@@ -226,6 +232,7 @@ export class Link extends ConnectionCore {
             step.settings.features?.includes(feature)
           );
           if (used.length > 0) this.outbox.enqueue(encodeFeatures(used));
+          this.#used = new Set(used);
           this.#hooks.onWelcome(step.settings);
           this.#startKeepalive(step.settings);
           this.#ready.resolve();
@@ -250,6 +257,8 @@ export class Link extends ConnectionCore {
         return this.#deliver(payload);
       case FrameType.MESSAGE:
         return this.#onAckedMessage(payload);
+      case FrameType.DELTA:
+        return this.#onDelta(payload);
       case FrameType.HEARTBEAT:
         return this.#onHeartbeat();
       case FrameType.GETINFO: {
@@ -295,6 +304,22 @@ export class Link extends ConnectionCore {
     }
     this.#deliver(message.data);
     this.outbox.enqueue(encodeAck(message.id));
+  }
+
+  #onDelta(payload: Uint8Array): void {
+    let delta;
+    try {
+      delta = parseDelta(payload);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.protocolError(error.message, error.reason);
+    }
+    this.#hooks.onDelta(delta.state, delta.version);
+  }
+
+  /** Whether the manager reads `REPORT` frames (it offered `state` and we said we use it). */
+  get reportsState(): boolean {
+    return this.#used.has("state");
   }
 
   #onHeartbeat(): void {

@@ -22,9 +22,16 @@ import {
 } from "./dispatcher.ts";
 import { listenTransport, type Transport, type TransportListener } from "./transport.ts";
 import { HeartbeatMonitor } from "./heartbeat.ts";
-import type { DeviceInfo } from "./protocol/mod.ts";
+import { type DeviceInfo, FEATURES } from "./protocol/mod.ts";
+import { DeviceStates, type ManagerState } from "./device_state.ts";
 import { Registry } from "./registry.ts";
-import { type AckedSendOptions, type DeliveryReport, Router } from "./routing.ts";
+import { type DeviceStore, MemoryStore } from "./store.ts";
+import {
+  type AckedSendOptions,
+  type DeliveryReport,
+  Router,
+  type SendToOptions,
+} from "./routing.ts";
 import {
   type ManagerOptions,
   type ResolvedOptions,
@@ -80,6 +87,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #router: Router;
   readonly #heartbeat: HeartbeatMonitor;
   readonly #dispatcher: Dispatcher;
+  readonly #states: DeviceStates;
+  readonly #store: DeviceStore;
   readonly #hooks: ConnectionHooks;
   readonly #tasks = new Set<Promise<void>>();
   #closing: Promise<void> | null = null;
@@ -113,7 +122,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
           heartbeatRate: this.heartbeatRate,
           heartbeatTimeout: this.heartbeatTimeout,
           maxFrameSize: this.#options.maxFrameSize,
-          features: ["ack"],
+          features: FEATURES,
         },
         authenticate: options.authenticate,
       },
@@ -123,6 +132,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.#dispatcher = new Dispatcher({
       maxConcurrentHandlers: this.#options.maxConcurrentHandlers,
       handlerTimeout: this.#options.handlerTimeout,
+    }, this.#log);
+    this.#store = options.store ?? new MemoryStore();
+    this.#states = new DeviceStates(this.#registry, {
+      store: this.#store,
+      keep: { perDevice: this.#options.maxKeptPerDevice, total: this.#options.maxKept },
+      ackTimeout: this.heartbeatTimeout,
     }, this.#log);
     this.#heartbeat = new HeartbeatMonitor({
       rate: this.heartbeatRate,
@@ -136,10 +151,11 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
         // Only a device still registered (not replaced meanwhile) is re-indexed and mirrored.
         if (!this.#registry.retype(connection)) return;
         this.#cluster?.deviceConnected(connection.info);
+        this.#states.retyped(connection);
         if (previousType !== connection.type) this.#dispatcher.retyped(connection);
       },
-      onReport: () => {},
-      onFeatures: () => {},
+      onReport: (connection, patch) => this.#states.reported(connection, patch),
+      onFeatures: (connection) => this.#track(this.#states.ready(connection)),
     };
     this.#watchdog = new WriteWatchdog({
       timeout: this.#options.writeTimeout,
@@ -170,6 +186,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     const listener = await listenTransport({ hostname, port, tls: options.tls });
     const manager = new Manager(listener, options);
     try {
+      await manager.#states.open();
       await options.cluster?.attach(manager.#clusterNode());
     } catch (error) {
       await manager.close();
@@ -186,6 +203,22 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   /** Connections accepted but still in handshake. */
   get pendingHandshakes(): number {
     return this.#admission.pending;
+  }
+
+  /**
+   * Desired and reported state of every device this manager knows, connected
+   * or not, and messages kept for those away: see {@linkcode ManagerState}.
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["lock"], port: 0 });
+   * await manager.state.setDesiredType("lock", { locked: true });
+   * for (const lock of manager.state.all({ type: "lock" })) console.log(lock.uuid, lock.delta);
+   * ```
+   */
+  get state(): ManagerState {
+    return this.#states;
   }
 
   /** Heartbeat rounds run so far. */
@@ -285,16 +318,32 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   send(uuid: string, data: string | Uint8Array): Promise<number>;
   /**
    * With `ack: true`: waits for the acknowledgement and resolves with a
-   * {@linkcode DeliveryReport} (a device not connected counts as `offline`).
+   * {@linkcode DeliveryReport} (a device not connected counts as `offline`,
+   * or as `kept` with a `ttl`).
    */
   send(uuid: string, data: string | Uint8Array, options: AckedSendOptions): Promise<DeliveryReport>;
-  send(
+  /**
+   * With `ttl` (seconds): a known device that is not connected gets the message
+   * when it is back, if within `ttl` (see {@linkcode SendToOptions}); resolves
+   * with 1 when sent or kept.
+   */
+  send(uuid: string, data: string | Uint8Array, options: SendToOptions): Promise<number>;
+  async send(
     uuid: string,
     data: string | Uint8Array,
-    options?: AckedSendOptions,
+    options: SendToOptions = {},
   ): Promise<number | DeliveryReport> {
-    if (options?.ack) return this.#router.sendAcked(uuid.toLowerCase(), data, options);
-    return this.#router.send(uuid.toLowerCase(), data);
+    uuid = uuid.toLowerCase();
+    const ttl = options.ttl;
+    if (options.ack) {
+      const report = await this.#router.sendAcked(uuid, data, { ...options, ack: true });
+      if (ttl === undefined || report.failed[0]?.reason !== "offline") return report;
+      if (!await this.#states.keep(uuid, bytesOf(data), ttl)) return report;
+      return { targets: 1, acknowledged: 0, failed: [], remote: 0, kept: 1 };
+    }
+    const sent = await this.#router.send(uuid, data);
+    if (sent > 0 || ttl === undefined) return sent;
+    return await this.#states.keep(uuid, bytesOf(data), ttl) ? 1 : 0;
   }
 
   /**
@@ -418,6 +467,8 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
     await this.#cluster?.close();
     await this.#dispatcher.drain(CLOSE_GRACE_MS);
+    await this.#states.close();
+    await this.#store.close();
   }
 
   #clusterNode(): ClusterNode {
@@ -484,8 +535,11 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       address,
       mode,
     });
+    this.#states.connected(connection);
     this.#dispatcher.connected(connection);
     connection.start(admitted.leftover);
+    // Mode 1 has no features to wait for: kept messages go now.
+    if (mode === 1) this.#track(this.#states.ready(connection));
   }
 
   #onClose(connection: Connection, end: ConnectionEnd): void {
@@ -495,6 +549,13 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     if (this.#registry.remove(connection) && !this.#closing) {
       this.#cluster?.deviceDisconnected(connection.info);
     }
+    this.#states.disconnected(connection, end);
     this.#dispatcher.disconnected(connection, end);
   }
+}
+
+const encoder = new TextEncoder();
+
+function bytesOf(data: string | Uint8Array): Uint8Array {
+  return typeof data === "string" ? encoder.encode(data) : data;
 }

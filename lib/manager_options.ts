@@ -8,6 +8,7 @@
 
 import type { Authenticate } from "./auth.ts";
 import type { ClusterAdapter } from "./cluster.ts";
+import type { DeviceStore } from "./store.ts";
 
 /**
  * How to run a manager. Every option of the seed's `Manager(...)` has a
@@ -59,11 +60,21 @@ export interface ManagerOptions {
    * `@iot-manager/core/redis`). Without it the manager stands alone.
    */
   readonly cluster?: ClusterAdapter;
+  /**
+   * Where devices' desired and reported state and their kept messages live
+   * (see `manager.state`). The manager closes it when it closes.
+   * @default a new `MemoryStore` (forgotten when the process ends); `SqliteStore` survives restarts
+   */
+  readonly store?: DeviceStore;
+  /** Messages kept per absent device (`send` with `ttl`); beyond it the oldest is dropped. @default 100 */
+  readonly maxKeptPerDevice?: number;
+  /** Messages kept for all absent devices together; beyond it the device's oldest is dropped. @default 10000 */
+  readonly maxKept?: number;
 }
 
 /** Options with every default filled in (what the manager runs with). */
 export type ResolvedOptions = Required<
-  Omit<ManagerOptions, "tls" | "logCategory" | "authenticate" | "cluster">
+  Omit<ManagerOptions, "tls" | "logCategory" | "authenticate" | "cluster" | "store">
 >;
 
 /**
@@ -94,6 +105,8 @@ export function resolveOptions(
     maxFrameSize: options.maxFrameSize ?? 1048576,
     maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
     writeTimeout: options.writeTimeout ?? 30,
+    maxKeptPerDevice: options.maxKeptPerDevice ?? 100,
+    maxKept: options.maxKept ?? 10_000,
   };
 }
 
@@ -125,6 +138,8 @@ export function validateOptions(options: ManagerOptions): void {
     "maxHandshakeSize",
     "maxFrameSize",
     "maxBufferedBytes",
+    "maxKeptPerDevice",
+    "maxKept",
   ] as const;
   for (const name of positive) {
     const value = options[name];

@@ -64,6 +64,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return this.#items.length;
   }
 
+  /** True while the queue holds `highWaterMark` items or more (producers should wait on `writable()`). */
+  get full(): boolean {
+    return !this.#stopped && this.#items.length >= this.#highWaterMark;
+  }
+
   /** True once stopped; pushes are then ignored. */
   get stopped(): boolean {
     return this.#stopped;

@@ -17,6 +17,8 @@ import type { Registry } from "./registry.ts";
 export interface AckedSendOptions {
   /** Wait for each device's acknowledgement (mode 2, feature `ack`). */
   readonly ack: true;
+  /** With `send(uuid, ...)`: keep the message for an absent device (see {@linkcode SendToOptions}). */
+  readonly ttl?: number;
   /** Seconds to wait for the acknowledgements, all together. @default 15 */
   readonly timeout?: number;
   /** Stops waiting: devices not yet acknowledged count as `timeout`. */
@@ -43,6 +45,24 @@ export interface DeliveryReport {
   readonly failed: readonly { readonly uuid: string; readonly reason: DeliveryFailure }[];
   /** Devices of other managers in the cluster it was queued for, without acknowledgement. */
   readonly remote: number;
+  /** Absent devices it was kept for (`send` with `ttl`), to be delivered when they are back. */
+  readonly kept: number;
+}
+
+/** Options of `send(uuid, data, options)`: a `ttl` keeps the message for an absent device. */
+export interface SendToOptions {
+  /**
+   * Seconds to keep the message for a known device that is not connected; it is
+   * delivered, in order, when the device is back (acknowledged if it speaks
+   * `ack`), or dropped and counted once it expires. @default none: not kept
+   */
+  readonly ttl?: number;
+  /** Wait for the acknowledgement: resolve with a {@linkcode DeliveryReport}. */
+  readonly ack?: boolean;
+  /** With `ack`: seconds to wait for it. @default 15 */
+  readonly timeout?: number;
+  /** With `ack`: stops waiting. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -93,7 +113,7 @@ export class Router {
   ): Promise<DeliveryReport> {
     const remote = this.#cluster ? this.#cluster.sendAll(data) : Promise.resolve(0);
     const report = await fanOutAcked(this.#registry.all(), data, options);
-    return { ...report, remote: await remote };
+    return { ...report, remote: await remote, kept: 0 };
   }
 
   /** To every device of `type`, acknowledged. */
@@ -104,7 +124,7 @@ export class Router {
   ): Promise<DeliveryReport> {
     const remote = this.#cluster ? this.#cluster.sendType(type, data) : Promise.resolve(0);
     const report = await fanOutAcked(this.#registry.ofType(type), data, options);
-    return { ...report, remote: await remote };
+    return { ...report, remote: await remote, kept: 0 };
   }
 
   /** To the device with this UUID, acknowledged; an absent device counts as `offline`. */
@@ -114,10 +134,18 @@ export class Router {
     options: AckedSendOptions,
   ): Promise<DeliveryReport> {
     const connection = this.#registry.get(uuid);
-    if (connection) return { ...await fanOutAcked([connection], data, options), remote: 0 };
+    if (connection) {
+      return { ...await fanOutAcked([connection], data, options), remote: 0, kept: 0 };
+    }
     const remote = this.#cluster ? await this.#cluster.send(uuid, data) : 0;
-    if (remote > 0) return { targets: 0, acknowledged: 0, failed: [], remote };
-    return { targets: 1, acknowledged: 0, failed: [{ uuid, reason: "offline" }], remote: 0 };
+    if (remote > 0) return { targets: 0, acknowledged: 0, failed: [], remote, kept: 0 };
+    return {
+      targets: 1,
+      acknowledged: 0,
+      failed: [{ uuid, reason: "offline" }],
+      remote: 0,
+      kept: 0,
+    };
   }
 
   /** Every device's info, the other managers' included. */
@@ -169,7 +197,7 @@ async function fanOutAcked(
   targets: Iterable<Connection>,
   data: string | Uint8Array,
   options: AckedSendOptions,
-): Promise<Omit<DeliveryReport, "remote">> {
+): Promise<Omit<DeliveryReport, "remote" | "kept">> {
   const body = typeof data === "string" ? encoder.encode(data) : data;
   const seconds = options.timeout ?? DEFAULT_ACK_SECONDS;
   const deadline = new AbortController();

@@ -26,7 +26,7 @@ async function rawModernDevice(
   await device.readBytes(1);
   await device.write(encodeHandshake({ uuid, type: "lock", data: {} }, 2));
   const welcome = parseWelcome(await device.readFrameOf(FrameType.WELCOME));
-  assert.deepEqual(welcome.features, ["ack"], "WELCOME offers the features");
+  assert.deepEqual(welcome.features, ["ack", "state"], "WELCOME offers the features");
   await device.write(encodeFeatures(features));
   return Object.assign(device, { uuid });
 }
@@ -132,5 +132,6 @@ Deno.test("ack: send to a UUID nobody holds reports it offline", async () => {
     acknowledged: 0,
     failed: [{ uuid, reason: "offline" }],
     remote: 0,
+    kept: 0,
   });
 });

@@ -10,11 +10,13 @@ import {
 import {
   encodeAck,
   encodeAckedMessage,
+  encodeDelta,
   encodeEnd,
   encodeFeatures,
   encodeFrame,
   encodeHandshake,
   encodeMessage,
+  encodeReport,
   FrameDecoder,
   FrameType,
   type FrameTypeValue,
@@ -57,6 +59,8 @@ Deno.test("test vectors from docs/PROTOCOL.md", () => {
   assert.equal(hex(encodeAckedMessage(7, "on")), "11 00 00 00 06 00 00 00 07 6f 6e");
   assert.equal(hex(encodeAck(7)), "12 00 00 00 04 00 00 00 07");
   assert.equal(hex(encodeFeatures(["ack"]).subarray(0, 8)), "09 00 00 00 14 7b 22 66");
+  assert.equal(hex(encodeDelta(1, { locked: true }).subarray(0, 8)), "13 00 00 00 25 7b 22 76");
+  assert.equal(hex(encodeReport({ locked: true }).subarray(0, 8)), "14 00 00 00 0f 7b 22 6c");
 });
 
 Deno.test("the seed's example answer parses", () => {

@@ -346,7 +346,7 @@ Deno.test("python device, mode 2: acknowledges a message sent with ack: true", a
   await using device = new PythonDevice(manager, 2);
   const uuid = await connected(manager, device, 2);
   const report = await manager.send(uuid, "toggle", { ack: true, timeout: 5 });
-  assert.deepEqual(report, { targets: 1, acknowledged: 1, failed: [], remote: 0 });
+  assert.deepEqual(report, { targets: 1, acknowledged: 1, failed: [], remote: 0, kept: 0 });
   await device.waitForLine("message: toggle");
 });
 
@@ -356,4 +356,17 @@ Deno.test("python device, mode 1: an acknowledged send reports it unsupported", 
   const uuid = await connected(manager, device, 1);
   const report = await manager.send(uuid, "toggle", { ack: true, timeout: 5 });
   assert.deepEqual(report.failed, [{ uuid, reason: "unsupported" }]);
+});
+
+Deno.test("python device, mode 2: applies the desired state it is sent and reports it", async () => {
+  await using manager = await startManager(FAST_HEARTBEATS);
+  await using device = new PythonDevice(manager, 2);
+  const uuid = await connected(manager, device, 2);
+  await manager.state.setDesired(uuid, { on: true, brightness: 40 });
+  await device.waitForLine('delta: {"brightness": 40, "on": true}');
+  await waitFor(
+    () => Object.keys(manager.state.get(uuid)?.delta ?? { x: 1 }).length === 0,
+    "the light to report the desired state",
+  );
+  assert.deepEqual(manager.state.get(uuid)?.reported, { on: true, brightness: 40 });
 });

@@ -94,6 +94,8 @@ FEATURES = 0x09
 DATA = 0x10
 MESSAGE = 0x11  # feature "ack": 4-byte id, then the message; answer ACK with the id
 ACK = 0x12
+DELTA = 0x13  # feature "state": {"version": n, "state": {...}}, desired minus reported
+REPORT = 0x14  # feature "state": a JSON object merged into the reported state
 HEADER_SIZE = 5
 MAX_FRAME_SIZE = 1 << 20
 
@@ -220,6 +222,14 @@ class Light:
 
     def state(self):
         return {"on": self.on, "brightness": self.brightness}
+
+    def apply(self, desired):
+        """Takes the desired values it understands; the rest stays as reported."""
+        if isinstance(desired.get("on"), bool):
+            self.on = desired["on"]
+        level = desired.get("brightness")
+        if type(level) is int and 0 <= level <= 100:
+            self.brightness = level
 
     def handle(self, payload):
         if payload[:5] == b"echo ":
@@ -471,6 +481,8 @@ class Device:
                     return
                 elif kind == DATA:
                     self.on_message(payload)
+                elif kind == DELTA:
+                    self.on_delta(payload)
                 elif kind == MESSAGE and len(payload) >= 4:
                     # Acknowledged on receipt: the id goes back as it came.
                     self.send(frame(ACK, payload[:4]))
@@ -485,7 +497,7 @@ class Device:
             offered = json.loads(welcome.decode()).get("features") or []
         except (ValueError, AttributeError):
             offered = []
-        used = [name for name in ("ack",) if name in offered]
+        used = [name for name in ("ack", "state") if name in offered]
         if used:
             self.send(frame(FEATURES, json.dumps({"features": used}).encode()))
 
@@ -520,6 +532,16 @@ class Device:
         # The proof: HMAC-SHA256 keyed with the secret over the nonce and our UUID in lower case.
         message = nonce + self.uuid.lower().encode()
         self.send(frame(PROOF, hmac_sha256(secret.encode(), message)))
+
+    def on_delta(self, payload):
+        """Desired state differs from ours: apply what we understand, report the result."""
+        try:
+            delta = json.loads(payload.decode())["state"]
+        except (ValueError, KeyError, TypeError, UnicodeError):
+            raise ValueError("malformed DELTA frame: %r" % shown(payload))
+        say("delta: %s" % json.dumps(delta, sort_keys=True))
+        self.light.apply(delta)
+        self.send(frame(REPORT, json.dumps(self.light.state()).encode()))
 
     def on_message(self, payload):
         say("message: %s" % shown(payload))

@@ -167,7 +167,11 @@ export class Mode1Reader {
   /** A newline may still follow the last `getinfo` answer. */
   #afterAnswer: boolean;
 
-  /** @param afterAnswer Whether reading starts right after a `getinfo` answer. @default true */
+  /**
+   * Creates a reader for one connection.
+   *
+   * @param afterAnswer Whether reading starts right after a `getinfo` answer. @default true
+   */
   constructor(afterAnswer = true) {
     this.#afterAnswer = afterAnswer;
   }

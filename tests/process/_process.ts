@@ -15,6 +15,7 @@ export class ManagerProcess implements AsyncDisposable {
   constructor(options: Record<string, unknown>) {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", FIXTURE, JSON.stringify(options)],
+      stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
@@ -42,6 +43,23 @@ export class ManagerProcess implements AsyncDisposable {
     return this.events.filter((e) => "disconnect" in e);
   }
 
+  /** Sends a command (see the fixture) and waits for the event it answers with. */
+  async command(
+    command: Record<string, unknown>,
+    answer: (event: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, unknown>> {
+    const writer = this.#child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(JSON.stringify(command) + "\n"));
+    writer.releaseLock();
+    await waitFor(() => this.events.some(answer), `the answer to ${JSON.stringify(command)}`);
+    return this.events.find(answer)!;
+  }
+
+  /** Waits for an event. */
+  async event(match: (event: Record<string, unknown>) => boolean, what: string): Promise<void> {
+    await waitFor(() => this.events.some(match), what);
+  }
+
   signal(signal: Deno.Signal): void {
     this.#child.kill(signal);
   }
@@ -52,6 +70,7 @@ export class ManagerProcess implements AsyncDisposable {
       this.#child.kill("SIGKILL");
     } catch { /* exited */ }
     await this.#child.status;
+    await this.#child.stdin.close().catch(() => {});
     await this.#reading;
   }
 }

@@ -1,0 +1,429 @@
+/**
+ * Desired and reported state, kept while devices are away: AWS IoT's device
+ * shadows and Azure IoT Hub's device twins, for this manager. The
+ * application sets a device's *desired* state (a merge patch, by UUID or for
+ * every known device of a type, connected or not; each change bumps the
+ * version); the device's handshake data is its first *report* and its
+ * `REPORT` frames patch it; the *delta* (desired minus reported) is sent to a
+ * device that speaks the `state` feature when it connects and on every
+ * change of desired state. Known devices are remembered while offline (last
+ * seen, last reported state, last end), and messages sent with a `ttl` are
+ * kept for them and delivered in order when they are back. Everything
+ * persists through a {@linkcode DeviceStore}.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { Connection } from "./connection.ts";
+import type { ConnectionEnd } from "./errors.ts";
+import { DeliveryError } from "./errors.ts";
+import {
+  encodeDelta,
+  encodeMessage,
+  type JsonObject,
+  mergePatch,
+  stateDelta,
+} from "./protocol/mod.ts";
+import { AsyncQueue } from "./queue.ts";
+import type { Registry } from "./registry.ts";
+import type { DeviceRecord, DeviceStore, KeepLimits } from "./store.ts";
+import { Subscribers } from "./subscribers.ts";
+
+/** One known device's state, as the application reads it. */
+export interface DeviceState {
+  /** The device's UUID (lower case). */
+  readonly uuid: string;
+  /** Its type when last seen (`""` if never seen). */
+  readonly type: string;
+  /** Connected to this manager now. */
+  readonly connected: boolean;
+  /** What the application wants. */
+  readonly desired: JsonObject;
+  /** What the device last said it is. */
+  readonly reported: JsonObject;
+  /** `desired` minus `reported`: what the device still has to do; `{}` when converged. */
+  readonly delta: JsonObject;
+  /** The desired state's version: +1 per change, 0 before the first. */
+  readonly version: number;
+  /** When the device was last connected or heard from (ms since the epoch); 0 if never. */
+  readonly lastSeen: number;
+  /** Why its last connection ended. */
+  readonly lastEnd?: { readonly reason: string; readonly message: string };
+}
+
+/** A change to a device's state, as `manager.stateChanges()` yields it. */
+export interface StateChange {
+  /** What changed: the desired state, a report, or the device came or went. */
+  readonly kind: "desired" | "reported" | "connected" | "disconnected";
+  /** The device's state after the change. */
+  readonly state: DeviceState;
+}
+
+/** Counters of messages kept for absent devices. */
+export interface KeptStats {
+  /** Messages kept so far. */
+  readonly kept: number;
+  /** Kept messages delivered (written, or acknowledged by devices that speak `ack`). */
+  readonly delivered: number;
+  /** Kept messages whose `ttl` ran out before their device came back. */
+  readonly expired: number;
+  /** Kept messages dropped because a bound was reached (the device's oldest go first). */
+  readonly dropped: number;
+}
+
+/** Options for {@linkcode ManagerState.changes}. */
+export interface StateChangesOptions {
+  /** Only devices of this type. */
+  readonly type?: string;
+  /** Ends the iterator when aborted. */
+  readonly signal?: AbortSignal;
+  /**
+   * Changes held unread before their producers wait: reading from a reporting
+   * device pauses, and `setDesired` resolves only once there is room. @default 1024
+   */
+  readonly highWaterMark?: number;
+}
+
+/**
+ * Desired and reported state of every device this manager knows, connected
+ * or not: `manager.state`. Desired state is changed with JSON Merge Patches
+ * (RFC 7386: `null` removes a key); the delta is sent to devices that speak
+ * the `state` feature (mode 2; `Device` and the Python device do) when they
+ * connect and whenever desired state changes.
+ *
+ * @example
+ * ```ts
+ * import { Manager } from "@iot-manager/core";
+ * await using manager = await Manager.listen({ validTypes: ["lock"], port: 0 });
+ * const uuid = "1862cfe1-5dab-4d8e-a946-50d6728f830f";
+ * await manager.state.setDesired(uuid, { locked: true }); // kept until the lock connects
+ * console.log(manager.state.get(uuid)?.delta); // { locked: true }
+ * ```
+ */
+export interface ManagerState {
+  /**
+   * Merges `patch` into a device's desired state, whether it is connected or
+   * not (a UUID never seen is remembered, with type `""` until it connects).
+   *
+   * @returns The device's state after the change.
+   */
+  setDesired(uuid: string, patch: JsonObject): Promise<DeviceState>;
+  /**
+   * Merges `patch` into the desired state of every known device of `type`.
+   *
+   * @returns How many devices it applies to.
+   */
+  setDesiredType(type: string, patch: JsonObject): Promise<number>;
+  /** A known device's state, or `undefined`. */
+  get(uuid: string): DeviceState | undefined;
+  /** Every known device's state, connected or not (of `type`, if given). */
+  all(options?: { readonly type?: string }): DeviceState[];
+  /**
+   * Every change of state as an async iterator: desired changes, reports,
+   * devices coming and going. Ends when the manager closes.
+   */
+  changes(options?: StateChangesOptions): AsyncIterableIterator<StateChange>;
+  /** Counters of messages kept for absent devices (`send` with `ttl`). */
+  readonly keptStats: KeptStats;
+}
+
+/** Settings of the state keeper. */
+export interface DeviceStatesOptions {
+  readonly store: DeviceStore;
+  readonly keep: KeepLimits;
+  /** Seconds a kept message's delivery waits for its `ACK` before it is tried again later. */
+  readonly ackTimeout: number;
+}
+
+const EMPTY_RECORD = { type: "", desired: {}, version: 0, reported: {}, lastSeen: 0 } as const;
+
+/** The manager's memory of its devices: state, presence, kept messages. */
+export class DeviceStates implements ManagerState {
+  readonly #store: DeviceStore;
+  readonly #registry: Registry<Connection>;
+  readonly #log: Logger;
+  readonly #options: DeviceStatesOptions;
+  readonly #records = new Map<string, DeviceRecord>();
+  readonly #subs = new Subscribers<AsyncQueue<StateChange>>();
+  /** Per device: the store read done when it connected (later steps wait for it). */
+  readonly #loaded = new Map<string, Promise<void>>();
+  #writes: Promise<void> = Promise.resolve();
+  readonly #stats = { kept: 0, delivered: 0, expired: 0, dropped: 0 };
+  #closed = false;
+
+  constructor(registry: Registry<Connection>, options: DeviceStatesOptions, log: Logger) {
+    this.#store = options.store;
+    this.#registry = registry;
+    this.#options = options;
+    this.#log = log;
+  }
+
+  /** Loads every known device from the store. */
+  async open(): Promise<void> {
+    for (const record of await this.#store.all()) {
+      // A device that connected while the store was read is newer than its stored record.
+      if (!this.#records.has(record.uuid)) this.#records.set(record.uuid, record);
+    }
+  }
+
+  /** Counters of kept messages. */
+  get keptStats(): KeptStats {
+    return { ...this.#stats };
+  }
+
+  /** One device's state, if known. */
+  get(uuid: string): DeviceState | undefined {
+    const record = this.#records.get(uuid);
+    return record && this.#view(record);
+  }
+
+  /** Every known device's state (of `type`, if given). */
+  all(options: { readonly type?: string } = {}): DeviceState[] {
+    const type = options.type;
+    const states: DeviceState[] = [];
+    for (const record of this.#records.values()) {
+      if (type === undefined || record.type === type) states.push(this.#view(record));
+    }
+    return states;
+  }
+
+  /** State changes as an async iterator; see `Manager.stateChanges`. */
+  changes(options: StateChangesOptions = {}): AsyncIterableIterator<StateChange> {
+    let remove = () => {};
+    const queue: AsyncQueue<StateChange> = new AsyncQueue<StateChange>({
+      highWaterMark: options.highWaterMark ?? 1024,
+      signal: options.signal,
+      onStop: () => remove(),
+    });
+    if (this.#closed) queue.stop();
+    else remove = this.#subs.add(queue, options.type);
+    return queue[Symbol.asyncIterator]();
+  }
+
+  /** A device was admitted: its handshake data is its first report. */
+  connected(connection: Connection): void {
+    const uuid = connection.uuid;
+    const loaded = this.#store.get(uuid).then(
+      (stored) => {
+        // The store may know more than this process (another manager, a restart).
+        const base = stored ?? this.#records.get(uuid) ?? { uuid, ...EMPTY_RECORD };
+        this.#update(base, "connected", {
+          type: connection.type,
+          reported: connection.data as JsonObject,
+          lastSeen: Date.now(),
+        });
+      },
+      (error) =>
+        this.#log.error("Reading device {uuid} from the store failed: {error}", { uuid, error }),
+    );
+    this.#loaded.set(uuid, loaded);
+  }
+
+  /**
+   * The device's features are known: a device that speaks `state` is sent its
+   * delta, if any, and messages kept for it are delivered.
+   */
+  async ready(connection: Connection): Promise<void> {
+    await this.#loaded.get(connection.uuid);
+    const record = this.#records.get(connection.uuid);
+    if (!record || !connection.connected) return;
+    this.#sendDelta(connection, record);
+    await this.#deliverKept(connection);
+  }
+
+  /** A `REPORT`; returns a promise when a state iterator is full (reading then pauses). */
+  reported(connection: Connection, patch: JsonObject): Promise<void> | undefined {
+    const record = this.#records.get(connection.uuid);
+    if (!record) return undefined;
+    const next = this.#update(record, "reported", {
+      reported: mergePatch(record.reported, patch),
+      lastSeen: Date.now(),
+    });
+    return this.#stallFor(next.type);
+  }
+
+  /** `getData()` answered: the answer is a full report. */
+  retyped(connection: Connection): void {
+    const record = this.#records.get(connection.uuid);
+    if (!record) return;
+    this.#update(record, "reported", {
+      type: connection.type,
+      reported: connection.data as JsonObject,
+      lastSeen: Date.now(),
+    });
+  }
+
+  /** A device's connection ended (a replaced connection is not the device leaving). */
+  disconnected(connection: Connection, end: ConnectionEnd): void {
+    const record = this.#records.get(connection.uuid);
+    if (!record || this.#registry.get(connection.uuid) !== undefined) return;
+    this.#update(record, "disconnected", {
+      lastSeen: Date.now(),
+      lastEnd: { reason: end.reason, message: end.message },
+    });
+  }
+
+  /** Merges `patch` into a device's desired state (creating the record if unknown). */
+  async setDesired(uuid: string, patch: JsonObject): Promise<DeviceState> {
+    const record = this.#records.get(uuid) ?? { uuid, ...EMPTY_RECORD };
+    const next = this.#desire(record, patch);
+    await this.#flush();
+    await this.#stallFor(next.type);
+    return this.#view(next);
+  }
+
+  /** Merges `patch` into the desired state of every known device of `type`. */
+  async setDesiredType(type: string, patch: JsonObject): Promise<number> {
+    let count = 0;
+    for (const record of [...this.#records.values()]) {
+      if (record.type !== type) continue;
+      this.#desire(record, patch);
+      count++;
+    }
+    await this.#flush();
+    await this.#stallFor(type);
+    return count;
+  }
+
+  /**
+   * Keeps a message for a known device that is away.
+   *
+   * @returns Whether it was kept (`false` for a device never seen, or when the bounds are full).
+   */
+  async keep(uuid: string, data: Uint8Array, ttlSeconds: number): Promise<boolean> {
+    if (!this.#records.has(uuid)) return false;
+    const result = await this.#store.keep(
+      uuid,
+      data,
+      Date.now() + ttlSeconds * 1000,
+      this.#options.keep,
+    );
+    this.#stats.dropped += result.dropped;
+    if (result.dropped > 0) {
+      this.#log.warn("Dropped {dropped} older kept messages for {uuid}: the bound is reached", {
+        uuid,
+        dropped: result.dropped,
+        reason: "kept-full",
+      });
+    }
+    if (result.kept) this.#stats.kept++;
+    // A device that came back meanwhile gets it now.
+    const connection = this.#registry.get(uuid);
+    if (result.kept && connection?.uses("ack") !== undefined) await this.#deliverKept(connection);
+    return result.kept;
+  }
+
+  /** Ends every state iterator and waits for the store writes. Does not close the store. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const sub of this.#subs) sub.target.stop();
+    await this.#flush();
+  }
+
+  #desire(record: DeviceRecord, patch: JsonObject): DeviceRecord {
+    const next = this.#update(record, "desired", {
+      desired: mergePatch(record.desired, patch),
+      version: record.version + 1,
+    });
+    const connection = this.#registry.get(record.uuid);
+    if (connection) this.#sendDelta(connection, next);
+    return next;
+  }
+
+  #sendDelta(connection: Connection, record: DeviceRecord): void {
+    if (!connection.uses("state")) return;
+    const delta = stateDelta(record.desired, record.reported);
+    if (Object.keys(delta).length === 0 && record.version === 0) return;
+    connection.enqueue(encodeDelta(record.version, delta));
+  }
+
+  async #deliverKept(connection: Connection): Promise<void> {
+    const uuid = connection.uuid;
+    const now = Date.now();
+    const messages = await this.#store.kept(uuid);
+    const expired = messages.filter((message) => message.expiresAt <= now);
+    if (expired.length > 0) {
+      this.#stats.expired += expired.length;
+      this.#log.info("{count} messages kept for {uuid} expired before it came back", {
+        uuid,
+        count: expired.length,
+        reason: "expired",
+      });
+      await this.#store.removeKept(uuid, expired.map((message) => message.seq));
+    }
+    const live = messages.filter((message) => message.expiresAt > now);
+    if (live.length === 0) return;
+    // Removed from the store before sending, so a second delivery cannot start; put back on failure.
+    await this.#store.removeKept(uuid, live.map((message) => message.seq));
+    const acked = connection.uses("ack");
+    const results = await Promise.allSettled(
+      live.map((message) =>
+        acked
+          ? connection.sendAcked(message.data, { timeout: this.#options.ackTimeout })
+          : connection.enqueue(encodeMessage(message.data, connection.mode))
+          ? connection.flushed().then((written) => {
+            if (!written) throw new DeliveryError("disconnected", uuid, "not written");
+          })
+          : Promise.reject(new DeliveryError("disconnected", uuid, "not queued"))
+      ),
+    );
+    let failed = 0;
+    for (const [i, result] of results.entries()) {
+      if (result.status === "fulfilled") this.#stats.delivered++;
+      else {
+        failed++;
+        const message = live[i];
+        await this.#store.keep(uuid, message.data, message.expiresAt, this.#options.keep);
+      }
+    }
+    if (failed > 0) {
+      this.#log.info("{failed} kept messages for {uuid} were not delivered; kept for next time", {
+        uuid,
+        failed,
+      });
+    }
+  }
+
+  #update(
+    record: DeviceRecord,
+    kind: StateChange["kind"],
+    changes: Partial<Omit<DeviceRecord, "uuid">>,
+  ): DeviceRecord {
+    const next: DeviceRecord = { ...record, ...changes };
+    this.#records.set(next.uuid, next);
+    const write = this.#writes.then(() => this.#store.put(next));
+    this.#writes = write.catch((error) =>
+      this.#log.error("Writing device {uuid} to the store failed: {error}", {
+        uuid: next.uuid,
+        error,
+      })
+    );
+    if (this.#subs.size > 0) {
+      const change: StateChange = { kind, state: this.#view(next) };
+      for (const queue of this.#subs.matching(next.type)) queue.push(change);
+    }
+    return next;
+  }
+
+  #stallFor(type: string): Promise<void> | undefined {
+    let stalls: Promise<void>[] | undefined;
+    for (const queue of this.#subs.matching(type)) {
+      if (queue.full) (stalls ??= []).push(queue.writable());
+    }
+    return stalls && Promise.all(stalls).then(() => {});
+  }
+
+  #flush(): Promise<void> {
+    return this.#writes;
+  }
+
+  #view(record: DeviceRecord): DeviceState {
+    const connection = this.#registry.get(record.uuid);
+    return {
+      ...record,
+      connected: connection?.connected ?? false,
+      delta: stateDelta(record.desired, record.reported),
+    };
+  }
+}
