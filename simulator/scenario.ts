@@ -18,6 +18,7 @@ import { Recorder, type Role, sendMalformedHandshake, SimDevice, type Target } f
 import { HEAP_GROWTH_LIMIT, judgeMemory, type MemoryReport, MemorySampler } from "./memory.ts";
 import { defaultOptions, restartClashes, type SimulationOptions } from "./options.ts";
 import { isValidAnswer, Replies } from "./replies.ts";
+import { MIB, mib, percent, seconds, signed } from "./format.ts";
 import type { Expectation, SimulationReport } from "./report.ts";
 import {
   measureReturn,
@@ -28,6 +29,7 @@ import {
 } from "./restart.ts";
 import { count, seededRandom, shuffled, summarize, type Tally } from "./stats.ts";
 import { SteadyTraffic } from "./steady.ts";
+import { sleep, until } from "./wait.ts";
 
 const log = getLogger(["iot-manager", "simulator"]);
 
@@ -43,7 +45,6 @@ const UNICASTS = 20;
 const REQUEST_CONCURRENCY = 32;
 const STEADY_ROUNDS = 3;
 const TICK_MS = 250;
-const MIB = 1048576;
 /** The library's reconnect defaults, shown in the report when the run does not set them. */
 const LIBRARY_RECONNECT = { initialDelay: 1, maxDelay: 10, jitter: 1 } as const;
 
@@ -759,13 +760,8 @@ class Run {
   }
 
   /** Polls `condition` every `everyMs` until it holds, `timeoutMs` passes or the run is aborted. */
-  async #until(condition: () => boolean, timeoutMs: number, everyMs = 20): Promise<boolean> {
-    const deadline = performance.now() + timeoutMs;
-    while (!condition()) {
-      if (performance.now() > deadline || this.#aborted) return false;
-      await sleep(everyMs);
-    }
-    return true;
+  #until(condition: () => boolean, timeoutMs: number, everyMs?: number): Promise<boolean> {
+    return until(condition, timeoutMs, { everyMs, signal: this.#options.signal });
   }
 
   #report(): SimulationReport {
@@ -1024,41 +1020,11 @@ class Run {
   }
 }
 
-function mib(bytes: number): string {
-  return (bytes / MIB).toFixed(1);
-}
-
-function percent(share: number): string {
-  return `${(share * 100).toFixed(1)} %`;
-}
-
-function seconds(value: number): string {
-  return `${value.toFixed(2)} s`;
-}
-
-function signed(value: number): string {
-  return `${value >= 0 ? "+" : ""}${value.toFixed(1)}`;
-}
-
 /** A rejection reason or thrown value as one line of text, with its stack when it has one. */
 function describe(reason: unknown): string {
   return reason instanceof Error
     ? reason.stack ?? `${reason.name}: ${reason.message}`
     : String(reason);
-}
-
-/** Sleeps `ms`, or less when `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Whether a device's last end was the manager's goodbye (mode 2 names it, mode 1 cannot). */
