@@ -6,7 +6,8 @@
  * device's receipt directly. Long runs add steady traffic (`steady.ts`) and a
  * memory timeline (`memory.ts`); a restart closes the manager mid-run and
  * measures how the fleet comes back to a new one (`restart.ts`). The whole run
- * counts unhandled rejections and uncaught errors.
+ * counts unhandled rejections and uncaught errors. The run only collects
+ * figures; `judge.ts` turns them into the report and its verdict.
  *
  * @module
  */
@@ -15,19 +16,12 @@ import { getLogger } from "@logtape/logtape";
 import { type Client, type ConnectionEnd, Manager } from "@iot-manager/core";
 import { commandLines, type FakeType } from "./fake_devices.ts";
 import { Recorder, type Role, sendMalformedHandshake, SimDevice, type Target } from "./fleet.ts";
-import { HEAP_GROWTH_LIMIT, judgeMemory, type MemoryReport, MemorySampler } from "./memory.ts";
+import { judge, type RunFigures } from "./judge.ts";
+import { MemorySampler } from "./memory.ts";
 import { defaultOptions, restartClashes, type SimulationOptions } from "./options.ts";
 import { isValidAnswer, Replies } from "./replies.ts";
-import { MIB, mib, percent, seconds, signed } from "./format.ts";
-import type { Expectation, SimulationReport } from "./report.ts";
-import {
-  measureReturn,
-  type RestartReport,
-  RETURN_ALL_BACK_LIMIT,
-  RETURN_BUSIEST_LIMIT,
-  RETURN_WINDOW_MS,
-} from "./restart.ts";
-import { count, seededRandom, shuffled, summarize, type Tally } from "./stats.ts";
+import type { SimulationReport } from "./report.ts";
+import { count, seededRandom, shuffled, type Tally } from "./stats.ts";
 import { SteadyTraffic } from "./steady.ts";
 import { sleep, until } from "./wait.ts";
 
@@ -248,7 +242,7 @@ class Run {
     } finally {
       await this.#shutdown();
     }
-    return this.#report();
+    return judge(this.#figures());
   }
 
   async #reachManager(): Promise<void> {
@@ -764,201 +758,35 @@ class Run {
     return until(condition, timeoutMs, { everyMs, signal: this.#options.signal });
   }
 
-  #report(): SimulationReport {
+  /** What the run collected, for the judge. Taken once the run is over. */
+  #figures(): RunFigures {
     const recorder = this.#recorder;
-    const embedded = this.#embedded;
-    const sims = this.#sims;
-    const stableAtEnd = sims.filter((sim) => sim.stable);
-    let broadcastExpected = 0;
-    const broadcastSamples: number[] = [];
-    for (const broadcast of this.#broadcasts) {
-      for (const sim of stableAtEnd) {
-        if (broadcast.target !== "all" && sim.type !== broadcast.target) continue;
-        broadcastExpected++;
-        const at = sim.received.get(broadcast.tag);
-        if (at !== undefined) broadcastSamples.push(at - broadcast.sentAt);
-      }
-    }
-    const unicastsExpected = this.#unicastTargets.filter(({ sim }) => sim.stable);
-    const unicastsDelivered = unicastsExpected.filter(({ sim, tag }) => sim.received.has(tag));
     const totals = this.#heartbeatTotals();
-    const silent = sims.filter((sim) => sim.role === "silent").length;
-    const slow = sims.filter((sim) => sim.role === "slow").length;
-    const mode1 = sims.filter((sim) => sim.mode === 1).length;
-    const goodbyes = this.#aliveAtShutdown.filter((sim) => saidGoodbye(sim.lastEnd)).length;
-    const rounds = this.#retiredRounds + (this.#manager?.heartbeatRounds ?? 0);
-
-    const expectations: Expectation[] = [];
-    const expect = (name: string, ok: boolean, detail: string) =>
-      expectations.push({ name, ok, detail });
-    if (this.#aborted) expect("the run completed", false, "aborted");
-    expect(
-      "every device connected",
-      this.#everConnected.size === sims.length,
-      `${this.#everConnected.size} / ${sims.length}`,
-    );
-    if (this.#malformed > 0) {
-      expect(
-        "every malformed handshake rejected",
-        this.#malformedRejected === this.#malformed,
-        `${this.#malformedRejected} / ${this.#malformed}`,
-      );
-    }
-    if (embedded) {
-      expect(
-        "every broadcast reached every undisturbed device",
-        broadcastExpected > 0 && broadcastSamples.length === broadcastExpected,
-        `${broadcastSamples.length} / ${broadcastExpected}`,
-      );
-      expect(
-        "every unicast delivered",
-        unicastsDelivered.length === unicastsExpected.length,
-        `${unicastsDelivered.length} / ${unicastsExpected.length}`,
-      );
-      if (this.#options.requests > 0) {
-        expect(
-          "every request answered",
-          this.#requests.sent > 0 && this.#requests.answered === this.#requests.sent,
-          `${this.#requests.answered} / ${this.#requests.sent}`,
-        );
-      }
-      const quiet = this.#answersAtQuiet ?? { sent: this.#stableAnswers().sent, received: 0 };
-      expect(
-        "every answer reached the manager",
-        quiet.received === quiet.sent,
-        `${quiet.received} / ${quiet.sent}`,
-      );
-      expect(
-        "heartbeat rounds ran and none was missed",
-        rounds > 0 && totals.answered > 0 && this.#heartbeatMissed === 0,
-        `${rounds} rounds, ${totals.answered} answered, ${this.#heartbeatMissed} missed`,
-      );
-      if (silent > 0) {
-        expect(
-          "every silent device dropped for heartbeat",
-          this.#silentDropped === silent,
-          `${this.#silentDropped} / ${silent}`,
-        );
-      }
-      const missing = this.#aliveAtShutdown.filter((sim) => !saidGoodbye(sim.lastEnd))
-        .slice(0, 3)
-        .map((sim) =>
-          `; ${sim.type} ${sim.uuid} (mode ${sim.mode}, ${sim.role}) ended with ` +
-          `${sim.lastEnd?.reason}: ${sim.lastEnd?.message}`
-        );
-      expect(
-        "every device saw the manager's goodbye at shutdown",
-        goodbyes === this.#aliveAtShutdown.length,
-        `${goodbyes} / ${this.#aliveAtShutdown.length}${missing.join("")}`,
-      );
-    }
-    const restart = this.#restartReport();
-    if (restart) {
-      const { expected, back, busiest, backAfter } = restart;
-      const missing = expected - back;
-      expect(
-        "every device back after the restart",
-        expected > 0 && missing === 0,
-        `${back} / ${expected}`,
-      );
-      expect(
-        `busiest ${RETURN_WINDOW_MS} ms of the return at most ${
-          RETURN_BUSIEST_LIMIT * 100
-        } % of the fleet`,
-        back > 0 && busiest.share <= RETURN_BUSIEST_LIMIT,
-        `${busiest.count} handshakes, ${percent(busiest.share)} of ${expected}` +
-          ` (limit ${Math.floor(expected * RETURN_BUSIEST_LIMIT)})`,
-      );
-      expect(
-        `every device back within ${RETURN_ALL_BACK_LIMIT} s of losing the manager`,
-        expected > 0 && missing === 0 && backAfter.last <= RETURN_ALL_BACK_LIMIT,
-        missing === 0 ? `last back at ${seconds(backAfter.last)}` : `${missing} never came back`,
-      );
-    }
-    const steady = this.#steady?.report() ?? null;
-    if (steady && this.#options.steadyBroadcast > 0) {
-      const { sent, due, delivered, excused, missed } = steady.broadcasts;
-      expect(
-        "every steady broadcast reached every live device",
-        sent > 0 && due > 0 && missed === 0 && delivered === due - excused,
-        `${delivered} / ${due - excused}  (${sent} broadcasts; ${excused} excused: churned first)`,
-      );
-    }
-    if (steady && this.#options.steadyRequests > 0) {
-      const { sent, answered, excused } = steady.requests;
-      expect(
-        "every steady request answered",
-        answered > 0 && answered === sent - excused,
-        `${answered} / ${sent - excused}  (${excused} excused: churned mid-request)`,
-      );
-    }
-    const memory = this.#memoryReport();
-    if (memory?.forcedGc) {
-      const { verdict } = memory;
-      expect(
-        `heap flat after warm-up (growth at most ${HEAP_GROWTH_LIMIT * 100} %)`,
-        verdict.ok,
-        verdict.judged
-          ? `${mib(verdict.baseline)} -> ${mib(verdict.end)} MiB  (${
-            signed(verdict.growth / MIB)
-          } MiB, ${signed((verdict.growth / verdict.baseline) * 100)} %; limit ${
-            mib(verdict.limit)
-          } MiB)`
-          : verdict.reason,
-      );
-    }
-    expect(
-      "no unexpected disconnects",
-      recorder.unexpectedCount === 0,
-      String(recorder.unexpectedCount),
-    );
-    expect(
-      "no unhandled promise rejections",
-      this.#process.unhandledRejections === 0,
-      String(this.#process.unhandledRejections),
-    );
-    expect(
-      "no uncaught errors",
-      this.#process.uncaughtErrors === 0,
-      String(this.#process.uncaughtErrors),
-    );
-    expect("no errors", recorder.errorCount === 0, String(recorder.errorCount));
-
+    const restart = this.#restart;
+    const memory = this.#memory;
     return {
-      ok: expectations.every((expectation) => expectation.ok),
-      target: embedded ? "embedded" : "external",
+      target: this.#embedded ? "embedded" : "external",
       address: `${this.#target?.hostname}:${this.#target?.port}`,
       tls: this.#options.tls !== undefined || this.#options.managerTls !== undefined,
       seconds: (performance.now() - this.#started) / 1000,
       aborted: this.#aborted,
-      devices: {
-        expected: sims.length,
-        connected: this.#everConnected.size,
-        peak: this.#peakConnected,
-        lights: sims.filter((sim) => sim.type === "light").length,
-        locks: sims.filter((sim) => sim.type === "lock").length,
-        mode1,
-        mode2: sims.length - mode1,
-      },
-      handshake: summarize(recorder.handshakeMs),
-      broadcasts: {
-        sent: this.#broadcasts.length,
-        delivered: broadcastSamples.length,
-        expected: broadcastExpected,
-        latency: summarize(broadcastSamples),
-      },
-      unicasts: { sent: unicastsExpected.length, delivered: unicastsDelivered.length },
-      requests: {
-        sent: this.#requests.sent,
-        answered: this.#requests.answered,
-        latency: summarize(this.#requests.latencies),
-      },
+      asked: this.#options,
+      devices: this.#sims,
+      connected: this.#everConnected.size,
+      peakConnected: this.#peakConnected,
+      aliveAtShutdown: this.#aliveAtShutdown,
+      malformed: { sent: this.#malformed, rejected: this.#malformedRejected },
+      handshakeMs: recorder.handshakeMs,
+      broadcasts: this.#broadcasts,
+      unicasts: this.#unicastTargets.map(({ sim, tag }) => ({ device: sim, tag })),
+      requests: this.#requests,
+      answers: this.#answersAtQuiet ?? { sent: this.#stableAnswers().sent, received: 0 },
       messages: {
         toDevices: { sent: this.#toDevicesSent, delivered: recorder.commandsReceived },
         toManager: { sent: recorder.linesSent, received: this.#managerReceived },
       },
       heartbeats: {
-        rounds,
+        rounds: this.#retiredRounds + (this.#manager?.heartbeatRounds ?? 0),
         answered: totals.answered,
         ignored: totals.ignored,
         missed: this.#heartbeatMissed,
@@ -969,53 +797,29 @@ class Run {
         unexpected: recorder.unexpectedCount,
         unexpectedSamples: recorder.unexpected,
       },
-      chaos: {
-        silent,
-        silentDropped: this.#silentDropped,
-        slow,
-        slowDropped: this.#slowDropped,
-        churnCycles: this.#churn.cycles,
-        churnReconnected: this.#churn.reconnected,
-        malformed: this.#malformed,
-        malformedRejected: this.#malformedRejected,
+      dropped: { silent: this.#silentDropped, slow: this.#slowDropped },
+      churn: { cycles: this.#churn.cycles, reconnected: this.#churn.reconnected },
+      steady: this.#steady?.report() ?? null,
+      memory: memory && {
+        every: memory.every,
+        steadyStart: this.#steadyStart,
+        steadyEnd: this.#steadyEnd,
+        warmUp: this.#options.warmUp,
+        forcedGc: memory.forcedGc,
+        samples: memory.samples,
       },
-      steady,
-      memory,
-      restart,
+      restart: restart && {
+        closedAt: (restart.downAt - this.#started) / 1000,
+        closeSeconds: restart.closeSeconds,
+        upAfter: restart.upAfter,
+        reconnect: { ...LIBRARY_RECONNECT, ...this.#options.reconnect },
+        linesLost: restart.linesLost,
+        expected: restart.fleet.size,
+        backAfter: restart.backAfter,
+      },
       peakRss: this.#peakRss,
       process: { ...this.#process },
       errors: { count: recorder.errorCount, samples: recorder.errors },
-      expectations,
-    };
-  }
-
-  #restartReport(): RestartReport | null {
-    const record = this.#restart;
-    if (!record) return null;
-    return {
-      closedAt: (record.downAt - this.#started) / 1000,
-      closeSeconds: record.closeSeconds,
-      upAfter: record.upAfter,
-      reconnect: { ...LIBRARY_RECONNECT, ...this.#options.reconnect },
-      linesLost: record.linesLost,
-      ...measureReturn(record.backAfter, record.fleet.size),
-    };
-  }
-
-  #memoryReport(): MemoryReport | null {
-    const memory = this.#memory;
-    if (!memory) return null;
-    const window = {
-      steadyStart: this.#steadyStart,
-      steadyEnd: this.#steadyEnd,
-      warmUp: this.#options.warmUp,
-      forcedGc: memory.forcedGc,
-    };
-    return {
-      every: memory.every,
-      ...window,
-      samples: memory.samples,
-      verdict: judgeMemory(memory.samples, window),
     };
   }
 }
@@ -1025,9 +829,4 @@ function describe(reason: unknown): string {
   return reason instanceof Error
     ? reason.stack ?? `${reason.name}: ${reason.message}`
     : String(reason);
-}
-
-/** Whether a device's last end was the manager's goodbye (mode 2 names it, mode 1 cannot). */
-function saidGoodbye(end: ConnectionEnd | null | undefined): boolean {
-  return end?.reason === "manager-closed" || end?.reason === "ended";
 }
