@@ -1,8 +1,7 @@
 /**
  * The simulated fleet: each {@linkcode SimDevice} is a real {@linkcode Device}
  * driving a fake light or lock, and reports what it sees to the run's
- * {@linkcode Recorder}. Malformed handshakes use a raw socket, since a
- * `Device` only speaks the protocol correctly.
+ * {@linkcode Recorder}.
  *
  * @module
  */
@@ -15,7 +14,6 @@ import {
   type ProtocolMode,
   type ReconnectOptions,
 } from "@iot-manager/core";
-import { encodeFrame, FrameType } from "@iot-manager/core/protocol";
 import {
   answer,
   commandLines,
@@ -27,7 +25,6 @@ import { count, type Tally } from "./stats.ts";
 
 const log = getLogger(["iot-manager", "simulator"]);
 const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 /** What part a device plays. Only `"normal"` devices that were never churned are held to every expectation. */
 export type Role = "normal" | "silent" | "slow";
@@ -262,78 +259,6 @@ export class SimDevice {
       }
     } catch (error) {
       recorder.error(`device ${this.uuid} failed: ${String(error)}`);
-    }
-  }
-}
-
-/** The malformed handshake answers a chaos connection may send, in turn. */
-const malformedAnswers: readonly ((uuid: string) => Uint8Array)[] = [
-  () => encoder.encode("hello##light##{}"),
-  (uuid) => encoder.encode(`${uuid}##fridge##{}`),
-  (uuid) => encoder.encode(`${uuid}##light##[1,2]`),
-  (uuid) => encoder.encode(`${uuid}##light##{}##extra`),
-  (uuid) => {
-    // Mode-2 preamble with protocol version 3.
-    const frame = encodeFrame(FrameType.INFO, `${uuid}##light##{}`);
-    return Uint8Array.from([0x00, 0x49, 0x4d, 0x03, ...frame]);
-  },
-  (uuid) => {
-    // Mode-2 preamble followed by a DATA frame instead of INFO.
-    const frame = encodeFrame(FrameType.DATA, `${uuid}##light##{}`);
-    return Uint8Array.from([0x00, 0x49, 0x4d, 0x02, ...frame]);
-  },
-];
-
-/**
- * Connects, waits for `getinfo`, sends malformed answer number `variant` and
- * waits for the manager to close the connection.
- *
- * @returns True when the manager rejected it (closed the connection) within `timeoutMs`.
- *
- * @example
- * ```ts
- * import { Manager } from "@iot-manager/core";
- * import { sendMalformedHandshake } from "./fleet.ts";
- * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
- * console.log(await sendMalformedHandshake({ hostname: "127.0.0.1", port: manager.port }, 0)); // true
- * ```
- */
-export async function sendMalformedHandshake(
-  target: Target,
-  variant: number,
-  timeoutMs = 10_000,
-): Promise<boolean> {
-  const conn = target.tls
-    ? await Deno.connectTls({
-      hostname: target.hostname,
-      port: target.port,
-      caCerts: target.tls.caCerts ? [...target.tls.caCerts] : undefined,
-    })
-    : await Deno.connect({ hostname: target.hostname, port: target.port });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    conn.close();
-  }, timeoutMs);
-  try {
-    const buffer = new Uint8Array(1024);
-    const first = await conn.read(buffer);
-    if (first === null || buffer[0] !== 0x01) return false;
-    const bytes = malformedAnswers[variant % malformedAnswers.length](crypto.randomUUID());
-    for (let offset = 0; offset < bytes.length;) {
-      offset += await conn.write(bytes.subarray(offset));
-    }
-    while ((await conn.read(buffer)) !== null) { /* wait for the manager to close */ }
-    return true;
-  } catch (error) {
-    // A reset is also a rejection; a timeout is not.
-    return !timedOut && error instanceof Deno.errors.ConnectionReset;
-  } finally {
-    clearTimeout(timer);
-    if (!timedOut) {
-      try {
-        conn.close();
-      } catch { /* closed */ }
     }
   }
 }

@@ -13,15 +13,19 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Client, type ConnectionEnd, Manager } from "@iot-manager/core";
-import { commandLines, type FakeType } from "./fake_devices.ts";
-import { Recorder, type Role, sendMalformedHandshake, SimDevice, type Target } from "./fleet.ts";
+import { Manager } from "@iot-manager/core";
+import { Dialer } from "./dialer.ts";
+import type { FakeType } from "./fake_devices.ts";
+import { Recorder, type SimDevice, type Target } from "./fleet.ts";
 import { judge, type RunFigures } from "./judge.ts";
+import { Ledger, type RestartRecord } from "./ledger.ts";
 import { MemorySampler } from "./memory.ts";
 import { defaultOptions, restartClashes, type SimulationOptions } from "./options.ts";
+import { watchProcessFailures } from "./process_failures.ts";
 import { isValidAnswer, Replies } from "./replies.ts";
 import type { SimulationReport } from "./report.ts";
-import { count, seededRandom, shuffled, type Tally } from "./stats.ts";
+import { castFleet } from "./roles.ts";
+import { seededRandom, shuffled } from "./stats.ts";
 import { SteadyTraffic } from "./steady.ts";
 import { sleep, until } from "./wait.ts";
 
@@ -77,59 +81,32 @@ interface BroadcastRecord {
   readonly sentAt: number;
 }
 
-/** A restart in progress or done: who should come back, and when each did. */
-interface RestartRecord {
-  /** The manager closed for the restart; its `manager-closed` disconnects are expected. */
-  readonly closed: Manager;
-  /** `performance.now()` when it was closed: the devices lost it. */
-  readonly downAt: number;
-  /** Devices registered at that moment: the fleet that should come back. */
-  readonly fleet: ReadonlySet<SimDevice>;
-  /** Devices the new manager registered. */
-  readonly back: Set<SimDevice>;
-  /** Seconds from the loss to each of those registrations. */
-  readonly backAfter: number[];
-  closeSeconds: number;
-  upAfter: number;
-  linesLost: number;
-}
-
 class Run {
   readonly #options: SimulationOptions;
   readonly #recorder = new Recorder();
   readonly #random: () => number;
-  readonly #sims: SimDevice[] = [];
-  readonly #byUuid = new Map<string, SimDevice>();
+  readonly #replies = new Replies();
+  readonly #sims: readonly SimDevice[];
   readonly #malformed: number;
+  readonly #ledger: Ledger;
   readonly #started = performance.now();
   #manager: Manager | null = null;
   #target!: Target;
+  #dialer!: Dialer;
   #phase = "starting";
   #peakRss = 0;
-  #peakConnected = 0;
-  #everConnected = new Set<string>();
-  #managerEnds: Tally = {};
-  #managerReceived = 0;
   #answersAtQuiet: { sent: number; received: number } | null = null;
-  readonly #replies = new Replies();
   #steady: SteadyTraffic | null = null;
   readonly #memory: MemorySampler | null;
   #steadyStart = 0;
   #steadyEnd = 0;
-  readonly #process = { unhandledRejections: 0, uncaughtErrors: 0 };
-  #toDevicesSent = 0;
   #broadcasts: BroadcastRecord[] = [];
   #unicastTargets: { sim: SimDevice; tag: string }[] = [];
   #requests = { sent: 0, answered: 0, latencies: [] as number[] };
   #churn = { cycles: 0, reconnected: 0, tasks: new Set<Promise<void>>() };
-  #malformedRejected = 0;
-  #silentDropped = 0;
-  #slowDropped = 0;
-  #heartbeatMissed = 0;
   #roundsAtSteady = 0;
   /** Heartbeat rounds of managers closed by a restart. */
   #retiredRounds = 0;
-  #restart: RestartRecord | null = null;
   #aliveAtShutdown: SimDevice[] = [];
   #timers: ReturnType<typeof setInterval>[] = [];
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -143,46 +120,10 @@ class Run {
         connected: this.#connectedNow(),
       }))
       : null;
-    const total = options.lights + options.locks;
-    this.#malformed = Math.round(total * options.chaos.malformed);
-    // Lights and locks interleaved, then roles and modes handed out by a seeded shuffle.
-    const types: FakeType[] = [];
-    for (let i = 0, lights = 0, locks = 0; i < total; i++) {
-      const light = locks >= options.locks ||
-        (lights < options.lights && lights * options.locks <= locks * options.lights);
-      types.push(light ? "light" : "lock");
-      if (light) lights++;
-      else locks++;
-    }
-    const order = shuffled(types.map((_, i) => i), this.#random);
-    const roles = new Map<number, Role | "malformed">();
-    const counts: [Role | "malformed", number][] = [
-      ["malformed", this.#malformed],
-      ["silent", Math.round(total * options.chaos.silent)],
-      ["slow", Math.round(total * options.chaos.slow)],
-    ];
-    let at = 0;
-    for (const [role, n] of counts) {
-      for (let i = 0; i < n && at < order.length; i++) roles.set(order[at++], role);
-    }
-    const mode1 = new Set(
-      shuffled(types.map((_, i) => i), this.#random)
-        .slice(0, Math.round(total * options.mode1Share)),
-    );
-    for (let i = 0; i < total; i++) {
-      const role = roles.get(i) ?? "normal";
-      if (role === "malformed") continue;
-      const sim = new SimDevice({
-        type: types[i],
-        mode: mode1.has(i) ? 1 : 2,
-        role,
-        slowDelay: options.chaos.slowDelay,
-        // The restart's devices come back by themselves; otherwise a drop is final.
-        reconnect: options.restart === undefined ? undefined : options.reconnect ?? true,
-      });
-      this.#sims.push(sim);
-      this.#byUuid.set(sim.uuid, sim);
-    }
+    const { sims, malformed } = castFleet(options, this.#random);
+    this.#sims = sims;
+    this.#malformed = malformed;
+    this.#ledger = new Ledger(sims, this.#recorder, this.#replies);
   }
 
   get #embedded(): boolean {
@@ -194,36 +135,20 @@ class Run {
   }
 
   async execute(): Promise<SimulationReport> {
-    // Counted, not fatal: the report says how many and why, and the run fails.
-    const onRejection = (event: PromiseRejectionEvent) => {
-      event.preventDefault();
-      this.#process.unhandledRejections++;
-      this.#recorder.error(`unhandled rejection: ${describe(event.reason)}`);
-    };
-    const onError = (event: ErrorEvent) => {
-      event.preventDefault();
-      this.#process.uncaughtErrors++;
-      this.#recorder.error(`uncaught error: ${describe(event.error ?? event.message)}`);
-    };
-    globalThis.addEventListener("unhandledrejection", onRejection);
-    globalThis.addEventListener("error", onError);
-    try {
-      return await this.#play();
-    } finally {
-      globalThis.removeEventListener("unhandledrejection", onRejection);
-      globalThis.removeEventListener("error", onError);
-    }
+    using failures = watchProcessFailures(this.#recorder);
+    await this.#play();
+    return judge(this.#figures(failures.counts()));
   }
 
-  async #play(): Promise<SimulationReport> {
+  async #play(): Promise<void> {
     try {
       this.#memory?.start();
       this.#startTicker();
       await this.#reachManager();
       this.#phase = "connecting";
-      await this.#connectFleet();
+      await this.#dialer.connectFleet(this.#sims, this.#malformed);
       if (this.#embedded) {
-        await this.#until(() => this.#everConnected.size >= this.#sims.length, 10_000);
+        await this.#until(() => this.#ledger.everConnected.size >= this.#sims.length, 10_000);
       }
       this.#startChaos();
       if (this.#embedded && !this.#aborted) {
@@ -231,7 +156,7 @@ class Run {
         await this.#broadcastPhase();
         this.#phase = "unicasts";
         await this.#unicastPhase();
-        await this.#quiet();
+        await this.#ledger.quiet(false, this.#options.signal);
         this.#phase = "requests";
         await this.#requestPhase();
       }
@@ -242,21 +167,28 @@ class Run {
     } finally {
       await this.#shutdown();
     }
-    return judge(this.#figures());
   }
 
   async #reachManager(): Promise<void> {
     const { connect, tls, managerTls } = this.#options;
     if (connect) {
       this.#target = { hostname: connect.hostname, port: connect.port, tls };
-      return;
+    } else {
+      const manager = await this.#listen(0);
+      this.#target = {
+        hostname: manager.hostname,
+        port: manager.port,
+        tls: managerTls ? tls ?? {} : undefined,
+      };
     }
-    const manager = await this.#listen(0);
-    this.#target = {
-      hostname: manager.hostname,
-      port: manager.port,
-      tls: managerTls ? tls ?? {} : undefined,
-    };
+    this.#dialer = new Dialer({
+      target: this.#target,
+      embedded: this.#embedded,
+      options: this.#options,
+      recorder: this.#recorder,
+      ledger: this.#ledger,
+      random: this.#random,
+    });
   }
 
   /** Starts the embedded manager on `port` (0: any) and makes it the run's manager. */
@@ -272,64 +204,8 @@ class Run {
     });
     this.#retiredRounds += this.#manager?.heartbeatRounds ?? 0;
     this.#manager = manager;
-    manager.on("connect", (client) => this.#onRegistered(manager, client));
-    manager.on("message", (client, data) => this.#onManagerMessage(client, data));
-    manager.on("disconnect", (client, end) => this.#onManagerDisconnect(manager, client, end));
+    this.#ledger.watch(manager);
     return manager;
-  }
-
-  #onRegistered(manager: Manager, client: Client): void {
-    const sim = this.#byUuid.get(client.uuid);
-    this.#peakConnected = Math.max(this.#peakConnected, manager.size);
-    if (!sim) return;
-    sim.client = client;
-    sim.registeredAt = performance.now();
-    const restart = this.#restart;
-    if (restart?.fleet.has(sim) && !restart.back.has(sim)) {
-      restart.back.add(sim);
-      restart.backAfter.push((sim.registeredAt - restart.downAt) / 1000);
-    }
-    if (this.#everConnected.has(sim.uuid)) return;
-    this.#everConnected.add(sim.uuid);
-    this.#recorder.handshakeMs.push(performance.now() - sim.dialAt);
-  }
-
-  #onManagerMessage(client: Client, data: Uint8Array): void {
-    this.#countAnswers(client.uuid, new TextDecoder().decode(data));
-  }
-
-  /** Counts the JSON lines a device sent and settles the round trips they answer; reports anything else. */
-  #countAnswers(uuid: string, text: string): void {
-    const sim = this.#byUuid.get(uuid);
-    for (const line of commandLines(text)) {
-      if (!line.startsWith("{")) {
-        this.#recorder.error(
-          `the manager delivered ${
-            JSON.stringify(line)
-          } from ${uuid} (mode ${sim?.mode}) as a message`,
-        );
-        continue;
-      }
-      this.#managerReceived++;
-      if (sim) sim.linesAtManager++;
-      this.#replies.offer(line);
-    }
-  }
-
-  /**
-   * Lines the undisturbed devices sent, and those of them the manager received.
-   * Summed per device at the time of asking, so a device churned while its
-   * answer was on the wire drops out of both sides.
-   */
-  #stableAnswers(): { sent: number; received: number } {
-    let sent = 0;
-    let received = 0;
-    for (const sim of this.#sims) {
-      if (!sim.stable) continue;
-      sent += sim.linesSent;
-      received += sim.linesAtManager + sim.linesLost;
-    }
-    return { sent, received };
   }
 
   #connectedNow(): number {
@@ -337,88 +213,6 @@ class Run {
     let connected = 0;
     for (const sim of this.#sims) if (sim.device?.connected) connected++;
     return connected;
-  }
-
-  #onManagerDisconnect(manager: Manager, client: Client, end: ConnectionEnd): void {
-    count(this.#managerEnds, end.reason);
-    this.#replies.ended(client, end);
-    const sim = this.#byUuid.get(client.uuid);
-    if (!sim) return;
-    if (sim.client === client) sim.client = null;
-    if (end.reason === "heartbeat" && sim.role !== "silent") this.#heartbeatMissed++;
-    if (this.#recorder.shuttingDown && end.reason === "manager-closed") return;
-    if (manager === this.#restart?.closed && end.reason === "manager-closed") return;
-    if (sim.role === "silent" && end.reason === "heartbeat") {
-      this.#silentDropped++;
-      return;
-    }
-    if (sim.churned && (end.reason === "ended" || end.reason === "closed")) return;
-    if (sim.role === "slow") {
-      this.#slowDropped++;
-      return;
-    }
-    this.#recorder.unexpectedDisconnect(
-      `${sim.type} ${sim.uuid} (mode ${sim.mode}, ${sim.role}): ${end.reason}: ${end.message}`,
-    );
-  }
-
-  /** Device-side view, for runs against an external manager. */
-  #onDeviceDrop(sim: SimDevice, end: ConnectionEnd): void {
-    if (this.#embedded || this.#recorder.shuttingDown || sim.churning) return;
-    if (sim.role === "silent") {
-      this.#silentDropped++;
-      return;
-    }
-    if (sim.role === "slow") {
-      this.#slowDropped++;
-      return;
-    }
-    if (/no beat/.test(end.message)) this.#heartbeatMissed++;
-    this.#recorder.unexpectedDisconnect(
-      `${sim.type} ${sim.uuid} (mode ${sim.mode}): ${end.reason}: ${end.message}`,
-    );
-  }
-
-  async #startSim(sim: SimDevice): Promise<void> {
-    try {
-      const device = await sim.start(this.#target, this.#recorder);
-      device.on("disconnect", (end) => this.#onDeviceDrop(sim, end));
-      if (!this.#embedded) {
-        this.#recorder.handshakeMs.push(performance.now() - sim.dialAt);
-        this.#everConnected.add(sim.uuid);
-      }
-    } catch (error) {
-      this.#recorder.error(
-        `${sim.type} ${sim.uuid} could not connect: ${(error as Error).message}`,
-      );
-    }
-  }
-
-  async #connectFleet(): Promise<void> {
-    const jobs: (() => Promise<void>)[] = this.#sims.map((sim) => () => this.#startSim(sim));
-    for (let i = 0; i < this.#malformed; i++) {
-      jobs.push(async () => {
-        try {
-          if (await sendMalformedHandshake(this.#target, i)) this.#malformedRejected++;
-          else this.#recorder.error(`malformed handshake ${i} was not rejected`);
-        } catch (error) {
-          this.#recorder.error(`malformed handshake ${i} failed: ${(error as Error).message}`);
-        }
-      });
-    }
-    const gapMs = 1000 / this.#options.rate;
-    let due = performance.now();
-    const inFlight = new Set<Promise<void>>();
-    for (const job of shuffled(jobs, this.#random)) {
-      if (this.#aborted) break;
-      while (inFlight.size >= this.#options.concurrency) await Promise.race(inFlight);
-      const wait = due - performance.now();
-      if (wait >= 4) await sleep(wait);
-      due = Math.max(due + gapMs, performance.now() - 50);
-      const task: Promise<void> = job().finally(() => inFlight.delete(task));
-      inFlight.add(task);
-    }
-    await Promise.all(inFlight);
   }
 
   async #broadcastPhase(): Promise<void> {
@@ -431,7 +225,7 @@ class Run {
       const reached = step.target === "all"
         ? await manager.sendAll(line)
         : await manager.sendType(step.target, line);
-      this.#toDevicesSent += reached;
+      this.#ledger.toDevicesSent += reached;
       this.#broadcasts.push({ tag, target: step.target, sentAt });
       const receivers = this.#sims.filter((sim) =>
         sim.stable && (step.target === "all" || sim.type === step.target)
@@ -450,35 +244,12 @@ class Run {
     for (const [i, sim] of stable.slice(0, UNICASTS).entries()) {
       const tag = `u${i + 1}`;
       const command = sim.type === "lock" ? "unlock" : i % 2 === 0 ? "toggle" : "brightness 70";
-      this.#toDevicesSent += await manager.send(sim.uuid, `${command} #${tag}\n`);
+      this.#ledger.toDevicesSent += await manager.send(sim.uuid, `${command} #${tag}\n`);
       this.#unicastTargets.push({ sim, tag });
     }
     await this.#until(
       () => this.#unicastTargets.every(({ sim, tag }) => !sim.stable || sim.received.has(tag)),
       10_000,
-    );
-  }
-
-  /**
-   * Waits until the manager has every answer the undisturbed devices sent and,
-   * with `settle` (once telemetry has stopped), until nothing more has arrived
-   * for 100 ms, so slow readers have finished their backlog.
-   */
-  async #quiet(settle = false): Promise<void> {
-    await this.#until(() => {
-      const answers = this.#stableAnswers();
-      return answers.received >= answers.sent;
-    }, 10_000);
-    if (!settle) return;
-    let seen = -1;
-    await this.#until(
-      () => {
-        const settled = seen === this.#managerReceived;
-        seen = this.#managerReceived;
-        return settled;
-      },
-      3_000,
-      100,
     );
   }
 
@@ -503,14 +274,14 @@ class Run {
           this.#recorder.error(`request ${index}: ${job.sim.uuid} is not connected`);
           continue;
         }
-        this.#toDevicesSent++;
+        this.#ledger.toDevicesSent++;
         const tag = `r${index + 1}`;
         const result = await this.#replies.roundTrip(
           client,
           job.command,
           tag,
           10,
-          (text) => this.#countAnswers(client.uuid, text),
+          (text) => this.#ledger.countAnswers(client.uuid, text),
         );
         if (!result.ok && !job.sim.stable) continue; // churned mid-request
         this.#requests.sent++;
@@ -541,8 +312,8 @@ class Run {
         replies: this.#replies,
         random: this.#random,
         aborted: () => this.#aborted,
-        onQueued: (reached) => void (this.#toDevicesSent += reached),
-        onRequestReply: (client, text) => this.#countAnswers(client.uuid, text),
+        onQueued: (reached) => void (this.#ledger.toDevicesSent += reached),
+        onRequestReply: (client, text) => this.#ledger.countAnswers(client.uuid, text),
       }, { broadcastEvery: steadyBroadcast, requestsPerSecond: steadyRequests });
       this.#recorder.steadyTag = (sim, tag, receivedAt) => steady.onTag(sim, tag, receivedAt);
       this.#steady = steady;
@@ -584,7 +355,7 @@ class Run {
       upAfter: 0,
       linesLost: 0,
     };
-    this.#restart = record;
+    this.#ledger.restart = record;
     log.info("Restart: closing the manager with {devices} devices", {
       devices: record.fleet.size,
     });
@@ -629,7 +400,7 @@ class Run {
     await this.#until(
       () =>
         manager.heartbeatRounds >= this.#roundsAtSteady + STEADY_ROUNDS &&
-        this.#silentDropped >= silent,
+        this.#ledger.silentDropped >= silent,
       ((STEADY_ROUNDS + 1) * heartbeat + heartbeatTimeout + 5) * 1000,
     );
   }
@@ -671,7 +442,7 @@ class Run {
       await sleep(50 + this.#random() * 250);
       sim.churning = false;
       if (this.#recorder.shuttingDown) return;
-      await this.#startSim(sim);
+      await this.#dialer.start(sim);
       // Mode 1 has no acknowledgement: count the device back once the manager lists it.
       const manager = this.#manager;
       if (manager) await this.#until(() => manager.get(sim.uuid) !== undefined, 5_000);
@@ -686,8 +457,8 @@ class Run {
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
     await Promise.all(this.#churn.tasks);
     if (this.#embedded) {
-      await this.#quiet(true);
-      this.#answersAtQuiet = this.#stableAnswers();
+      await this.#ledger.quiet(true, this.#options.signal);
+      this.#answersAtQuiet = this.#ledger.stableAnswers();
     }
     this.#recorder.shuttingDown = true;
     this.#aliveAtShutdown = this.#sims.filter((sim) => sim.device?.connected);
@@ -737,7 +508,9 @@ class Run {
     this.#peakRss = Math.max(this.#peakRss, rss);
     let connected = 0;
     for (const sim of this.#sims) if (sim.device?.connected) connected++;
-    if (!this.#embedded) this.#peakConnected = Math.max(this.#peakConnected, connected);
+    if (!this.#embedded) {
+      this.#ledger.peakConnected = Math.max(this.#ledger.peakConnected, connected);
+    }
     const onStatus = this.#options.onStatus;
     if (!onStatus) return;
     const totals = this.#heartbeatTotals();
@@ -746,7 +519,7 @@ class Run {
       phase: this.#phase,
       connected,
       expected: this.#sims.length,
-      messages: totals.received + this.#managerReceived,
+      messages: totals.received + this.#ledger.managerReceived,
       heartbeatsAnswered: totals.answered,
       errors: this.#recorder.errorCount,
       rss,
@@ -759,10 +532,10 @@ class Run {
   }
 
   /** What the run collected, for the judge. Taken once the run is over. */
-  #figures(): RunFigures {
+  #figures(process: RunFigures["process"]): RunFigures {
     const recorder = this.#recorder;
     const totals = this.#heartbeatTotals();
-    const restart = this.#restart;
+    const restart = this.#ledger.restart;
     const memory = this.#memory;
     return {
       target: this.#embedded ? "embedded" : "external",
@@ -772,32 +545,32 @@ class Run {
       aborted: this.#aborted,
       asked: this.#options,
       devices: this.#sims,
-      connected: this.#everConnected.size,
-      peakConnected: this.#peakConnected,
+      connected: this.#ledger.everConnected.size,
+      peakConnected: this.#ledger.peakConnected,
       aliveAtShutdown: this.#aliveAtShutdown,
-      malformed: { sent: this.#malformed, rejected: this.#malformedRejected },
+      malformed: { sent: this.#malformed, rejected: this.#ledger.malformedRejected },
       handshakeMs: recorder.handshakeMs,
       broadcasts: this.#broadcasts,
       unicasts: this.#unicastTargets.map(({ sim, tag }) => ({ device: sim, tag })),
       requests: this.#requests,
-      answers: this.#answersAtQuiet ?? { sent: this.#stableAnswers().sent, received: 0 },
+      answers: this.#answersAtQuiet ?? { sent: this.#ledger.stableAnswers().sent, received: 0 },
       messages: {
-        toDevices: { sent: this.#toDevicesSent, delivered: recorder.commandsReceived },
-        toManager: { sent: recorder.linesSent, received: this.#managerReceived },
+        toDevices: { sent: this.#ledger.toDevicesSent, delivered: recorder.commandsReceived },
+        toManager: { sent: recorder.linesSent, received: this.#ledger.managerReceived },
       },
       heartbeats: {
         rounds: this.#retiredRounds + (this.#manager?.heartbeatRounds ?? 0),
         answered: totals.answered,
         ignored: totals.ignored,
-        missed: this.#heartbeatMissed,
+        missed: this.#ledger.heartbeatMissed,
       },
       disconnects: {
-        manager: this.#managerEnds,
+        manager: this.#ledger.managerEnds,
         devices: recorder.deviceEnds,
         unexpected: recorder.unexpectedCount,
         unexpectedSamples: recorder.unexpected,
       },
-      dropped: { silent: this.#silentDropped, slow: this.#slowDropped },
+      dropped: { silent: this.#ledger.silentDropped, slow: this.#ledger.slowDropped },
       churn: { cycles: this.#churn.cycles, reconnected: this.#churn.reconnected },
       steady: this.#steady?.report() ?? null,
       memory: memory && {
@@ -818,15 +591,8 @@ class Run {
         backAfter: restart.backAfter,
       },
       peakRss: this.#peakRss,
-      process: { ...this.#process },
+      process,
       errors: { count: recorder.errorCount, samples: recorder.errors },
     };
   }
-}
-
-/** A rejection reason or thrown value as one line of text, with its stack when it has one. */
-function describe(reason: unknown): string {
-  return reason instanceof Error
-    ? reason.stack ?? `${reason.name}: ${reason.message}`
-    : String(reason);
 }
