@@ -1,7 +1,7 @@
 /**
  * The simulated fleet: each {@linkcode SimDevice} is a real {@linkcode Device}
  * driving a fake light or lock, and reports what it sees to the run's
- * {@linkcode Recorder}.
+ * {@linkcode Recorder}; the fleet's heartbeat totals and its telemetry.
  *
  * @module
  */
@@ -261,4 +261,78 @@ export class SimDevice {
       recorder.error(`device ${this.uuid} failed: ${String(error)}`);
     }
   }
+}
+
+/**
+ * Devices whose `Device` is connected now (the devices' view, not the manager's).
+ *
+ * @example
+ * ```ts
+ * import { countConnected } from "./fleet.ts";
+ * console.log(countConnected([])); // 0
+ * ```
+ */
+export function countConnected(sims: readonly SimDevice[]): number {
+  let connected = 0;
+  for (const sim of sims) if (sim.device?.connected) connected++;
+  return connected;
+}
+
+/**
+ * Heartbeats the fleet answered and deliberately ignored, and messages it
+ * received, over every connection so far (ended ones through the recorder).
+ *
+ * @example
+ * ```ts
+ * import { heartbeatTotals, Recorder } from "./fleet.ts";
+ * console.log(heartbeatTotals([], new Recorder())); // { answered: 0, ignored: 0, received: 0 }
+ * ```
+ */
+export function heartbeatTotals(
+  sims: readonly SimDevice[],
+  recorder: Recorder,
+): { answered: number; ignored: number; received: number } {
+  let answered = recorder.retiredAnswered;
+  let ignored = recorder.retiredIgnored;
+  let received = recorder.retiredReceived;
+  for (const sim of sims) {
+    const stats = sim.device?.stats;
+    if (!stats) continue;
+    answered += stats.heartbeatsAnswered;
+    ignored += stats.heartbeatsIgnored;
+    received += stats.messagesReceived;
+  }
+  return { answered, ignored, received };
+}
+
+/**
+ * Starts telemetry: each device sends its state every `everySeconds`, from one
+ * timer for the whole fleet (each 100 ms tick reports for one slice of it).
+ *
+ * @returns A function that stops it. With `everySeconds` 0 nothing starts.
+ *
+ * @example
+ * ```ts
+ * import { Recorder, startTelemetry } from "./fleet.ts";
+ * const stop = startTelemetry([], new Recorder(), 1);
+ * stop();
+ * ```
+ */
+export function startTelemetry(
+  sims: readonly SimDevice[],
+  recorder: Recorder,
+  everySeconds: number,
+): () => void {
+  if (everySeconds <= 0) return () => {};
+  const slices = Math.max(1, Math.round((everySeconds * 1000) / 100));
+  let tick = 0;
+  const timer = setInterval(() => {
+    const slice = tick++ % slices;
+    for (let i = slice; i < sims.length; i += slices) {
+      sims[i].telemetry(recorder).catch((error) =>
+        recorder.error(`telemetry failed: ${String(error)}`)
+      );
+    }
+  }, 100);
+  return () => clearInterval(timer);
 }

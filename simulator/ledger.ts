@@ -13,30 +13,11 @@ import type { Client, ConnectionEnd, Manager } from "@iot-manager/core";
 import { commandLines } from "./fake_devices.ts";
 import type { Recorder, SimDevice } from "./fleet.ts";
 import type { Replies } from "./replies.ts";
+import type { RestartRecord } from "./restart_phase.ts";
 import { count, type Tally } from "./stats.ts";
 import { until } from "./wait.ts";
 
 const decoder = new TextDecoder();
-
-/** A restart in progress or done: who should come back, and when each did. */
-export interface RestartRecord {
-  /** The manager closed for the restart; its `manager-closed` disconnects are expected. */
-  readonly closed: Manager;
-  /** `performance.now()` when it was closed: the devices lost it. */
-  readonly downAt: number;
-  /** Devices registered at that moment: the fleet that should come back. */
-  readonly fleet: ReadonlySet<SimDevice>;
-  /** Devices the new manager registered. */
-  readonly back: Set<SimDevice>;
-  /** Seconds from the loss to each of those registrations. */
-  readonly backAfter: number[];
-  /** Seconds `manager.close()` took. */
-  closeSeconds: number;
-  /** Seconds from the loss until the new manager listened. */
-  upAfter: number;
-  /** Lines the devices wrote that the closed manager never read. */
-  linesLost: number;
-}
 
 /**
  * Counts what the manager (or, external, the devices) saw happen.
