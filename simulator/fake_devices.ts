@@ -1,13 +1,48 @@
 /**
- * Fake lights and locks: the state and the text commands of the simulated
- * devices, with no sockets. A command is one line of text, `name [args] [#tag]`;
- * the answer is the device's new state as JSON, with `"id"` set to the tag when
- * one was given, so the simulator can match answers to what it sent.
+ * Fake lights and locks: the state and the text commands of the simulator's
+ * devices, with no sockets. Published as `@iot-manager/core/fake-devices`, so a
+ * demo or a test can give a real `Device` the same behaviour (the dashboard
+ * example does). A command is one line of
+ * text, `name [args] [#tag]`; the answer is the device's new state as JSON,
+ * with `"id"` set to the tag when one was given, so answers can be matched to
+ * what was sent.
+ *
+ * @example A device that answers every command line with its state
+ * ```ts
+ * import { Device, Manager } from "@iot-manager/core";
+ * import { answer, commandLines, createFake } from "@iot-manager/core/fake-devices";
+ *
+ * await using manager = await Manager.listen({ validTypes: ["light", "lock"], port: 0 });
+ * const fake = createFake("light");
+ * await using device = await Device.connect({
+ *   hostname: "127.0.0.1",
+ *   port: manager.port,
+ *   type: fake.type,
+ *   data: fake.state(),
+ * });
+ * (async () => {
+ *   for await (const data of device) {
+ *     for (const line of commandLines(new TextDecoder().decode(data))) {
+ *       await device.send(answer(fake, line));
+ *     }
+ *   }
+ * })();
+ * const client = manager.get(device.uuid)!;
+ * console.log(await client.requestString("brightness 40")); // {"on":true,"brightness":40}
+ * ```
  *
  * @module
  */
 
-/** A parsed command line. */
+/**
+ * A parsed command line.
+ *
+ * @example
+ * ```ts
+ * import type { Command } from "@iot-manager/core/fake-devices";
+ * const command: Command = { name: "brightness", args: ["40"], tag: "b3" };
+ * ```
+ */
 export interface Command {
   /** The command word, e.g. `brightness`. */
   readonly name: string;
@@ -17,10 +52,28 @@ export interface Command {
   readonly tag?: string;
 }
 
-/** The simulated device types. */
+/**
+ * The fake device types.
+ *
+ * @example
+ * ```ts
+ * import { createFake, type FakeType } from "@iot-manager/core/fake-devices";
+ * const types: FakeType[] = ["light", "lock"];
+ * console.log(types.map((type) => createFake(type).state())); // [{ on: false, brightness: 100 }, { locked: true }]
+ * ```
+ */
 export type FakeType = "light" | "lock";
 
-/** A simulated device's state machine. */
+/**
+ * A fake device's state machine.
+ *
+ * @example
+ * ```ts
+ * import { createFake, type FakeDevice, parseCommand } from "@iot-manager/core/fake-devices";
+ * const lock: FakeDevice = createFake("lock");
+ * console.log(lock.handle(parseCommand("unlock")), lock.state()); // { locked: false } { locked: false }
+ * ```
+ */
 export interface FakeDevice {
   /** The device type, as it tells the manager. */
   readonly type: FakeType;
@@ -35,7 +88,7 @@ export interface FakeDevice {
  *
  * @example
  * ```ts
- * import { parseCommand } from "./fake_devices.ts";
+ * import { parseCommand } from "@iot-manager/core/fake-devices";
  * console.log(parseCommand("brightness 40 #b3")); // { name: "brightness", args: ["40"], tag: "b3" }
  * ```
  */
@@ -52,20 +105,28 @@ export function parseCommand(line: string): Command {
  *
  * @example
  * ```ts
- * import { FakeLight, parseCommand } from "./fake_devices.ts";
+ * import { FakeLight, parseCommand } from "@iot-manager/core/fake-devices";
  * const light = new FakeLight();
  * console.log(light.handle(parseCommand("brightness 40"))); // { on: true, brightness: 40 }
  * ```
  */
 export class FakeLight implements FakeDevice {
-  readonly type = "light";
+  /** Always `"light"`. */
+  readonly type: "light" = "light";
   #on = false;
   #brightness = 100;
 
+  /** The current state; a new light is off at full brightness: `{ on: false, brightness: 100 }`. */
   state(): { on: boolean; brightness: number } {
     return { on: this.#on, brightness: this.#brightness };
   }
 
+  /**
+   * Applies a command: `on`, `off`, `toggle`, `brightness 0-100` (which also
+   * turns the light on above 0 and off at 0), `status`.
+   *
+   * @returns The new state, or `{ error }` for an unknown command or a bad level.
+   */
   handle(command: Command): Record<string, unknown> {
     switch (command.name) {
       case "on":
@@ -100,18 +161,25 @@ export class FakeLight implements FakeDevice {
  *
  * @example
  * ```ts
- * import { FakeLock, parseCommand } from "./fake_devices.ts";
+ * import { FakeLock, parseCommand } from "@iot-manager/core/fake-devices";
  * console.log(new FakeLock().handle(parseCommand("unlock"))); // { locked: false }
  * ```
  */
 export class FakeLock implements FakeDevice {
-  readonly type = "lock";
+  /** Always `"lock"`. */
+  readonly type: "lock" = "lock";
   #locked = true;
 
+  /** The current state; a new lock is locked: `{ locked: true }`. */
   state(): { locked: boolean } {
     return { locked: this.#locked };
   }
 
+  /**
+   * Applies a command: `lock`, `unlock`, `status`.
+   *
+   * @returns The new state, or `{ error }` for an unknown command.
+   */
   handle(command: Command): Record<string, unknown> {
     switch (command.name) {
       case "lock":
@@ -138,7 +206,7 @@ function unknown(command: Command): { error: string } {
  *
  * @example
  * ```ts
- * import { createFake } from "./fake_devices.ts";
+ * import { createFake } from "@iot-manager/core/fake-devices";
  * console.log(createFake("lock").state()); // { locked: true }
  * ```
  */
@@ -152,7 +220,7 @@ export function createFake(type: FakeType): FakeDevice {
  *
  * @example
  * ```ts
- * import { answer, FakeLight } from "./fake_devices.ts";
+ * import { answer, FakeLight } from "@iot-manager/core/fake-devices";
  * console.log(answer(new FakeLight(), "on #b2")); // {"on":true,"brightness":100,"id":"b2"}
  * console.log(answer(new FakeLight(), "fly")); // {"error":"unknown command \"fly\""}
  * ```
@@ -170,7 +238,7 @@ export function answer(fake: FakeDevice, line: string): string {
  *
  * @example
  * ```ts
- * import { commandLines } from "./fake_devices.ts";
+ * import { commandLines } from "@iot-manager/core/fake-devices";
  * console.log(commandLines("on #b1\nstatus\n")); // ["on #b1", "status"]
  * ```
  */

@@ -1,8 +1,7 @@
 /**
  * The simulated fleet: each {@linkcode SimDevice} is a real {@linkcode Device}
  * driving a fake light or lock, and reports what it sees to the run's
- * {@linkcode Recorder}. Malformed handshakes use a raw socket, since a
- * `Device` only speaks the protocol correctly.
+ * {@linkcode Recorder}; the fleet's heartbeat totals and its telemetry.
  *
  * @module
  */
@@ -15,7 +14,6 @@ import {
   type ProtocolMode,
   type ReconnectOptions,
 } from "@iot-manager/core";
-import { encodeFrame, FrameType } from "@iot-manager/core/protocol";
 import {
   answer,
   commandLines,
@@ -27,7 +25,6 @@ import { count, type Tally } from "./stats.ts";
 
 const log = getLogger(["iot-manager", "simulator"]);
 const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 /** What part a device plays. Only `"normal"` devices that were never churned are held to every expectation. */
 export type Role = "normal" | "silent" | "slow";
@@ -266,74 +263,76 @@ export class SimDevice {
   }
 }
 
-/** The malformed handshake answers a chaos connection may send, in turn. */
-const malformedAnswers: readonly ((uuid: string) => Uint8Array)[] = [
-  () => encoder.encode("hello##light##{}"),
-  (uuid) => encoder.encode(`${uuid}##fridge##{}`),
-  (uuid) => encoder.encode(`${uuid}##light##[1,2]`),
-  (uuid) => encoder.encode(`${uuid}##light##{}##extra`),
-  (uuid) => {
-    // Mode-2 preamble with protocol version 3.
-    const frame = encodeFrame(FrameType.INFO, `${uuid}##light##{}`);
-    return Uint8Array.from([0x00, 0x49, 0x4d, 0x03, ...frame]);
-  },
-  (uuid) => {
-    // Mode-2 preamble followed by a DATA frame instead of INFO.
-    const frame = encodeFrame(FrameType.DATA, `${uuid}##light##{}`);
-    return Uint8Array.from([0x00, 0x49, 0x4d, 0x02, ...frame]);
-  },
-];
-
 /**
- * Connects, waits for `getinfo`, sends malformed answer number `variant` and
- * waits for the manager to close the connection.
- *
- * @returns True when the manager rejected it (closed the connection) within `timeoutMs`.
+ * Devices whose `Device` is connected now (the devices' view, not the manager's).
  *
  * @example
  * ```ts
- * import { Manager } from "@iot-manager/core";
- * import { sendMalformedHandshake } from "./fleet.ts";
- * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
- * console.log(await sendMalformedHandshake({ hostname: "127.0.0.1", port: manager.port }, 0)); // true
+ * import { countConnected } from "./fleet.ts";
+ * console.log(countConnected([])); // 0
  * ```
  */
-export async function sendMalformedHandshake(
-  target: Target,
-  variant: number,
-  timeoutMs = 10_000,
-): Promise<boolean> {
-  const conn = target.tls
-    ? await Deno.connectTls({
-      hostname: target.hostname,
-      port: target.port,
-      caCerts: target.tls.caCerts ? [...target.tls.caCerts] : undefined,
-    })
-    : await Deno.connect({ hostname: target.hostname, port: target.port });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    conn.close();
-  }, timeoutMs);
-  try {
-    const buffer = new Uint8Array(1024);
-    const first = await conn.read(buffer);
-    if (first === null || buffer[0] !== 0x01) return false;
-    const bytes = malformedAnswers[variant % malformedAnswers.length](crypto.randomUUID());
-    for (let offset = 0; offset < bytes.length;) {
-      offset += await conn.write(bytes.subarray(offset));
-    }
-    while ((await conn.read(buffer)) !== null) { /* wait for the manager to close */ }
-    return true;
-  } catch (error) {
-    // A reset is also a rejection; a timeout is not.
-    return !timedOut && error instanceof Deno.errors.ConnectionReset;
-  } finally {
-    clearTimeout(timer);
-    if (!timedOut) {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    }
+export function countConnected(sims: readonly SimDevice[]): number {
+  let connected = 0;
+  for (const sim of sims) if (sim.device?.connected) connected++;
+  return connected;
+}
+
+/**
+ * Heartbeats the fleet answered and deliberately ignored, and messages it
+ * received, over every connection so far (ended ones through the recorder).
+ *
+ * @example
+ * ```ts
+ * import { heartbeatTotals, Recorder } from "./fleet.ts";
+ * console.log(heartbeatTotals([], new Recorder())); // { answered: 0, ignored: 0, received: 0 }
+ * ```
+ */
+export function heartbeatTotals(
+  sims: readonly SimDevice[],
+  recorder: Recorder,
+): { answered: number; ignored: number; received: number } {
+  let answered = recorder.retiredAnswered;
+  let ignored = recorder.retiredIgnored;
+  let received = recorder.retiredReceived;
+  for (const sim of sims) {
+    const stats = sim.device?.stats;
+    if (!stats) continue;
+    answered += stats.heartbeatsAnswered;
+    ignored += stats.heartbeatsIgnored;
+    received += stats.messagesReceived;
   }
+  return { answered, ignored, received };
+}
+
+/**
+ * Starts telemetry: each device sends its state every `everySeconds`, from one
+ * timer for the whole fleet (each 100 ms tick reports for one slice of it).
+ *
+ * @returns A function that stops it. With `everySeconds` 0 nothing starts.
+ *
+ * @example
+ * ```ts
+ * import { Recorder, startTelemetry } from "./fleet.ts";
+ * const stop = startTelemetry([], new Recorder(), 1);
+ * stop();
+ * ```
+ */
+export function startTelemetry(
+  sims: readonly SimDevice[],
+  recorder: Recorder,
+  everySeconds: number,
+): () => void {
+  if (everySeconds <= 0) return () => {};
+  const slices = Math.max(1, Math.round((everySeconds * 1000) / 100));
+  let tick = 0;
+  const timer = setInterval(() => {
+    const slice = tick++ % slices;
+    for (let i = slice; i < sims.length; i += slices) {
+      sims[i].telemetry(recorder).catch((error) =>
+        recorder.error(`telemetry failed: ${String(error)}`)
+      );
+    }
+  }, 100);
+  return () => clearInterval(timer);
 }

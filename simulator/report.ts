@@ -5,6 +5,7 @@
  * @module
  */
 
+import { MIB, mib, ms, percent, seconds, signed } from "./format.ts";
 import { HEAP_GROWTH_LIMIT, type MemoryReport } from "./memory.ts";
 import { type RestartReport, RETURN_WINDOW_MS } from "./restart.ts";
 import type { LatencySummary, Tally } from "./stats.ts";
@@ -13,8 +14,6 @@ import type { SteadyReport } from "./steady.ts";
 export type { MemoryReport, MemorySample, MemoryVerdict } from "./memory.ts";
 export type { RestartReport } from "./restart.ts";
 export type { SteadyReport } from "./steady.ts";
-
-const MIB = 1048576;
 
 /** One thing the run expected, and whether it held. */
 export interface Expectation {
@@ -255,17 +254,15 @@ function renderRestart(restart: RestartReport): string[] {
     ["devices back / expected", `${restart.back} / ${restart.expected}`],
     [
       "back after the loss p50 / p90 / all",
-      `${inSeconds(backAfter.p50)} / ${inSeconds(backAfter.p90)} / ` +
+      `${seconds(backAfter.p50)} / ${seconds(backAfter.p90)} / ` +
       (restart.back === restart.expected
-        ? inSeconds(backAfter.last)
-        : `never (last so far ${inSeconds(backAfter.last)})`),
+        ? seconds(backAfter.last)
+        : `never (last so far ${seconds(backAfter.last)})`),
     ],
     [
       `busiest ${RETURN_WINDOW_MS} ms`,
-      `${busiest.count} handshakes (${
-        (busiest.share * 100).toFixed(1)
-      } % of ${restart.expected}), ` +
-      `from ${inSeconds(busiest.from)}`,
+      `${busiest.count} handshakes (${percent(busiest.share)} of ${restart.expected}), ` +
+      `from ${seconds(busiest.from)}`,
     ],
   ];
   if (restart.linesLost > 0) {
@@ -276,8 +273,8 @@ function renderRestart(restart: RestartReport): string[] {
     `restart: manager closed at ${
       restart.closedAt.toFixed(1)
     } s with ${restart.expected} devices ` +
-    `(its close took ${inSeconds(restart.closeSeconds)}), a new one on the same port at ` +
-    `+${inSeconds(restart.upAfter)}`,
+    `(its close took ${seconds(restart.closeSeconds)}), a new one on the same port at ` +
+    `+${seconds(restart.upAfter)}`,
     ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`),
     `  handshakes per ${RETURN_WINDOW_MS} ms by seconds after the loss, then the second's total`,
   ];
@@ -316,7 +313,7 @@ function renderMemory(memory: MemoryReport, devices: number): string[] {
   }
   const verdict = memory.verdict;
   const growth = (bytes: number, of: number) =>
-    `${bytes >= 0 ? "+" : ""}${mib(bytes)} MiB (${bytes >= 0 ? "+" : ""}${
+    `${signed(bytes / MIB)} MiB (${bytes >= 0 ? "+" : ""}${
       of > 0 ? ((bytes / of) * 100).toFixed(1) : "0.0"
     } %)`;
   lines.push(
@@ -327,7 +324,7 @@ function renderMemory(memory: MemoryReport, devices: number): string[] {
     } s), ` +
       `${mib(verdict.end)} MiB at the end (at ${verdict.endAt.toFixed(0)} s): ` +
       `${growth(verdict.growth, verdict.baseline)}, limit +${HEAP_GROWTH_LIMIT * 100} %; ` +
-      `trend ${verdict.trendPerMinute >= 0 ? "+" : ""}${mib(verdict.trendPerMinute)} MiB/min`,
+      `trend ${signed(verdict.trendPerMinute / MIB)} MiB/min`,
     `  rss ${mib(verdict.rssBaseline)} MiB -> ${mib(verdict.rssEnd)} MiB: ` +
       `${growth(verdict.rssEnd - verdict.rssBaseline, verdict.rssBaseline)} (not judged)`,
     `  verdict: ${
@@ -335,18 +332,6 @@ function renderMemory(memory: MemoryReport, devices: number): string[] {
     }`,
   );
   return lines;
-}
-
-function mib(bytes: number): string {
-  return (bytes / MIB).toFixed(1);
-}
-
-function inSeconds(seconds: number): string {
-  return `${seconds.toFixed(2)} s`;
-}
-
-function ms(value: number): string {
-  return `${value < 10 ? value.toFixed(2) : value.toFixed(1)} ms`;
 }
 
 function tally(counts: Tally): string {

@@ -1,8 +1,9 @@
 /**
  * The restart scenario's figures: how a fleet that lost its manager came back
  * to a new one on the same port. Pure functions over the times at which each
- * device was registered again; `scenario.ts` closes and restarts the manager,
- * `report.ts` renders the section.
+ * device was registered again; `restart_phase.ts` closes and restarts the
+ * manager, `judge.ts` holds the return to its targets, `report.ts` renders the
+ * section.
  *
  * @module
  */

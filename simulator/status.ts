@@ -7,6 +7,7 @@
  * @module
  */
 
+import { MIB } from "./format.ts";
 import type { LiveStatus } from "./options.ts";
 
 /** Plain (non-terminal) status lines are printed this often, in seconds. */
@@ -34,7 +35,7 @@ export function formatStatus(status: LiveStatus, messagesPerSecond: number): str
     `connected ${status.connected}/${status.expected}  ` +
     `${Math.round(messagesPerSecond)} msg/s  ` +
     `beats ${status.heartbeatsAnswered}  errors ${status.errors}  ` +
-    `rss ${(status.rss / 1048576).toFixed(0)} MiB`;
+    `rss ${(status.rss / MIB).toFixed(0)} MiB`;
 }
 
 /** Prints status lines; `finish()` ends the live line. */

@@ -1,7 +1,8 @@
 /**
  * Simulated lights and locks for `deno task dashboard --simulate N`: real
- * devices on real sockets (the library's `Device`), each running the
- * simulator's fake state machine and answering every command with its state.
+ * devices on real sockets (the library's `Device`), each running a fake light
+ * or lock from `@iot-manager/core/fake-devices` (the simulator's) and
+ * answering every command with its state.
  *
  * @module
  */
@@ -13,7 +14,7 @@ import {
   createFake,
   type FakeDevice,
   type FakeType,
-} from "../../simulator/fake_devices.ts";
+} from "@iot-manager/core/fake-devices";
 
 /** A running simulated fleet. */
 export interface SimulatedFleet extends AsyncDisposable {
