@@ -35,7 +35,9 @@ export type {
 } from "./lib/device_state.ts";
 export {
   type DeviceRecord,
+  type DeviceRecordChanges,
   type DeviceStore,
+  EMPTY_RECORD,
   type KeepLimits,
   type KeepResult,
   type KeptMessage,

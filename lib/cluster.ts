@@ -32,6 +32,11 @@ export interface ClusterNode {
   localDevices(): Iterable<DeviceInfo>;
   /** Ends a local device's connection because it reconnected to another node. */
   evict(uuid: string, message: string): void;
+  /**
+   * Another node changed the desired state of `uuid` in the store the nodes
+   * share: read it back, and send the delta if the device is connected here.
+   */
+  refreshState(uuid: string): void;
 }
 
 /**
@@ -73,4 +78,10 @@ export interface ClusterAdapter {
   remoteDevices(): Iterable<DeviceInfo>;
   /** Leaves the cluster. */
   close(): Promise<void>;
+  /**
+   * This node changed the desired state of `uuid` in the shared store: tell the
+   * others (each calls its node's `refreshState`). Optional: adapters without a
+   * shared store have nothing to tell.
+   */
+  stateChanged?(uuid: string): void;
 }

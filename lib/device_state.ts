@@ -27,7 +27,13 @@ import {
 } from "./protocol/mod.ts";
 import { AsyncQueue } from "./queue.ts";
 import type { Registry } from "./registry.ts";
-import type { DeviceRecord, DeviceStore, KeepLimits } from "./store.ts";
+import {
+  type DeviceRecord,
+  type DeviceRecordChanges,
+  type DeviceStore,
+  EMPTY_RECORD,
+  type KeepLimits,
+} from "./store.ts";
 import { Subscribers } from "./subscribers.ts";
 
 /** One known device's state, as the application reads it. */
@@ -134,9 +140,9 @@ export interface DeviceStatesOptions {
   readonly keep: KeepLimits;
   /** Seconds a kept message's delivery waits for its `ACK` before it is tried again later. */
   readonly ackTimeout: number;
+  /** Desired state of `uuid` changed here (a cluster tells the other managers). */
+  readonly onDesired?: (uuid: string) => void;
 }
-
-const EMPTY_RECORD = { type: "", desired: {}, version: 0, reported: {}, lastSeen: 0 } as const;
 
 /** The manager's memory of its devices: state, presence, kept messages. */
 export class DeviceStates implements ManagerState {
@@ -144,6 +150,7 @@ export class DeviceStates implements ManagerState {
   readonly #registry: Registry<Connection>;
   readonly #log: Logger;
   readonly #options: DeviceStatesOptions;
+  readonly #onDesired: ((uuid: string) => void) | undefined;
   readonly #records = new Map<string, DeviceRecord>();
   readonly #subs = new Subscribers<AsyncQueue<StateChange>>();
   /** Per device: the store read done when it connected (later steps wait for it). */
@@ -156,12 +163,21 @@ export class DeviceStates implements ManagerState {
     this.#store = options.store;
     this.#registry = registry;
     this.#options = options;
+    this.#onDesired = options.onDesired;
     this.#log = log;
   }
 
   /** Loads every known device from the store. */
   async open(): Promise<void> {
-    for (const record of await this.#store.all()) {
+    let records: DeviceRecord[];
+    try {
+      records = await this.#store.all();
+    } catch (error) {
+      // Devices are read again from the store one by one as they connect.
+      this.#log.error("Reading the known devices from the store failed: {error}", { error });
+      return;
+    }
+    for (const record of records) {
       // A device that connected while the store was read is newer than its stored record.
       if (!this.#records.has(record.uuid)) this.#records.set(record.uuid, record);
     }
@@ -266,24 +282,50 @@ export class DeviceStates implements ManagerState {
 
   /** Merges `patch` into a device's desired state (creating the record if unknown). */
   async setDesired(uuid: string, patch: JsonObject): Promise<DeviceState> {
-    const record = this.#records.get(uuid) ?? { uuid, ...EMPTY_RECORD };
-    const next = this.#desire(record, patch);
+    // The store may hold a newer desired state (another manager of the cluster set it).
     await this.#flush();
+    const record = await this.#store.get(uuid) ?? this.#records.get(uuid) ??
+      { uuid, ...EMPTY_RECORD };
+    const next = this.#desire({ ...this.#records.get(uuid), ...record }, patch);
+    await this.#flush();
+    this.#onDesired?.(uuid);
     await this.#stallFor(next.type);
     return this.#view(next);
   }
 
   /** Merges `patch` into the desired state of every known device of `type`. */
   async setDesiredType(type: string, patch: JsonObject): Promise<number> {
-    let count = 0;
-    for (const record of [...this.#records.values()]) {
+    await this.#flush();
+    const stored = new Map((await this.#store.all()).map((record) => [record.uuid, record]));
+    const known = new Map([...this.#records, ...stored]);
+    const changed: string[] = [];
+    for (const record of known.values()) {
       if (record.type !== type) continue;
-      this.#desire(record, patch);
-      count++;
+      this.#desire({ ...this.#records.get(record.uuid), ...record }, patch);
+      changed.push(record.uuid);
     }
     await this.#flush();
+    for (const uuid of changed) this.#onDesired?.(uuid);
     await this.#stallFor(type);
-    return count;
+    return changed.length;
+  }
+
+  /**
+   * Another manager sharing the store changed this device's desired state:
+   * read it back, and send the delta if the device is connected here.
+   */
+  async refresh(uuid: string): Promise<void> {
+    const stored = await this.#store.get(uuid);
+    if (!stored) return;
+    const local = this.#records.get(uuid);
+    // What this manager saw itself (the device's reports, its presence) is at least as new.
+    const record: DeviceRecord = local
+      ? { ...local, desired: stored.desired, version: stored.version }
+      : stored;
+    this.#records.set(uuid, record);
+    this.#emit("desired", record);
+    const connection = this.#registry.get(uuid);
+    if (connection?.uses("state") !== undefined) this.#sendDelta(connection, record);
   }
 
   /**
@@ -292,7 +334,7 @@ export class DeviceStates implements ManagerState {
    * @returns Whether it was kept (`false` for a device never seen, or when the bounds are full).
    */
   async keep(uuid: string, data: Uint8Array, ttlSeconds: number): Promise<boolean> {
-    if (!this.#records.has(uuid)) return false;
+    if (!this.#records.has(uuid) && !await this.#store.get(uuid)) return false;
     const result = await this.#store.keep(
       uuid,
       data,
@@ -388,22 +430,26 @@ export class DeviceStates implements ManagerState {
   #update(
     record: DeviceRecord,
     kind: StateChange["kind"],
-    changes: Partial<Omit<DeviceRecord, "uuid">>,
+    changes: DeviceRecordChanges,
   ): DeviceRecord {
     const next: DeviceRecord = { ...record, ...changes };
     this.#records.set(next.uuid, next);
-    const write = this.#writes.then(() => this.#store.put(next));
+    // Only the changed fields: managers sharing the store each write their own.
+    const write = this.#writes.then(() => this.#store.update(next.uuid, changes));
     this.#writes = write.catch((error) =>
       this.#log.error("Writing device {uuid} to the store failed: {error}", {
         uuid: next.uuid,
         error,
       })
     );
-    if (this.#subs.size > 0) {
-      const change: StateChange = { kind, state: this.#view(next) };
-      for (const queue of this.#subs.matching(next.type)) queue.push(change);
-    }
+    this.#emit(kind, next);
     return next;
+  }
+
+  #emit(kind: StateChange["kind"], record: DeviceRecord): void {
+    if (this.#subs.size === 0) return;
+    const change: StateChange = { kind, state: this.#view(record) };
+    for (const queue of this.#subs.matching(record.type)) queue.push(change);
   }
 
   #stallFor(type: string): Promise<void> | undefined {

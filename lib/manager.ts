@@ -138,6 +138,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       store: this.#store,
       keep: { perDevice: this.#options.maxKeptPerDevice, total: this.#options.maxKept },
       ackTimeout: this.heartbeatTimeout,
+      onDesired: (uuid) => this.#cluster?.stateChanged?.(uuid),
     }, this.#log);
     this.#heartbeat = new HeartbeatMonitor({
       rate: this.heartbeatRate,
@@ -186,8 +187,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     const listener = await listenTransport({ hostname, port, tls: options.tls });
     const manager = new Manager(listener, options);
     try {
-      await manager.#states.open();
+      // The cluster first: a store shared through it (Redis) needs its connection.
       await options.cluster?.attach(manager.#clusterNode());
+      await manager.#states.open();
     } catch (error) {
       await manager.close();
       throw error;
@@ -465,9 +467,10 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       connection.terminate("manager-closed", "the manager is shutting down");
     }
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+    // State writes land before the cluster (whose connection a Redis store may use) goes.
+    await this.#states.close();
     await this.#cluster?.close();
     await this.#dispatcher.drain(CLOSE_GRACE_MS);
-    await this.#states.close();
     await this.#store.close();
   }
 
@@ -476,6 +479,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       nodeId: this.nodeId,
       heartbeatRate: this.heartbeatRate,
       heartbeatTimeout: this.heartbeatTimeout,
+      refreshState: (uuid) => this.#track(this.#states.refresh(uuid)),
     });
   }
 

@@ -42,6 +42,17 @@ export interface RedisAdapterOptions {
 }
 
 type Client = ReturnType<typeof createClient>;
+
+/** Each adapter's command connection, for the store that shares it (lib/redis_store.ts). */
+const connections = new WeakMap<RedisAdapter, () => Client | null>();
+
+/**
+ * The command connection (not the subscriber) of `adapter`, for a store that
+ * shares it; `null` before the manager has attached the adapter, or once closed.
+ */
+export function connectionOf(adapter: RedisAdapter): Client | null {
+  return connections.get(adapter)?.() ?? null;
+}
 type Payload = { readonly text?: string; readonly b64?: string };
 type Command = {
   readonly id: string;
@@ -54,7 +65,8 @@ type Command = {
 type Event =
   | { readonly k: "up"; readonly n: string; readonly info: DeviceInfo; readonly at: number }
   | { readonly k: "down"; readonly n: string; readonly u: string }
-  | { readonly k: "bye"; readonly n: string };
+  | { readonly k: "bye"; readonly n: string }
+  | { readonly k: "state"; readonly n: string; readonly u: string };
 type Pending = {
   expected: number;
   /** Subscribers the command reached that may reply (PUBLISH's count, less this node's own). */
@@ -117,11 +129,17 @@ export class RedisAdapter implements ClusterAdapter {
     this.#options = options;
     this.#url = options.url ?? "redis://127.0.0.1:6379";
     this.#prefix = options.prefix ?? "iot-manager";
+    connections.set(this, () => this.#closed ? null : this.#pub);
   }
 
   /** True while connected to Redis. */
   get connected(): boolean {
     return this.#pub?.isReady === true && this.#sub?.isReady === true;
+  }
+
+  /** The prefix of this cluster's keys and channels. */
+  get prefix(): string {
+    return this.#prefix;
   }
 
   /** Number of devices known on other nodes. */
@@ -210,6 +228,15 @@ export class RedisAdapter implements ClusterAdapter {
       this.#key(`cmd:${holder.node}`),
       { op: "one", uuid, data: encodePayload(data) },
       false,
+    );
+  }
+
+  /** Tells the other nodes that the desired state of `uuid` changed in the shared store. */
+  stateChanged(uuid: string): void {
+    this.#run(
+      "announce a state change",
+      (pub) =>
+        pub.publish(this.#key("events"), JSON.stringify({ k: "state", n: this.#nodeId, u: uuid })),
     );
   }
 
@@ -383,6 +410,8 @@ export class RedisAdapter implements ClusterAdapter {
         this.#mirror.set(event.info.uuid, { node: event.n, info: event.info, at: event.at });
       }
       this.#node?.evict(event.info.uuid, `the device reconnected to manager ${event.n}`);
+    } else if (event.k === "state") {
+      this.#node?.refreshState(event.u);
     } else if (event.k === "down") {
       if (this.#mirror.get(event.u)?.node === event.n) this.#mirror.delete(event.u);
     } else {

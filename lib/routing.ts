@@ -155,7 +155,9 @@ export class Router {
   }
 
   /** What the cluster adapter sees of this manager. */
-  node(identity: Pick<ClusterNode, "nodeId" | "heartbeatRate" | "heartbeatTimeout">): ClusterNode {
+  node(
+    identity: Pick<ClusterNode, "nodeId" | "heartbeatRate" | "heartbeatTimeout" | "refreshState">,
+  ): ClusterNode {
     const registry = this.#registry;
     return {
       ...identity,

@@ -10,7 +10,15 @@
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { JsonObject } from "./protocol/mod.ts";
-import type { DeviceRecord, DeviceStore, KeepLimits, KeepResult, KeptMessage } from "./store.ts";
+import {
+  applyChanges,
+  type DeviceRecord,
+  type DeviceRecordChanges,
+  type DeviceStore,
+  type KeepLimits,
+  type KeepResult,
+  type KeptMessage,
+} from "./store.ts";
 
 const SCHEMA = `
   PRAGMA journal_mode = WAL;
@@ -97,7 +105,15 @@ export class SqliteStore implements DeviceStore {
     return Promise.resolve(row && toRecord(row));
   }
 
-  put(record: DeviceRecord): Promise<void> {
+  update(uuid: string, changes: DeviceRecordChanges): Promise<void> {
+    this.#transaction(() => {
+      const row = this.#statements.get.get(uuid) as unknown as Row | undefined;
+      this.#put(applyChanges(row && toRecord(row), uuid, changes));
+    });
+    return Promise.resolve();
+  }
+
+  #put(record: DeviceRecord): void {
     this.#statements.put.run(
       record.uuid,
       record.type,
@@ -108,7 +124,6 @@ export class SqliteStore implements DeviceStore {
       record.lastEnd?.reason ?? null,
       record.lastEnd?.message ?? null,
     );
-    return Promise.resolve();
   }
 
   keep(uuid: string, data: Uint8Array, expiresAt: number, limits: KeepLimits): Promise<KeepResult> {

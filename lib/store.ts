@@ -31,6 +31,18 @@ export interface DeviceRecord {
   readonly lastEnd?: { readonly reason: string; readonly message: string };
 }
 
+/** The fields of a {@linkcode DeviceRecord} an update may change. */
+export type DeviceRecordChanges = Partial<Omit<DeviceRecord, "uuid">>;
+
+/** A record's fields before anything is known: what an update starts from. */
+export const EMPTY_RECORD: Omit<DeviceRecord, "uuid"> = {
+  type: "",
+  desired: {},
+  version: 0,
+  reported: {},
+  lastSeen: 0,
+};
+
 /** A message kept for a device that is away (`send(uuid, data, { ttl })`). */
 export interface KeptMessage {
   /** Orders the messages of one device and names one for removal; assigned by the store. */
@@ -59,15 +71,20 @@ export interface KeepResult {
 
 /**
  * The manager's memory of its devices. Methods may be called concurrently;
- * each is atomic on its own.
+ * each is atomic on its own. Updates name only the fields they change, so
+ * managers sharing a store (a cluster) do not overwrite each other's fields:
+ * one writes a device's reported state while another writes its desired state.
  */
 export interface DeviceStore {
   /** Every known device's record. */
   all(): Promise<DeviceRecord[]>;
   /** One device's record. */
   get(uuid: string): Promise<DeviceRecord | undefined>;
-  /** Creates or replaces a record. */
-  put(record: DeviceRecord): Promise<void>;
+  /**
+   * Changes some fields of a record, creating it (from {@linkcode EMPTY_RECORD}) if absent;
+   * `lastEnd: undefined` among the changes clears it.
+   */
+  update(uuid: string, changes: DeviceRecordChanges): Promise<void>;
   /**
    * Keeps a message for a device, after those already kept for it.
    *
@@ -90,7 +107,7 @@ export interface DeviceStore {
  * ```ts
  * import { MemoryStore } from "@iot-manager/core";
  * const store = new MemoryStore();
- * await store.put({ uuid: "1862cfe1-5dab-4d8e-a946-50d6728f830f", type: "lock", desired: {}, version: 0, reported: {}, lastSeen: 0 });
+ * await store.update("1862cfe1-5dab-4d8e-a946-50d6728f830f", { type: "lock", desired: { locked: true } });
  * console.log((await store.all()).length); // 1
  * ```
  */
@@ -108,8 +125,8 @@ export class MemoryStore implements DeviceStore {
     return Promise.resolve(this.#records.get(uuid));
   }
 
-  put(record: DeviceRecord): Promise<void> {
-    this.#records.set(record.uuid, record);
+  update(uuid: string, changes: DeviceRecordChanges): Promise<void> {
+    this.#records.set(uuid, applyChanges(this.#records.get(uuid), uuid, changes));
     return Promise.resolve();
   }
 
@@ -150,4 +167,21 @@ export class MemoryStore implements DeviceStore {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/**
+ * A record with `changes` applied (`record` absent: a new one from
+ * {@linkcode EMPTY_RECORD}). Shared by the stores that hold whole records.
+ */
+export function applyChanges(
+  record: DeviceRecord | undefined,
+  uuid: string,
+  changes: DeviceRecordChanges,
+): DeviceRecord {
+  const next: DeviceRecord = { ...(record ?? { uuid, ...EMPTY_RECORD }), ...changes, uuid };
+  if ("lastEnd" in changes && changes.lastEnd === undefined) {
+    const { lastEnd: _, ...rest } = next;
+    return rest;
+  }
+  return next;
 }

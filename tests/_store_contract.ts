@@ -4,13 +4,9 @@
  * (SQLite file), the Redis store's test.
  */
 import assert from "node:assert/strict";
-import type { DeviceRecord, DeviceStore } from "../mod.ts";
+import type { DeviceStore } from "../mod.ts";
 
 const LIMITS = { perDevice: 3, total: 5 };
-
-function record(uuid: string, changes: Partial<DeviceRecord> = {}): DeviceRecord {
-  return { uuid, type: "lock", desired: {}, version: 0, reported: {}, lastSeen: 0, ...changes };
-}
 
 /** Registers the contract's tests for a store made fresh by `open` for each test. */
 export function storeContract(name: string, open: () => Promise<DeviceStore>): void {
@@ -24,22 +20,42 @@ export function storeContract(name: string, open: () => Promise<DeviceStore>): v
       }
     });
 
-  test("a record is stored and read back whole, and replaced by a later put", async (store) => {
+  test("updates create a record, change only the fields they name, and clear lastEnd", async (store) => {
     const uuid = crypto.randomUUID();
     assert.equal(await store.get(uuid), undefined);
-    const first = record(uuid, {
-      desired: { locked: true, schedule: { at: "22:00", days: [1, 2] } },
+    await store.update(uuid, { desired: { locked: true, schedule: { at: "22:00" } }, version: 3 });
+    assert.deepEqual(await store.get(uuid), {
+      uuid,
+      type: "",
+      desired: { locked: true, schedule: { at: "22:00" } },
       version: 3,
-      reported: { locked: false, "__proto__": { a: 1 } } as DeviceRecord["reported"],
+      reported: {},
+      lastSeen: 0,
+    });
+    // Another writer's fields (reported, presence) leave desired alone, and the other way round.
+    await store.update(uuid, {
+      type: "lock",
+      reported: JSON.parse('{"locked":false,"__proto__":{"a":1}}'),
       lastSeen: 1_700_000_000_123,
       lastEnd: { reason: "heartbeat", message: "no beat within 15 s" },
     });
-    await store.put(first);
-    assert.deepEqual(JSON.stringify(await store.get(uuid)), JSON.stringify(first));
-    const second = record(uuid, { type: "light", version: 4 });
-    await store.put(second);
-    assert.deepEqual(await store.get(uuid), second);
-    assert.deepEqual((await store.all()).filter((r) => r.uuid === uuid), [second]);
+    await store.update(uuid, { desired: { locked: false }, version: 4 });
+    const both = await store.get(uuid);
+    assert.equal(
+      JSON.stringify(both),
+      JSON.stringify({
+        uuid,
+        type: "lock",
+        desired: { locked: false },
+        version: 4,
+        reported: JSON.parse('{"locked":false,"__proto__":{"a":1}}'),
+        lastSeen: 1_700_000_000_123,
+        lastEnd: { reason: "heartbeat", message: "no beat within 15 s" },
+      }),
+    );
+    await store.update(uuid, { lastEnd: undefined, lastSeen: 5 });
+    assert.equal((await store.get(uuid))?.lastEnd, undefined);
+    assert.deepEqual((await store.all()).filter((r) => r.uuid === uuid).map((r) => r.version), [4]);
   });
 
   test("kept messages come back in order, bytes intact, and go when removed", async (store) => {

@@ -21,14 +21,7 @@ Deno.test("SqliteStore: what one instance wrote, the next one on the same file r
   const path = `${dir}/reopen.db`;
   const uuid = crypto.randomUUID();
   const first = new SqliteStore(path);
-  await first.put({
-    uuid,
-    type: "lock",
-    desired: { locked: true },
-    version: 1,
-    reported: {},
-    lastSeen: 5,
-  });
+  await first.update(uuid, { type: "lock", desired: { locked: true }, version: 1, lastSeen: 5 });
   await first.keep(uuid, Uint8Array.of(7), 99, { perDevice: 10, total: 10 });
   await first.close();
   const second = new SqliteStore(path);
