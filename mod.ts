@@ -26,9 +26,9 @@
 
 export { Manager } from "./lib/manager.ts";
 export type { AckedSendOptions, DeliveryReport, SendToOptions } from "./lib/routing.ts";
+export type { KeptStats } from "./lib/kept.ts";
 export type {
   DeviceState,
-  KeptStats,
   ManagerState,
   StateChange,
   StateChangesOptions,

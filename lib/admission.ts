@@ -1,6 +1,8 @@
 /**
  * Where a device is admitted: the manager's whole side of the handshake, from
- * TCP accept to `WELCOME`. {@linkcode Admission} applies the manager's policy
+ * TCP accept to the `WELCOME` it returns for the manager to send first on the
+ * new connection (the manager then registers the device, replacing an older
+ * connection with its UUID). {@linkcode Admission} applies the manager's policy
  * (connection limits, the `authenticate` hook, a UUID another live connection
  * holds) and logs every refusal with its reason; {@linkcode admit} runs the
  * protocol steps under one deadline: send `getinfo`, read until the answer is

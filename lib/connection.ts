@@ -13,7 +13,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { Transport } from "./transport.ts";
-import { AckTracker } from "./acks.ts";
+import { Acks } from "./acks.ts";
 import type {
   Client,
   EndOptions,
@@ -22,20 +22,13 @@ import type {
   WaitOptions,
 } from "./client.ts";
 import { ConnectionCore, type ReadSizes } from "./connection_core.ts";
-import {
-  type ConnectionEnd,
-  DeliveryError,
-  InvalidInfo,
-  ProtocolError,
-  TimeoutError,
-} from "./errors.ts";
+import { type ConnectionEnd, InvalidInfo, TimeoutError } from "./errors.ts";
 import type { HeartbeatTarget } from "./heartbeat.ts";
 import type { WriteTarget } from "./watchdog.ts";
+import { InfoRequest } from "./info_request.ts";
 import { Mutex } from "./mutex.ts";
 import {
-  decodeUtf8,
   type DeviceInfo,
-  encodeAckedHeader,
   encodeEnd,
   encodeFrame,
   encodeMessage,
@@ -44,13 +37,11 @@ import {
   FrameType,
   type FrameTypeValue,
   GETINFO_BYTE,
-  HandshakeReader,
   HEARTBEAT_BYTE,
   type JsonObject,
   Mode1Reader,
   parseAck,
   parseFeatures,
-  parseHandshake,
   parseReport,
   type ProtocolMode,
 } from "./protocol/mod.ts";
@@ -114,13 +105,11 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   readonly #mode1: Mode1Reader | null;
   #recvWaiters: Waiter<Uint8Array>[] = [];
   #beatWaiters: Waiter<void>[] = [];
-  #infoWaiter: (Waiter<DeviceInfo> & { reader: HandshakeReader }) | null = null;
+  #infoRequest: InfoRequest | null = null;
   #iterators: Set<AsyncQueue<Uint8Array>> | null = null;
   /** Features the device uses; `null` until known (mode 2: its first frame after `WELCOME`). */
   #features: ReadonlySet<Feature> | null;
-  #acks: AckTracker | null = null;
-  /** Acknowledged sends that wait for the features to be known. */
-  #held: { id: number; body: Uint8Array }[] | null = null;
+  #acks: Acks | null = null;
 
   constructor(
     conn: Transport,
@@ -202,15 +191,8 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
    * @throws {DeliveryError} `timeout`, `disconnected`, `buffer-full` or `unsupported`.
    */
   sendAcked(body: Uint8Array, options: SendOptions = {}): Promise<void> {
-    if (this.endedWith) return Promise.reject(this.#deliveryFailure(this.endedWith));
-    if (this.#features !== null && !this.#features.has("ack")) {
-      return Promise.reject(this.#unsupported());
-    }
-    const acks = this.#acks ??= new AckTracker(this.uuid);
-    const { id, acked } = acks.track(options.timeout ?? DEFAULT_WAIT_SECONDS, options.signal);
-    if (this.#features === null) (this.#held ??= []).push({ id, body });
-    else this.#writeAcked(id, body);
-    return acked;
+    const timeout = options.timeout ?? DEFAULT_WAIT_SECONDS;
+    return (this.#acks ??= new Acks(this)).send(body, timeout, options.signal);
   }
 
   recv(options: WaitOptions = {}): Promise<Uint8Array> {
@@ -235,38 +217,25 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
 
   getData(options: WaitOptions = {}): Promise<DeviceInfo> {
     return (this.#lock ??= new Mutex()).run(async () => {
-      const holder: Waiter<DeviceInfo>[] = [];
-      const answer = this.#wait(holder, options, "handshake info", () => {
-        this.#infoWaiter = null;
-      });
-      // The answer is read by the same parser as the handshake's (lib/admission.ts).
-      this.#infoWaiter = {
-        ...holder[0],
-        reader: new HandshakeReader({
-          validTypes: this.#limits.validTypes,
-          maxSize: this.#limits.maxHandshakeSize,
-          mode: 1,
-        }),
-      };
+      if (this.endedWith) throw this.endedWith;
+      const timeout = options.timeout ?? DEFAULT_WAIT_SECONDS;
+      const request = this.#infoRequest = new InfoRequest(
+        this.uuid,
+        { validTypes: this.#limits.validTypes, maxSize: this.#limits.maxHandshakeSize },
+        { timeout, signal: options.signal },
+        `no handshake info from ${this.uuid} within ${timeout} s`,
+      );
       this.enqueue(this.mode === 1 ? MODE1_GETINFO : MODE2_GETINFO);
       let info: DeviceInfo;
       try {
-        info = await answer;
+        info = await request.answer;
       } catch (error) {
         if (error instanceof InvalidInfo) {
           this.terminate("protocol", `invalid getinfo answer: ${error.message}`);
         }
         throw error;
       } finally {
-        this.#infoWaiter = null;
-      }
-      if (info.uuid !== this.#info.uuid) {
-        const error = new InvalidInfo(
-          "uuid",
-          `getinfo answer changed the UUID from ${this.#info.uuid} to ${info.uuid}`,
-        );
-        this.terminate("protocol", error.message);
-        throw error;
+        this.#infoRequest = null;
       }
       const previousType = this.#info.type;
       this.#info = info;
@@ -357,9 +326,9 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     });
     for (const waiter of this.#recvWaiters.splice(0)) waiter.reject(end);
     for (const waiter of this.#beatWaiters.splice(0)) waiter.reject(end);
-    this.#infoWaiter?.reject(end);
+    this.#infoRequest?.fail(end);
     for (const queue of [...this.#iterators ?? []]) queue.stop();
-    this.#acks?.failAll(this.#deliveryFailure(end));
+    this.#acks?.ended(end);
     this.#closed?.resolve(end);
     this.#hooks.onClose(this, end);
   }
@@ -376,28 +345,20 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     const { beat, message: data } = this.#mode1!.push(read, this.heartbeatSentAt !== 0);
     if (beat) this.#onBeat();
     if (data.length === 0) return;
-    if (this.#infoWaiter) {
-      // The answer to getinfo; bytes after it in the same read are the device's next message.
-      const waiter = this.#infoWaiter;
-      try {
-        const scan = waiter.reader.push(data);
-        if (scan.status === "incomplete") return;
-        waiter.resolve(scan.info);
-        if (scan.leftover.length > 0) this.#deliver(scan.leftover);
-        else this.#mode1!.answered();
-      } catch (error) {
-        waiter.reject(error as Error);
-      }
-      return;
-    }
-    this.#deliver(data);
+    const request = this.#infoRequest;
+    if (!request || request.settled) return this.#deliver(data);
+    // The answer to getinfo; bytes after it in the same read are the device's next message.
+    const after = request.read(data);
+    if (after === null) return;
+    if (after.length > 0) this.#deliver(after);
+    else this.#mode1!.answered();
   }
 
   protected onFrame(type: FrameTypeValue, payload: Uint8Array): void {
     if (this.#features === null) {
       // A device that uses features says so first; any other first frame means it uses none.
       if (type !== FrameType.FEATURES) this.#settle([]);
-      else return this.#onFeatures(payload);
+      else return this.#settle(parseFeatures(payload));
     }
     switch (type) {
       case FrameType.DATA:
@@ -405,8 +366,8 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
       case FrameType.BEAT:
         return this.#onBeat();
       case FrameType.END: {
-        const why = decoder.decode(payload);
-        this.terminate("ended", why ? `the device ended: ${why}` : "the device ended", {
+        const { said } = this.readGoodbye(payload);
+        this.terminate("ended", said ? `the device ended: ${said}` : "the device ended", {
           farewell: false,
         });
         return;
@@ -418,63 +379,25 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
       case FrameType.REPORT:
         return this.#onReport(payload);
       default:
-        this.protocolError(
-          `frame type 0x${type.toString(16)} is not allowed from a device here`,
-        );
+        this.rejectFrame(type, "from a device here");
     }
   }
 
   #onInfo(payload: Uint8Array): void {
-    const waiter = this.#infoWaiter;
-    if (!waiter) {
-      this.log.debug("Device {uuid} sent unrequested info; ignored", { uuid: this.uuid });
-      return;
-    }
-    try {
-      waiter.resolve(parseHandshake(decodeUtf8(payload), this.#limits.validTypes));
-    } catch (error) {
-      waiter.reject(error as Error);
-    }
-  }
-
-  #onFeatures(payload: Uint8Array): void {
-    let features: Feature[];
-    try {
-      features = parseFeatures(payload);
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      return this.protocolError(error.message, error.reason);
-    }
-    this.#settle(features);
+    const request = this.#infoRequest;
+    if (request && !request.settled) return request.frame(payload);
+    this.log.debug("Device {uuid} sent unrequested info; ignored", { uuid: this.uuid });
   }
 
   /** The device's features are known: held acknowledged sends go out (or fail). */
   #settle(features: readonly Feature[]): void {
     this.#features = features.length === 0 ? NO_FEATURES : new Set(features);
-    const held = this.#held ?? [];
-    this.#held = null;
-    for (const { id, body } of held) {
-      if (this.#features.has("ack")) this.#writeAcked(id, body);
-      else this.#acks?.fail(id, this.#unsupported());
-    }
+    this.#acks?.featuresKnown();
     this.#hooks.onFeatures(this);
   }
 
-  #writeAcked(id: number, body: Uint8Array): void {
-    // Header and body are queued apart: the body's bytes are shared by a fan-out.
-    if (!this.enqueue(encodeAckedHeader(id, body.length)) || !this.enqueue(body)) {
-      this.#acks?.fail(id, this.#deliveryFailure(this.endedWith));
-    }
-  }
-
   #onAck(payload: Uint8Array): void {
-    let id: number;
-    try {
-      id = parseAck(payload);
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      return this.protocolError(error.message, error.reason);
-    }
+    const id = parseAck(payload);
     if (!this.#acks?.ack(id)) {
       this.log.debug("Device {uuid} acknowledged message {id}, which nothing waits for", {
         uuid: this.uuid,
@@ -484,31 +407,9 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   }
 
   #onReport(payload: Uint8Array): void {
-    let patch: JsonObject;
-    try {
-      patch = parseReport(payload);
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      return this.protocolError(error.message, error.reason);
-    }
+    const patch = parseReport(payload);
     const stall = this.#hooks.onReport(this, patch);
     if (stall) this.stallOn(stall);
-  }
-
-  #unsupported(): DeliveryError {
-    return new DeliveryError(
-      "unsupported",
-      this.uuid,
-      this.mode === 1
-        ? "mode 1 has no acknowledgements"
-        : "the device does not use the ack feature (an older device?)",
-    );
-  }
-
-  #deliveryFailure(end: ConnectionEnd | null): DeliveryError {
-    const reason = end?.reason === "buffer-full" ? "buffer-full" : "disconnected";
-    const message = `the connection ended before the ACK: ${end?.message ?? "closed"}`;
-    return new DeliveryError(reason, this.uuid, message, { cause: end ?? undefined });
   }
 
   #onBeat(): void {

@@ -19,7 +19,7 @@ import { ConnectionEnd, type EndReason, ProtocolError } from "./errors.ts";
 import { closeGracefully, FAREWELL_GRACE_MS } from "./graceful.ts";
 import { Outbox } from "./outbox.ts";
 import { readLoop, type ReadLoopOwner } from "./read_loop.ts";
-import { FrameDecoder, type FrameTypeValue, type ProtocolMode } from "./protocol/mod.ts";
+import { FrameDecoder, type FrameTypeValue, parseEnd, type ProtocolMode } from "./protocol/mod.ts";
 
 /** What a connection enforces, at either end. */
 export interface CoreLimits {
@@ -167,11 +167,30 @@ export abstract class ConnectionCore implements ReadLoopOwner {
     return true;
   }
 
+  /**
+   * Reads the peer's `END` payload: `reason: message` from a peer that gives a
+   * reason code (`encodeEnd`), else free text.
+   *
+   * @returns The code, if any, and what the peer said, whole.
+   */
+  protected readGoodbye(payload: Uint8Array): { reason?: string; said: string } {
+    const { reason, message } = parseEnd(payload);
+    return { reason, said: reason ? `${reason}: ${message}` : message };
+  }
+
+  /** A frame type this end does not accept from its peer here: a protocol error. */
+  protected rejectFrame(type: number, where: string): void {
+    this.protocolError(`frame type 0x${type.toString(16)} is not allowed ${where}`);
+  }
+
   /** Cuts bytes from the peer into the mode's messages. */
   protected decode(chunk: Uint8Array): void {
     if (!this.#decoder) return this.onMode1(chunk);
     try {
-      this.#decoder.push(chunk, (type, payload) => this.onFrame(type, payload));
+      // Once ended (an END, an offence), the frames after it in the same read go nowhere.
+      this.#decoder.push(chunk, (type, payload) => {
+        if (this.#end === null) this.onFrame(type, payload);
+      });
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.protocolError(error.message, error.reason);

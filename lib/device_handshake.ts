@@ -10,6 +10,7 @@
 import { InvalidInfo, isInvalidInfoReason, ProtocolError } from "./errors.ts";
 import {
   type DeviceInfo,
+  encodeFrame,
   encodeHandshake,
   FrameType,
   type FrameTypeValue,
@@ -20,6 +21,15 @@ import {
   type ProtocolMode,
 } from "./protocol/mod.ts";
 import { withSlack } from "./keepalive.ts";
+
+/**
+ * The device's answer to a later `getinfo` (its info may have changed): the
+ * `UUID##TYPE##JSON` text in mode 1, an `INFO` frame (no preamble) in mode 2.
+ */
+export function encodeInfoAnswer(info: DeviceInfo, mode: ProtocolMode): Uint8Array {
+  const text = encodeHandshake(info, 1);
+  return mode === 1 ? text : encodeFrame(FrameType.INFO, text);
+}
 
 /** Where a device's handshake stands. */
 export type HandshakeState = "getinfo" | "welcome" | "open";

@@ -17,14 +17,8 @@
 import type { Logger } from "@logtape/logtape";
 import type { Connection } from "./connection.ts";
 import type { ConnectionEnd } from "./errors.ts";
-import { DeliveryError } from "./errors.ts";
-import {
-  encodeDelta,
-  encodeMessage,
-  type JsonObject,
-  mergePatch,
-  stateDelta,
-} from "./protocol/mod.ts";
+import { encodeDelta, type JsonObject, mergePatch, stateDelta } from "./protocol/mod.ts";
+import { KeptMessages, type KeptStats } from "./kept.ts";
 import { AsyncQueue } from "./queue.ts";
 import type { Registry } from "./registry.ts";
 import {
@@ -64,18 +58,6 @@ export interface StateChange {
   readonly kind: "desired" | "reported" | "connected" | "disconnected";
   /** The device's state after the change. */
   readonly state: DeviceState;
-}
-
-/** Counters of messages kept for absent devices. */
-export interface KeptStats {
-  /** Messages kept so far. */
-  readonly kept: number;
-  /** Kept messages delivered (written, or acknowledged by devices that speak `ack`). */
-  readonly delivered: number;
-  /** Kept messages whose `ttl` ran out before their device came back. */
-  readonly expired: number;
-  /** Kept messages dropped because a bound was reached (the device's oldest go first). */
-  readonly dropped: number;
 }
 
 /** Options for {@linkcode ManagerState.changes}. */
@@ -156,7 +138,7 @@ export class DeviceStates implements ManagerState {
   /** Per device: the store read done when it connected (later steps wait for it). */
   readonly #loaded = new Map<string, Promise<void>>();
   #writes: Promise<void> = Promise.resolve();
-  readonly #stats = { kept: 0, delivered: 0, expired: 0, dropped: 0 };
+  readonly #kept: KeptMessages;
   #closed = false;
 
   constructor(registry: Registry<Connection>, options: DeviceStatesOptions, log: Logger) {
@@ -164,6 +146,7 @@ export class DeviceStates implements ManagerState {
     this.#registry = registry;
     this.#options = options;
     this.#onDesired = options.onDesired;
+    this.#kept = new KeptMessages(options.store, options.keep, options.ackTimeout, log);
     this.#log = log;
   }
 
@@ -185,7 +168,7 @@ export class DeviceStates implements ManagerState {
 
   /** Counters of kept messages. */
   get keptStats(): KeptStats {
-    return { ...this.#stats };
+    return this.#kept.stats;
   }
 
   /** One device's state, if known. */
@@ -245,7 +228,7 @@ export class DeviceStates implements ManagerState {
     const record = this.#records.get(connection.uuid);
     if (!record || !connection.connected) return;
     this.#sendDelta(connection, record);
-    await this.#deliverKept(connection);
+    await this.#kept.deliver(connection);
   }
 
   /** A `REPORT`; returns a promise when a state iterator is full (reading then pauses). */
@@ -335,25 +318,11 @@ export class DeviceStates implements ManagerState {
    */
   async keep(uuid: string, data: Uint8Array, ttlSeconds: number): Promise<boolean> {
     if (!this.#records.has(uuid) && !await this.#store.get(uuid)) return false;
-    const result = await this.#store.keep(
-      uuid,
-      data,
-      Date.now() + ttlSeconds * 1000,
-      this.#options.keep,
-    );
-    this.#stats.dropped += result.dropped;
-    if (result.dropped > 0) {
-      this.#log.warn("Dropped {dropped} older kept messages for {uuid}: the bound is reached", {
-        uuid,
-        dropped: result.dropped,
-        reason: "kept-full",
-      });
-    }
-    if (result.kept) this.#stats.kept++;
+    const kept = await this.#kept.keep(uuid, data, ttlSeconds);
     // A device that came back meanwhile gets it now.
     const connection = this.#registry.get(uuid);
-    if (result.kept && connection?.uses("ack") !== undefined) await this.#deliverKept(connection);
-    return result.kept;
+    if (kept && connection?.uses("ack") !== undefined) await this.#kept.deliver(connection);
+    return kept;
   }
 
   /** Ends every state iterator and waits for the store writes. Does not close the store. */
@@ -378,53 +347,6 @@ export class DeviceStates implements ManagerState {
     const delta = stateDelta(record.desired, record.reported);
     if (Object.keys(delta).length === 0 && record.version === 0) return;
     connection.enqueue(encodeDelta(record.version, delta));
-  }
-
-  async #deliverKept(connection: Connection): Promise<void> {
-    const uuid = connection.uuid;
-    const now = Date.now();
-    const messages = await this.#store.kept(uuid);
-    const expired = messages.filter((message) => message.expiresAt <= now);
-    if (expired.length > 0) {
-      this.#stats.expired += expired.length;
-      this.#log.info("{count} messages kept for {uuid} expired before it came back", {
-        uuid,
-        count: expired.length,
-        reason: "expired",
-      });
-      await this.#store.removeKept(uuid, expired.map((message) => message.seq));
-    }
-    const live = messages.filter((message) => message.expiresAt > now);
-    if (live.length === 0) return;
-    // Removed from the store before sending, so a second delivery cannot start; put back on failure.
-    await this.#store.removeKept(uuid, live.map((message) => message.seq));
-    const acked = connection.uses("ack");
-    const results = await Promise.allSettled(
-      live.map((message) =>
-        acked
-          ? connection.sendAcked(message.data, { timeout: this.#options.ackTimeout })
-          : connection.enqueue(encodeMessage(message.data, connection.mode))
-          ? connection.flushed().then((written) => {
-            if (!written) throw new DeliveryError("disconnected", uuid, "not written");
-          })
-          : Promise.reject(new DeliveryError("disconnected", uuid, "not queued"))
-      ),
-    );
-    let failed = 0;
-    for (const [i, result] of results.entries()) {
-      if (result.status === "fulfilled") this.#stats.delivered++;
-      else {
-        failed++;
-        const message = live[i];
-        await this.#store.keep(uuid, message.data, message.expiresAt, this.#options.keep);
-      }
-    }
-    if (failed > 0) {
-      this.#log.info("{failed} kept messages for {uuid} were not delivered; kept for next time", {
-        uuid,
-        failed,
-      });
-    }
   }
 
   #update(

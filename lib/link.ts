@@ -11,7 +11,13 @@
 import type { Logger } from "@logtape/logtape";
 import { connectTransport, type Transport } from "./transport.ts";
 import { ConnectionCore } from "./connection_core.ts";
-import { answerGetinfo, keepaliveSeconds, readHandshakeFrame } from "./device_handshake.ts";
+import {
+  answerGetinfo,
+  encodeInfoAnswer,
+  type HandshakeState,
+  keepaliveSeconds,
+  readHandshakeFrame,
+} from "./device_handshake.ts";
 import {
   ConnectionEnd,
   type EndReason,
@@ -21,11 +27,11 @@ import {
 } from "./errors.ts";
 import { Keepalive } from "./keepalive.ts";
 import {
+  BEAT_TEXT,
   type DeviceInfo,
   encodeAck,
   encodeFeatures,
   encodeFrame,
-  encodeHandshake,
   type Feature,
   FrameType,
   type FrameTypeValue,
@@ -34,7 +40,6 @@ import {
   type ManagerSettings,
   parseAckedMessage,
   parseDelta,
-  parseEnd,
   parseWelcome,
   type ProtocolMode,
   splitManagerChunk,
@@ -81,7 +86,7 @@ export interface DialOptions {
 /** The optional features of mode 2 a device uses when the manager offers them. */
 const DEVICE_FEATURES: readonly Feature[] = ["ack", "state"];
 const READ_SIZES = { smallest: 16 * 1024, largest: 16 * 1024 };
-const MODE1_BEAT = new TextEncoder().encode("beat");
+const MODE1_BEAT = new TextEncoder().encode(BEAT_TEXT);
 const MODE2_BEAT = encodeFrame(FrameType.BEAT);
 /** Manager-side end reasons a device keeps as its own (the rest show as `"ended"`). */
 const KEPT_END_REASONS: ReadonlySet<string> = new Set(["heartbeat", "replaced", "manager-closed"]);
@@ -93,7 +98,7 @@ export class Link extends ConnectionCore {
   readonly #ready = Promise.withResolvers<void>();
   readonly #keepaliveOption: number | undefined;
   readonly #keepalive: Keepalive;
-  #state: "getinfo" | "welcome" | "open" = "getinfo";
+  #state: HandshakeState = "getinfo";
   /** Mode 1: the read ended in `end\n`, the manager's goodbye if it now closes. */
   #heldEnd = false;
   /** The features the manager offered that this link uses. */
@@ -209,21 +214,14 @@ export class Link extends ConnectionCore {
     this.#heldEnd = split.heldEnd;
     for (const control of split.controls) {
       if (control === HEARTBEAT_BYTE) this.#onHeartbeat();
-      else this.outbox.enqueue(encodeHandshake(this.#hooks.info(), 1));
+      else this.outbox.enqueue(encodeInfoAnswer(this.#hooks.info(), 1));
     }
     if (split.message.length > 0) this.#deliver(split.message);
   }
 
   protected onFrame(type: FrameTypeValue, payload: Uint8Array): void {
-    if (this.endedWith) return;
     if (this.#state === "welcome") {
-      let step;
-      try {
-        step = readHandshakeFrame(type, payload);
-      } catch (error) {
-        if (!(error instanceof ProtocolError)) throw error;
-        return this.protocolError(error.message, error.reason);
-      }
+      const step = readHandshakeFrame(type, payload);
       switch (step.kind) {
         case "welcome": {
           this.#state = "open";
@@ -250,6 +248,8 @@ export class Link extends ConnectionCore {
             cause: step.refusal,
           });
           return;
+        case "end":
+          break; // a goodbye without a refusal code: read below, as after the handshake
       }
     }
     switch (type) {
@@ -261,18 +261,16 @@ export class Link extends ConnectionCore {
         return this.#onDelta(payload);
       case FrameType.HEARTBEAT:
         return this.#onHeartbeat();
-      case FrameType.GETINFO: {
-        const text = encodeHandshake(this.#hooks.info(), 1);
-        this.outbox.enqueue(encodeFrame(FrameType.INFO, text));
+      case FrameType.GETINFO:
+        this.outbox.enqueue(encodeInfoAnswer(this.#hooks.info(), 2));
         return;
-      }
       case FrameType.END:
         return this.#onEnd(payload);
       case FrameType.WELCOME:
         this.#hooks.onWelcome(parseWelcome(payload));
         return;
       default:
-        this.protocolError(`frame type 0x${type.toString(16)} is device-to-manager only`);
+        this.rejectFrame(type, "from the manager (it is device-to-manager only)");
     }
   }
 
@@ -284,8 +282,7 @@ export class Link extends ConnectionCore {
 
   /** The manager's goodbye after the handshake: the reasons a device can act on are kept. */
   #onEnd(payload: Uint8Array): void {
-    const { reason, message } = parseEnd(payload);
-    const said = reason ? `${reason}: ${message}` : message;
+    const { reason, said } = this.readGoodbye(payload);
     this.terminate(
       reason && KEPT_END_REASONS.has(reason) ? reason as EndReason : "ended",
       said ? `the manager ended: ${said}` : "the manager ended",
@@ -295,25 +292,13 @@ export class Link extends ConnectionCore {
 
   /** Acknowledged on receipt, once the message is the application's (MQTT's QoS 1 PUBACK). */
   #onAckedMessage(payload: Uint8Array): void {
-    let message;
-    try {
-      message = parseAckedMessage(payload);
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      return this.protocolError(error.message, error.reason);
-    }
+    const message = parseAckedMessage(payload);
     this.#deliver(message.data);
     this.outbox.enqueue(encodeAck(message.id));
   }
 
   #onDelta(payload: Uint8Array): void {
-    let delta;
-    try {
-      delta = parseDelta(payload);
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      return this.protocolError(error.message, error.reason);
-    }
+    const delta = parseDelta(payload);
     this.#hooks.onDelta(delta.state, delta.version);
   }
 
