@@ -77,7 +77,9 @@ export interface DeviceOptions {
   /**
    * Messages held unread before the device stops reading its socket. While it
    * is paused it answers no heartbeats either, so a consumer that stalls for
-   * longer than the manager's heartbeat timeout gets the device disconnected.
+   * longer than the manager's heartbeat timeout gets the device disconnected;
+   * the device learns of it (`connected` turns false, `send` fails) only once
+   * the consumer reads again and the socket is read.
    * @default 1024
    */
   readonly highWaterMark?: number;

@@ -87,3 +87,10 @@ export {
   stateDelta,
 } from "./state.ts";
 export type { DeviceInfo, ProtocolMode } from "./types.ts";
+// What these functions throw, so wire-level code needs no second entry point.
+export {
+  InvalidInfo,
+  type InvalidInfoReason,
+  ProtocolError,
+  type ProtocolErrorReason,
+} from "../errors.ts";
