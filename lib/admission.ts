@@ -18,6 +18,7 @@ import type { Logger } from "@logtape/logtape";
 import type { Transport } from "./transport.ts";
 import type { Authenticate } from "./auth.ts";
 import type { Connection } from "./connection.ts";
+import type { ManagerMetrics } from "./metrics.ts";
 import type { Registry } from "./registry.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import { CHALLENGE_SIZE } from "./auth.ts";
@@ -124,10 +125,17 @@ export class Admission {
   readonly #policy: AdmissionPolicy;
   readonly #registry: Registry<Connection>;
   readonly #log: Logger;
+  readonly #metrics: ManagerMetrics;
   readonly #handshaking = new Set<Transport>();
   #closed = false;
 
-  constructor(policy: AdmissionPolicy, registry: Registry<Connection>, log: Logger) {
+  constructor(
+    policy: AdmissionPolicy,
+    registry: Registry<Connection>,
+    log: Logger,
+    metrics: ManagerMetrics,
+  ) {
+    this.#metrics = metrics;
     this.#policy = policy;
     this.#registry = registry;
     this.#log = log;
@@ -154,6 +162,7 @@ export class Admission {
       ? `${this.#registry.size} devices are connected (maxClients)`
       : null;
     if (refuse) {
+      this.#metrics.refused("limit");
       this.#log.warn("Refused connection from {address}: {message}", {
         address,
         reason: "limit",
@@ -245,6 +254,9 @@ export class Admission {
   }
 
   #logRefusal(address: string, error: unknown): void {
+    this.#metrics.refused(
+      error instanceof InvalidInfo || error instanceof ConnectionEnd ? error.reason : "error",
+    );
     if (error instanceof InvalidInfo) {
       // A conflict was logged once at warning level; each refused retry is only debug.
       this.#log[error.reason === "conflict" ? "debug" : "warn"](

@@ -26,6 +26,7 @@ import { type ConnectionEnd, InvalidInfo, TimeoutError } from "./errors.ts";
 import type { HeartbeatTarget } from "./heartbeat.ts";
 import type { WriteTarget } from "./watchdog.ts";
 import { InfoRequest } from "./info_request.ts";
+import type { ManagerMetrics } from "./metrics.ts";
 import { Mutex } from "./mutex.ts";
 import {
   type DeviceInfo,
@@ -60,6 +61,8 @@ export interface ConnectionHooks {
   onReport(connection: Connection, patch: JsonObject): Promise<void> | undefined;
   /** The device's features are known (mode 2: its first frame after `WELCOME`). */
   onFeatures(connection: Connection): void;
+  /** The manager's counters. */
+  readonly metrics: ManagerMetrics;
 }
 
 /** Limits a connection enforces. */
@@ -156,6 +159,10 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     }
     return this.#closed.promise;
   }
+  /** Bytes queued unsent. */
+  get bufferedBytes(): number {
+    return this.outbox.buffered;
+  }
   get heartbeatPaused(): boolean {
     return this.readPaused;
   }
@@ -176,7 +183,10 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
       await this.sendAcked(typeof data === "string" ? encoder.encode(data) : data, options);
       return true;
     }
-    return this.enqueue(encodeMessage(data, this.mode)) && await this.flushed();
+    const bytes = encodeMessage(data, this.mode);
+    if (!this.enqueue(bytes)) return false;
+    this.#hooks.metrics.sent(1, bytes.length);
+    return await this.flushed();
   }
 
   /** Whether the device uses `feature`; `undefined` while not yet known. */
@@ -192,6 +202,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
    */
   sendAcked(body: Uint8Array, options: SendOptions = {}): Promise<void> {
     const timeout = options.timeout ?? DEFAULT_WAIT_SECONDS;
+    this.#hooks.metrics.sent(1, body.length);
     return (this.#acks ??= new Acks(this)).send(body, timeout, options.signal);
   }
 
@@ -206,7 +217,8 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   request(data: string | Uint8Array, options: WaitOptions = {}): Promise<Uint8Array> {
     return (this.#lock ??= new Mutex()).run(() => {
       const answer = this.#wait(this.#recvWaiters, options, "an answer");
-      this.enqueue(encodeMessage(data, this.mode));
+      const bytes = encodeMessage(data, this.mode);
+      if (this.enqueue(bytes)) this.#hooks.metrics.sent(1, bytes.length);
       return answer;
     });
   }
@@ -420,12 +432,16 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
       });
       return;
     }
+    if (this.heartbeatSentAt !== 0) {
+      this.#hooks.metrics.beat(performance.now() - this.heartbeatSentAt);
+    }
     this.heartbeatSentAt = 0;
     for (const waiter of this.#beatWaiters.splice(0)) waiter.resolve();
   }
 
   #deliver(data: Uint8Array): void {
     if (data.length === 0 && this.mode === 1) return;
+    this.#hooks.metrics.received(data.length);
     const waiter = this.#recvWaiters.shift();
     if (waiter) return waiter.resolve(data);
     for (const queue of this.#iterators ?? []) {

@@ -106,6 +106,11 @@ export class Dispatcher {
     });
   }
 
+  /** Handler calls running and waiting for a slot. */
+  get backlog(): { running: number; waiting: number } {
+    return { running: this.#pool.running, waiting: this.#pool.waiting };
+  }
+
   /** Adds a handler; returns a function that removes it. */
   on<E extends keyof ManagerEvents>(
     event: E,

@@ -24,6 +24,7 @@ import { listenTransport, type Transport, type TransportListener } from "./trans
 import { HeartbeatMonitor } from "./heartbeat.ts";
 import { type DeviceInfo, FEATURES } from "./protocol/mod.ts";
 import { DeviceStates, type ManagerState } from "./device_state.ts";
+import { ManagerMetrics, type ManagerStats, managerStats } from "./metrics.ts";
 import { Registry } from "./registry.ts";
 import { type DeviceStore, MemoryStore } from "./store.ts";
 import {
@@ -91,6 +92,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #store: DeviceStore;
   readonly #hooks: ConnectionHooks;
   readonly #tasks = new Set<Promise<void>>();
+  readonly #metrics = new ManagerMetrics();
   #closing: Promise<void> | null = null;
 
   /** Use {@linkcode Manager.listen}. */
@@ -103,7 +105,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.validTypes = [...options.validTypes];
     this.#options = resolveOptions(options, this.validTypes, addr);
     this.#cluster = options.cluster;
-    this.#router = new Router(this.#registry, options.cluster);
+    this.#router = new Router(this.#registry, options.cluster, this.#metrics);
     this.heartbeatRate = this.#options.heartbeatRate;
     this.heartbeatTimeout = this.#options.heartbeatTimeout;
     const category = options.logCategory ?? ["iot-manager"];
@@ -128,6 +130,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       },
       this.#registry,
       this.#log,
+      this.#metrics,
     );
     this.#dispatcher = new Dispatcher({
       maxConcurrentHandlers: this.#options.maxConcurrentHandlers,
@@ -157,6 +160,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       },
       onReport: (connection, patch) => this.#states.reported(connection, patch),
       onFeatures: (connection) => this.#track(this.#states.ready(connection)),
+      metrics: this.#metrics,
     };
     this.#watchdog = new WriteWatchdog({
       timeout: this.#options.writeTimeout,
@@ -221,6 +225,32 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    */
   get state(): ManagerState {
     return this.#states;
+  }
+
+  /**
+   * A snapshot of the manager's figures: devices by type and mode, handshakes
+   * accepted and refused by reason, disconnects by reason, messages and bytes
+   * each way, fan-out sizes, heartbeat round trips, buffered bytes, handler
+   * backlog, kept messages and, in a cluster, the other managers' devices.
+   * `prometheusText(manager.stats())` renders it for Prometheus; with Deno's
+   * OpenTelemetry on, the same figures are exported (see README).
+   *
+   * @example
+   * ```ts
+   * import { Manager } from "@iot-manager/core";
+   * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+   * console.log(manager.stats().handshakes.accepted); // 0
+   * ```
+   */
+  stats(): ManagerStats {
+    return managerStats(this.#metrics, {
+      connections: this.#registry.all(),
+      pending: this.#admission.pending,
+      rounds: this.#heartbeat.rounds,
+      handlers: this.#dispatcher.backlog,
+      kept: this.#states.keptStats,
+      remoteDevices: this.#cluster ? [...this.#cluster.remoteDevices()].length : undefined,
+    });
   }
 
   /** Heartbeat rounds run so far. */
@@ -516,6 +546,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
 
   #admit(conn: Transport, admitted: Admitted): void {
     const { mode, info, address } = admitted;
+    this.#metrics.handshakesAccepted++;
     const connection = new Connection(conn, mode, info, this.#hooks, {
       maxFrameSize: this.#options.maxFrameSize,
       maxBufferedBytes: this.#options.maxBufferedBytes,
@@ -547,6 +578,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   }
 
   #onClose(connection: Connection, end: ConnectionEnd): void {
+    this.#metrics.disconnected(end.reason);
     // Tracked from its end, not its start: idle connections cost no promise here.
     this.#track(connection.finished);
     // On shutdown the adapter deregisters the whole node at once instead.

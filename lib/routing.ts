@@ -11,6 +11,7 @@ import type { Connection } from "./connection.ts";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
 import { DeliveryError, type DeliveryFailure } from "./errors.ts";
 import { type DeviceInfo, encodeMessage } from "./protocol/mod.ts";
+import type { ManagerMetrics } from "./metrics.ts";
 import type { Registry } from "./registry.ts";
 
 /** Options of an acknowledged send (`sendAll`, `sendType`, `send` with `ack: true`). */
@@ -77,25 +78,32 @@ export interface SendToOptions {
 export class Router {
   readonly #registry: Registry<Connection>;
   readonly #cluster: ClusterAdapter | undefined;
+  readonly #metrics: ManagerMetrics;
 
   /**
    * @param registry This manager's connections.
    * @param cluster The other managers, if any.
+   * @param metrics Where sends are counted.
    */
-  constructor(registry: Registry<Connection>, cluster: ClusterAdapter | undefined) {
+  constructor(
+    registry: Registry<Connection>,
+    cluster: ClusterAdapter | undefined,
+    metrics: ManagerMetrics,
+  ) {
     this.#registry = registry;
     this.#cluster = cluster;
+    this.#metrics = metrics;
   }
 
   /** To every device; resolves with how many it was queued for. */
   async sendAll(data: string | Uint8Array): Promise<number> {
-    const local = fanOut(this.#registry.all(), data);
+    const local = this.#counted(fanOut(this.#registry.all(), data), data);
     return this.#cluster ? local + await this.#cluster.sendAll(data) : local;
   }
 
   /** To every device of `type`. */
   async sendType(type: string, data: string | Uint8Array): Promise<number> {
-    const local = fanOut(this.#registry.ofType(type), data);
+    const local = this.#counted(fanOut(this.#registry.ofType(type), data), data);
     return this.#cluster ? local + await this.#cluster.sendType(type, data) : local;
   }
 
@@ -103,7 +111,10 @@ export class Router {
   send(uuid: string, data: string | Uint8Array): Promise<number> {
     const connection = this.#registry.get(uuid);
     if (!connection) return this.#cluster ? this.#cluster.send(uuid, data) : Promise.resolve(0);
-    return Promise.resolve(connection.enqueue(encodeMessage(data, connection.mode)) ? 1 : 0);
+    const bytes = encodeMessage(data, connection.mode);
+    if (!connection.enqueue(bytes)) return Promise.resolve(0);
+    this.#metrics.sent(1, bytes.length);
+    return Promise.resolve(1);
   }
 
   /** To every device, acknowledged. */
@@ -112,7 +123,7 @@ export class Router {
     options: AckedSendOptions,
   ): Promise<DeliveryReport> {
     const remote = this.#cluster ? this.#cluster.sendAll(data) : Promise.resolve(0);
-    const report = await fanOutAcked(this.#registry.all(), data, options);
+    const report = await this.#fanOutAcked(this.#registry.all(), data, options);
     return { ...report, remote: await remote, kept: 0 };
   }
 
@@ -123,7 +134,7 @@ export class Router {
     options: AckedSendOptions,
   ): Promise<DeliveryReport> {
     const remote = this.#cluster ? this.#cluster.sendType(type, data) : Promise.resolve(0);
-    const report = await fanOutAcked(this.#registry.ofType(type), data, options);
+    const report = await this.#fanOutAcked(this.#registry.ofType(type), data, options);
     return { ...report, remote: await remote, kept: 0 };
   }
 
@@ -146,6 +157,26 @@ export class Router {
       remote: 0,
       kept: 0,
     };
+  }
+
+  /** Counts a fan-out that reached `reached` devices (each counted as sent by its connection when acked). */
+  #counted(reached: number, data: string | Uint8Array): number {
+    this.#metrics.fannedOut(reached);
+    this.#metrics.sent(
+      reached,
+      typeof data === "string" ? encoder.encode(data).length : data.length,
+    );
+    return reached;
+  }
+
+  async #fanOutAcked(
+    targets: Iterable<Connection>,
+    data: string | Uint8Array,
+    options: AckedSendOptions,
+  ): Promise<Omit<DeliveryReport, "remote" | "kept">> {
+    const report = await fanOutAcked(targets, data, options);
+    this.#metrics.fannedOut(report.targets);
+    return report;
   }
 
   /** Every device's info, the other managers' included. */
