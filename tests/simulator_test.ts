@@ -301,6 +301,22 @@ Deno.test("fake devices obey their commands and answer unknown ones with an erro
   assert.deepEqual(commandLines("on #1\n\nstatus\r\n"), ["on #1", "status"]);
 });
 
+Deno.test("fake devices apply the desired keys they understand and leave the rest", () => {
+  const light = new FakeLight();
+  // Each key is its own part of the state: a desired brightness does not switch the light.
+  assert.deepEqual(light.applyDelta({ brightness: 40 }), { on: false, brightness: 40 });
+  assert.deepEqual(light.applyDelta({ on: true }), { on: true, brightness: 40 });
+  assert.deepEqual(light.applyDelta({ brightness: 0 }), { on: true, brightness: 0 });
+  for (const bad of [{ on: "yes" }, { brightness: 101 }, { brightness: 2.5 }, { color: "red" }]) {
+    assert.deepEqual(light.applyDelta(bad), { on: true, brightness: 0 }, JSON.stringify(bad));
+  }
+  const lock = new FakeLock();
+  assert.deepEqual(lock.applyDelta({ locked: false, battery: 10 }), { locked: false });
+  assert.deepEqual(lock.applyDelta({ locked: null }), { locked: false });
+  assert.deepEqual(lock.applyDelta({}), { locked: false });
+  assert.equal(answer(lock, "status"), '{"locked":false}', "commands see the same state");
+});
+
 Deno.test("the CLI parses every flag and refuses bad ones", () => {
   const files: Record<string, string> = { "ca.pem": "CA", "c.pem": "CERT", "k.pem": "KEY" };
   const read = (path: string) => {
