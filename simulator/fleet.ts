@@ -71,10 +71,11 @@ export class Recorder {
   retiredReceived = 0;
   /**
    * Takes the tag of a command a device received and returns true when it
-   * handled it (steady traffic, counted as it arrives); other tags are kept in
-   * {@linkcode SimDevice.received}, which would grow without bound over a long run.
+   * handled it (steady traffic and the desired scenario's ttl messages, counted
+   * as they arrive); other tags are kept in {@linkcode SimDevice.received},
+   * which would grow without bound over a long run.
    */
-  steadyTag: (sim: SimDevice, tag: string, receivedAt: number) => boolean = () => false;
+  claimTag: (sim: SimDevice, tag: string, receivedAt: number) => boolean = () => false;
 
   /** Records an unexpected error. */
   error(message: string): void {
@@ -263,7 +264,7 @@ export class SimDevice {
           recorder.commandsReceived++;
           const tag = /#(\S+)$/.exec(line)?.[1];
           if (
-            tag !== undefined && !recorder.steadyTag(this, tag, receivedAt) &&
+            tag !== undefined && !recorder.claimTag(this, tag, receivedAt) &&
             !this.received.has(tag)
           ) {
             this.received.set(tag, receivedAt);
