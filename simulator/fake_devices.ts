@@ -31,6 +31,22 @@
  * console.log(await client.requestString("brightness 40")); // {"on":true,"brightness":40}
  * ```
  *
+ * The fakes also honour desired state (`manager.state.setDesired`): given the
+ * delta a `Device` receives, {@linkcode FakeDevice.applyDelta} applies the
+ * keys the fake understands and returns its state, for the device to report.
+ *
+ * @example A lock that follows its desired state
+ * ```ts
+ * import { Device, Manager } from "@iot-manager/core";
+ * import { createFake } from "@iot-manager/core/fake-devices";
+ *
+ * await using manager = await Manager.listen({ validTypes: ["lock"], port: 0 });
+ * const fake = createFake("lock");
+ * await using lock = await Device.connect({ port: manager.port, type: "lock", data: fake.state() });
+ * lock.on("delta", (delta) => void lock.report(fake.applyDelta(delta)));
+ * await manager.state.setDesired(lock.uuid, { locked: false });
+ * ```
+ *
  * @module
  */
 
@@ -81,6 +97,21 @@ export interface FakeDevice {
   state(): Record<string, unknown>;
   /** Applies a command; returns the new state, or `{ error }` for a command it does not know. */
   handle(command: Command): Record<string, unknown>;
+  /**
+   * Applies a desired-state delta (what a `Device` receives with its `delta`
+   * event): each key the fake understands, with a value it accepts, sets that
+   * part of its state; other keys are left alone, so they stay in the delta.
+   *
+   * @returns The new state: what the device then reports.
+   *
+   * @example
+   * ```ts
+   * import { createFake } from "@iot-manager/core/fake-devices";
+   * const light = createFake("light");
+   * console.log(light.applyDelta({ on: true, color: "red" })); // { on: true, brightness: 100 }
+   * ```
+   */
+  applyDelta(delta: Readonly<Record<string, unknown>>): Record<string, unknown>;
 }
 
 /**
@@ -101,7 +132,8 @@ export function parseCommand(line: string): Command {
 }
 
 /**
- * A light: `on`, `off`, `toggle`, `brightness 0-100`, `status`.
+ * A light: `on`, `off`, `toggle`, `brightness 0-100`, `status`; desired state
+ * `on` (a boolean) and `brightness` (a whole number from 0 to 100).
  *
  * @example
  * ```ts
@@ -154,10 +186,33 @@ export class FakeLight implements FakeDevice {
     }
     return this.state();
   }
+
+  /**
+   * Applies a desired-state delta: `on` (a boolean) and `brightness` (a whole
+   * number from 0 to 100). Each key sets its own part of the state, so any
+   * desired state can be reached: unlike the `brightness` command, a desired
+   * `brightness` does not switch the light on or off.
+   *
+   * @returns The new state.
+   *
+   * @example
+   * ```ts
+   * import { FakeLight } from "@iot-manager/core/fake-devices";
+   * console.log(new FakeLight().applyDelta({ on: false, brightness: 40 })); // { on: false, brightness: 40 }
+   * ```
+   */
+  applyDelta(delta: Readonly<Record<string, unknown>>): { on: boolean; brightness: number } {
+    if (typeof delta.on === "boolean") this.#on = delta.on;
+    const level = delta.brightness;
+    if (typeof level === "number" && Number.isInteger(level) && level >= 0 && level <= 100) {
+      this.#brightness = level;
+    }
+    return this.state();
+  }
 }
 
 /**
- * A lock: `lock`, `unlock`, `status`.
+ * A lock: `lock`, `unlock`, `status`; desired state `locked` (a boolean).
  *
  * @example
  * ```ts
@@ -195,6 +250,22 @@ export class FakeLock implements FakeDevice {
     }
     return this.state();
   }
+
+  /**
+   * Applies a desired-state delta: `locked` (a boolean).
+   *
+   * @returns The new state.
+   *
+   * @example
+   * ```ts
+   * import { FakeLock } from "@iot-manager/core/fake-devices";
+   * console.log(new FakeLock().applyDelta({ locked: false })); // { locked: false }
+   * ```
+   */
+  applyDelta(delta: Readonly<Record<string, unknown>>): { locked: boolean } {
+    if (typeof delta.locked === "boolean") this.#locked = delta.locked;
+    return this.state();
+  }
 }
 
 function unknown(command: Command): { error: string } {
@@ -204,13 +275,16 @@ function unknown(command: Command): { error: string } {
 /**
  * Creates a fake device of `type`.
  *
+ * @returns A {@linkcode FakeLight} or a {@linkcode FakeLock}: both are
+ *   {@linkcode FakeDevice}s, and their states are JSON objects a `Device` can report.
+ *
  * @example
  * ```ts
  * import { createFake } from "@iot-manager/core/fake-devices";
  * console.log(createFake("lock").state()); // { locked: true }
  * ```
  */
-export function createFake(type: FakeType): FakeDevice {
+export function createFake(type: FakeType): FakeLight | FakeLock {
   return type === "light" ? new FakeLight() : new FakeLock();
 }
 

@@ -1,7 +1,8 @@
 /**
  * The simulated fleet: each {@linkcode SimDevice} is a real {@linkcode Device}
- * driving a fake light or lock, and reports what it sees to the run's
- * {@linkcode Recorder}; the fleet's heartbeat totals and its telemetry.
+ * driving a fake light or lock (following its desired state and reporting its
+ * state), and reports what it sees to the run's {@linkcode Recorder}; the
+ * fleet's heartbeat totals and its telemetry.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import {
   type Client,
   type ConnectionEnd,
   Device,
+  type JsonObject,
   type ProtocolMode,
   type ReconnectOptions,
 } from "@iot-manager/core";
@@ -18,7 +20,8 @@ import {
   answer,
   commandLines,
   createFake,
-  type FakeDevice,
+  type FakeLight,
+  type FakeLock,
   type FakeType,
 } from "./fake_devices.ts";
 import { count, type Tally } from "./stats.ts";
@@ -68,10 +71,11 @@ export class Recorder {
   retiredReceived = 0;
   /**
    * Takes the tag of a command a device received and returns true when it
-   * handled it (steady traffic, counted as it arrives); other tags are kept in
-   * {@linkcode SimDevice.received}, which would grow without bound over a long run.
+   * handled it (steady traffic and the desired scenario's ttl messages, counted
+   * as they arrive); other tags are kept in {@linkcode SimDevice.received},
+   * which would grow without bound over a long run.
    */
-  steadyTag: (sim: SimDevice, tag: string, receivedAt: number) => boolean = () => false;
+  claimTag: (sim: SimDevice, tag: string, receivedAt: number) => boolean = () => false;
 
   /** Records an unexpected error. */
   error(message: string): void {
@@ -101,7 +105,10 @@ export interface SimDeviceOptions {
 
 /**
  * One simulated device: a {@linkcode Device} answering commands as a fake
- * light or lock. Survives being closed and started again (churn) under the
+ * light or lock. It applies every desired-state delta the manager sends and
+ * reports the result, and reports its state whenever a command changed it, so
+ * the manager's `state` knows what each device is (in mode 2; mode 1 has no
+ * frames for it). Survives being closed and started again (churn) under the
  * same UUID and, with `reconnect`, its manager going away (the same `Device`
  * comes back by itself).
  *
@@ -121,7 +128,7 @@ export class SimDevice {
   readonly type: FakeType;
   readonly mode: ProtocolMode;
   readonly role: Role;
-  readonly fake: FakeDevice;
+  readonly fake: FakeLight | FakeLock;
   /** Set when churn has disturbed this device: it no longer counts as undisturbed. */
   churned = false;
   /** True while churn is closing it on purpose. */
@@ -194,6 +201,7 @@ export class SimDevice {
       this.#onDisconnect(device, end, willReconnect, recorder);
     });
     device.on("reconnect", () => void (this.lastEnd = null));
+    device.on("delta", (delta) => this.#report(device, this.fake.applyDelta(delta), recorder));
     this.#consumer = this.#consume(device, recorder);
     return device;
   }
@@ -229,6 +237,13 @@ export class SimDevice {
     if (this.device === device) this.device = null;
   }
 
+  /** Reports the fake's state (sent in mode 2; in mode 1 it only becomes the device's data). */
+  #report(device: Device, state: JsonObject, recorder: Recorder): void {
+    device.report(state).catch((error) =>
+      recorder.error(`device ${this.uuid} could not report its state: ${String(error)}`)
+    );
+  }
+
   #countSent(recorder: Recorder): void {
     recorder.linesSent++;
     this.linesSent++;
@@ -242,11 +257,14 @@ export class SimDevice {
           if (this.role === "slow") {
             await new Promise((resolve) => setTimeout(resolve, this.#options.slowDelay));
           }
+          const before = JSON.stringify(this.fake.state());
           const reply = answer(this.fake, line);
+          const after = this.fake.state();
+          if (JSON.stringify(after) !== before) this.#report(device, after, recorder);
           recorder.commandsReceived++;
           const tag = /#(\S+)$/.exec(line)?.[1];
           if (
-            tag !== undefined && !recorder.steadyTag(this, tag, receivedAt) &&
+            tag !== undefined && !recorder.claimTag(this, tag, receivedAt) &&
             !this.received.has(tag)
           ) {
             this.received.set(tag, receivedAt);

@@ -8,10 +8,11 @@
  * @module
  */
 
-import type { ConnectionEnd, ProtocolMode } from "@iot-manager/core";
+import type { ConnectionEnd, JsonObject, ProtocolMode } from "@iot-manager/core";
+import { type DesiredReport, IN_STEP_AFTER_RECONNECT_LIMIT_MS } from "./desired.ts";
 import type { FakeType } from "./fake_devices.ts";
 import type { Role } from "./fleet.ts";
-import { MIB, mib, percent, seconds, signed } from "./format.ts";
+import { MIB, mib, ms, percent, seconds, signed } from "./format.ts";
 import { HEAP_GROWTH_LIMIT, judgeMemory, type MemoryReport } from "./memory.ts";
 import type { Expectation, SimulationReport } from "./report.ts";
 import {
@@ -60,6 +61,18 @@ export type RestartFigures = Omit<RestartReport, keyof ReturnFigures> & {
   readonly backAfter: readonly number[];
 };
 
+/** The desired-state scenario (`--desired`), before the fleet's end state is counted. */
+export type DesiredFigures = Omit<DesiredReport, "devices" | "outOfStepSamples" | "worst"> & {
+  /** Mode-1 devices, left out (mode 1 has no desired state). */
+  readonly mode1: number;
+  /** Every mode-2 device connected after settling, with its delta then (`{}` when in step). */
+  readonly connected: readonly {
+    readonly uuid: string;
+    readonly type: FakeType;
+    readonly delta: JsonObject;
+  }[];
+};
+
 /** Everything a run collected, as the judge takes it. Latencies in milliseconds, sizes in bytes. */
 export interface RunFigures {
   readonly target: SimulationReport["target"];
@@ -105,6 +118,7 @@ export interface RunFigures {
   readonly steady: SteadyReport | null;
   readonly memory: MemoryFigures | null;
   readonly restart: RestartFigures | null;
+  readonly desired: DesiredFigures | null;
   readonly peakRss: number;
   readonly process: SimulationReport["process"];
   readonly errors: SimulationReport["errors"];
@@ -140,6 +154,7 @@ export function judge(figures: RunFigures): SimulationReport {
   const mode1 = devices.filter((device) => device.mode === 1).length;
   const restart = figures.restart ? restartSection(figures.restart) : null;
   const memory = figures.memory ? memorySection(figures.memory) : null;
+  const desired = figures.desired ? desiredSection(figures.desired) : null;
 
   const expectations: Expectation[] = [];
   const expect = (name: string, ok: boolean, detail: string) =>
@@ -199,6 +214,7 @@ export function judge(figures: RunFigures): SimulationReport {
     expectGoodbyes(figures.aliveAtShutdown, expect);
   }
   if (restart) expectReturn(restart, expect);
+  if (desired) expectDesired(desired, expect);
   expectSteady(figures.steady, figures.asked, expect);
   if (memory?.forcedGc) expectFlatHeap(memory, expect);
   const unexpected = figures.disconnects.unexpected;
@@ -257,6 +273,7 @@ export function judge(figures: RunFigures): SimulationReport {
     steady: figures.steady,
     memory,
     restart,
+    desired,
     peakRss: figures.peakRss,
     process: figures.process,
     errors: figures.errors,
@@ -303,6 +320,52 @@ function expectReturn(restart: RestartReport, expect: Expect): void {
     `every device back within ${RETURN_ALL_BACK_LIMIT} s of losing the manager`,
     expected > 0 && missing === 0 && backAfter.last <= RETURN_ALL_BACK_LIMIT,
     missing === 0 ? `last back at ${seconds(backAfter.last)}` : `${missing} never came back`,
+  );
+}
+
+/**
+ * The desired-state scenario: every connected device in step, every device in
+ * step soon after coming back, every ttl message accounted for.
+ */
+function expectDesired(desired: DesiredReport, expect: Expect): void {
+  const { devices, reconnects, afterReconnect, ttl } = desired;
+  const outOfStep = devices.connected - devices.inStep;
+  expect(
+    "every connected device in step with its desired state",
+    desired.changes > 0 && devices.connected > 0 && outOfStep === 0,
+    `${devices.inStep} / ${devices.connected} after the last change` +
+      ` (worst ${ms(desired.worst)} from a change or a reconnect to in step)` +
+      desired.outOfStepSamples.map((sample) => `; ${sample}`).join(""),
+  );
+  expect(
+    `every device in step within ${IN_STEP_AFTER_RECONNECT_LIMIT_MS / 1000} s of reconnecting`,
+    afterReconnect.max <= IN_STEP_AFTER_RECONNECT_LIMIT_MS,
+    reconnects.outOfStep === 0
+      ? `none of ${reconnects.total} came back out of step`
+      : `${afterReconnect.count} of ${reconnects.outOfStep} out of step got in step, ` +
+        `p99 ${ms(afterReconnect.p99)}, max ${ms(afterReconnect.max)}`,
+  );
+  const books = ttl.manager;
+  const accounted = books.delivered + books.expired + books.dropped + books.stillKept;
+  const failed = Object.entries(ttl.failed);
+  const problems = [
+    books.kept !== ttl.kept && `the manager counts ${books.kept} kept, the sends said ${ttl.kept}`,
+    books.kept !== accounted && `${books.kept - accounted} kept and neither delivered nor expired`,
+    ttl.received.kept !== books.delivered &&
+    `the devices received ${ttl.received.kept} of the ${books.delivered} delivered`,
+    ttl.received.direct !== ttl.direct &&
+    `the devices received ${ttl.received.direct} of the ${ttl.direct} acknowledged`,
+    ...failed.filter(([reason]) => reason !== "disconnected")
+      .map(([reason, n]) => `${n} failed: ${reason}`),
+  ].filter((problem): problem is string => typeof problem === "string");
+  const excused = ttl.failed.disconnected ?? 0;
+  expect(
+    "every ttl message delivered or counted as expired",
+    problems.length === 0,
+    `${ttl.sent} sent: ${books.kept} kept = ${books.delivered} delivered + ${books.expired} expired` +
+      ` + ${books.dropped} dropped + ${books.stillKept} still kept; ${ttl.direct} delivered at once` +
+      (excused > 0 ? `; ${excused} excused: churned before acknowledging` : "") +
+      problems.map((problem) => `; ${problem}`).join(""),
   );
 }
 
@@ -355,6 +418,20 @@ function restartSection(restart: RestartFigures): RestartReport {
     reconnect: restart.reconnect,
     linesLost: restart.linesLost,
     ...measureReturn(restart.backAfter, restart.expected),
+  };
+}
+
+/** The desired-state section: the fleet's end state counted, the worst time out of step. */
+function desiredSection(desired: DesiredFigures): DesiredReport {
+  const { connected, mode1, ...rest } = desired;
+  const outOfStep = connected.filter((device) => Object.keys(device.delta).length > 0);
+  return {
+    ...rest,
+    devices: { connected: connected.length, inStep: connected.length - outOfStep.length, mode1 },
+    outOfStepSamples: outOfStep.slice(0, 3).map((device) =>
+      `${device.type} ${device.uuid} still to do ${JSON.stringify(device.delta)}`
+    ),
+    worst: Math.max(desired.afterChange.max, desired.afterReconnect.max),
   };
 }
 

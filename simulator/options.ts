@@ -60,6 +60,15 @@ export interface SimulationOptions {
   /** Embedded: steady-phase `client.request("status #tag")` round trips per second; 0 sends none. */
   readonly steadyRequests: number;
   /**
+   * Embedded: the desired-state scenario. During the steady phase the desired
+   * state of every lock and light changes every `desiredEvery` seconds, each
+   * device churn takes away is sent messages with a `ttl`, and the report
+   * judges that every device converged and every kept message is accounted for.
+   */
+  readonly desired: boolean;
+  /** Seconds between two changes of desired state (with `desired`). */
+  readonly desiredEvery: number;
+  /**
    * Embedded: seconds into the steady phase at which the manager is closed, to
    * be started again on the same port `restartDown` seconds later; the devices
    * then reconnect by themselves. Undefined: no restart.
@@ -128,6 +137,8 @@ export const defaultOptions: SimulationOptions = {
   requests: 50,
   steadyBroadcast: 0,
   steadyRequests: 0,
+  desired: false,
+  desiredEvery: 1,
   restartDown: 3,
   memoryEvery: 0,
   warmUp: 120,
@@ -189,6 +200,13 @@ Timing
 Steady traffic (embedded manager; off by default)
   --steady-broadcast s   a broadcast every s seconds in the steady phase, sendAll and sendType in turn
   --steady-requests n    n client.request round trips per second to random live devices
+
+Desired state (embedded manager; off by default)
+  --desired              change the desired state of every lock and light during the
+                         steady phase, send ttl messages to devices churn takes away,
+                         and judge that every device converged and every kept message
+                         was delivered or expired
+  --desired-every s      seconds between two changes of desired state (default ${defaultOptions.desiredEvery})
 
 Restart (embedded manager; off by default)
   --restart s            s seconds into the steady phase, close the manager; a new one
@@ -286,6 +304,8 @@ export function parseCli(
         requests: { type: "string" },
         "steady-broadcast": { type: "string" },
         "steady-requests": { type: "string" },
+        desired: { type: "boolean" },
+        "desired-every": { type: "string" },
         restart: { type: "string" },
         "restart-down": { type: "string" },
         "reconnect-delay": { type: "string" },
@@ -393,6 +413,8 @@ export function parseCli(
     requests: whole("requests", values.requests, d.requests),
     steadyBroadcast: number("steady-broadcast", values["steady-broadcast"], d.steadyBroadcast),
     steadyRequests: number("steady-requests", values["steady-requests"], d.steadyRequests),
+    desired: values.desired ?? false,
+    desiredEvery: number("desired-every", values["desired-every"], d.desiredEvery, 0.01),
     restart: values.restart === undefined ? undefined : number("restart", values.restart, 0),
     restartDown: number("restart-down", values["restart-down"], d.restartDown),
     reconnect: reconnectOptions(values, number, share),
@@ -412,6 +434,13 @@ export function parseCli(
   }
   if (connect && (options.steadyBroadcast > 0 || options.steadyRequests > 0)) {
     throw new UsageError("--steady-broadcast and --steady-requests need the embedded manager");
+  }
+  if (!options.desired && values["desired-every"] !== undefined) {
+    throw new UsageError("--desired-every needs --desired");
+  }
+  const desiredClash = options.desired ? desiredClashes(options) : [];
+  if (desiredClash.length > 0) {
+    throw new UsageError(`--desired cannot be combined with --${desiredClash.join(", --")}`);
   }
   if (options.restart === undefined) {
     const stray = restartFlags.filter((name) => values[name] !== undefined);
@@ -437,8 +466,9 @@ export function parseCli(
 
 /**
  * The options a restart cannot run with, by flag name: devices dropped on
- * purpose (silent, slow) would come back by themselves, and churn and steady
- * traffic would talk to a manager that is gone. The restart runs a plain fleet.
+ * purpose (silent, slow) would come back by themselves, churn and steady
+ * traffic would talk to a manager that is gone, and the desired state lives in
+ * the closed manager's memory. The restart runs a plain fleet.
  *
  * @example
  * ```ts
@@ -456,6 +486,26 @@ export function restartClashes(options: SimulationOptions): string[] {
     ["slow", chaos.slow > 0],
     ["steady-broadcast", options.steadyBroadcast > 0],
     ["steady-requests", options.steadyRequests > 0],
+    ["desired", options.desired],
+  ];
+  return clashes.filter(([, on]) => on).map(([name]) => name);
+}
+
+/**
+ * The options the desired-state scenario cannot run with, by flag name: it
+ * needs the embedded manager (whose `state` it sets and reads) and devices
+ * that speak mode 2 (mode 1 has no desired state).
+ *
+ * @example
+ * ```ts
+ * import { defaultOptions, desiredClashes } from "./options.ts";
+ * console.log(desiredClashes({ ...defaultOptions, desired: true, mode1Share: 1 })); // ["mode 1"]
+ * ```
+ */
+export function desiredClashes(options: SimulationOptions): string[] {
+  const clashes: [string, boolean][] = [
+    ["connect", options.connect !== undefined],
+    ["mode 1", options.mode1Share >= 1],
   ];
   return clashes.filter(([, on]) => on).map(([name]) => name);
 }

@@ -5,12 +5,14 @@
  * @module
  */
 
+import type { DesiredReport } from "./desired.ts";
 import { MIB, mib, ms, percent, seconds, signed } from "./format.ts";
 import { HEAP_GROWTH_LIMIT, type MemoryReport } from "./memory.ts";
 import { type RestartReport, RETURN_WINDOW_MS } from "./restart.ts";
 import type { LatencySummary, Tally } from "./stats.ts";
 import type { SteadyReport } from "./steady.ts";
 
+export type { DesiredReport, TtlReport } from "./desired.ts";
 export type { MemoryReport, MemorySample, MemoryVerdict } from "./memory.ts";
 export type { RestartReport } from "./restart.ts";
 export type { SteadyReport } from "./steady.ts";
@@ -118,6 +120,8 @@ export interface SimulationReport {
   readonly memory: MemoryReport | null;
   /** How the fleet came back after the manager was closed and started again (`--restart`); null when off. */
   readonly restart: RestartReport | null;
+  /** Desired state and ttl messages while devices come and go (`--desired`); null when off. */
+  readonly desired: DesiredReport | null;
   /** Peak resident set size of the process (manager and devices together), in bytes. */
   readonly peakRss: number;
   /** Failures nothing handled, counted during the run instead of ending the process. */
@@ -227,6 +231,7 @@ export function renderReport(report: SimulationReport): string {
     (report.aborted ? " (aborted)" : "");
   const lines = [title, "", ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`)];
   if (report.restart) lines.push("", ...renderRestart(report.restart));
+  if (report.desired) lines.push("", ...renderDesired(report.desired));
   if (report.memory) lines.push("", ...renderMemory(report.memory, devices.expected));
   lines.push("", "expectations");
   const nameWidth = Math.max(0, ...report.expectations.map((e) => e.name.length));
@@ -292,6 +297,50 @@ function renderRestart(restart: RestartReport): string[] {
     );
   }
   return lines;
+}
+
+/** The desired-state scenario: the fleet in step, how fast, and the ttl messages' books. */
+function renderDesired(desired: DesiredReport): string[] {
+  const { devices, afterChange, afterReconnect, reconnects, ttl } = desired;
+  const books = ttl.manager;
+  const failed = Object.entries(ttl.failed).map(([reason, n]) => `${n} ${reason}`);
+  const latency = (summary: DesiredReport["afterChange"]) =>
+    `${ms(summary.p50)} / ${ms(summary.p99)} / ${ms(summary.max)}`;
+  const rows: [string, string][] = [
+    [
+      "devices in step / connected",
+      `${devices.inStep} / ${devices.connected}` +
+      (devices.mode1 > 0 ? `  (${devices.mode1} mode-1 devices left out)` : "") +
+      (desired.settled ? "" : "  (stopped waiting)"),
+    ],
+    [
+      "in step after a change p50 / p99 / max",
+      `${latency(afterChange)}  (${afterChange.count} times a connected device had to move)`,
+    ],
+    [
+      "in step after reconnecting p50 / p99 / max",
+      `${latency(afterReconnect)}  (${reconnects.outOfStep} of ${reconnects.total} came back ` +
+      `out of step)`,
+    ],
+    [
+      "ttl messages to devices away",
+      `${ttl.sent} sent: ${ttl.kept} kept, ${ttl.direct} delivered at once (already back)` +
+      (failed.length > 0 ? `, failed: ${failed.join(", ")}` : ""),
+    ],
+    [
+      "kept messages (manager)",
+      `${books.kept} kept: ${books.delivered} delivered, ${books.expired} expired, ` +
+      `${books.dropped} dropped, ${books.stillKept} still kept; ` +
+      `the devices received ${ttl.received.kept} of them`,
+    ],
+  ];
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return [
+    `desired state: ${desired.changes} changes to every lock and light, one every ` +
+    `${desired.every} s, the last once churn and steady traffic had stopped; ` +
+    `${desired.awayChanges} to single devices while they were away`,
+    ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`),
+  ];
 }
 
 /** The memory timeline as a table, then the verdict. */

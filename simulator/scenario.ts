@@ -6,7 +6,8 @@
  * share one process and one clock, so a broadcast's delivery latency is
  * measured from the manager's send to each device's receipt directly. Long
  * runs add steady traffic (`steady.ts`), churn (`churn.ts`) and a memory
- * timeline (`memory.ts`); a restart (`restart_phase.ts`) closes the manager
+ * timeline (`memory.ts`); the desired-state scenario (`desired.ts`) changes
+ * the fleet's desired state while churn takes devices away; a restart (`restart_phase.ts`) closes the manager
  * mid-run and measures how the fleet comes back to a new one. The books are
  * kept by `ledger.ts`; unhandled rejections and uncaught errors are counted
  * (`process_failures.ts`).
@@ -15,8 +16,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { Manager } from "@iot-manager/core";
+import { Manager, MemoryStore } from "@iot-manager/core";
 import { Churn } from "./churn.ts";
+import { DesiredScenario } from "./desired.ts";
 import { Dialer } from "./dialer.ts";
 import {
   countConnected,
@@ -29,7 +31,12 @@ import {
 import { judge, type RunFigures } from "./judge.ts";
 import { Ledger } from "./ledger.ts";
 import { MemorySampler } from "./memory.ts";
-import { defaultOptions, restartClashes, type SimulationOptions } from "./options.ts";
+import {
+  defaultOptions,
+  desiredClashes,
+  restartClashes,
+  type SimulationOptions,
+} from "./options.ts";
 import { watchProcessFailures } from "./process_failures.ts";
 import { Replies } from "./replies.ts";
 import type { SimulationReport } from "./report.ts";
@@ -50,8 +57,8 @@ const STEADY_ROUNDS = 3;
  * Runs a simulation and reports on it. Options not given take their
  * {@linkcode defaultOptions} values.
  *
- * @throws {TypeError} When `restart` is combined with options it cannot run with
- *   (see {@linkcode restartClashes}).
+ * @throws {TypeError} When `restart` or `desired` is combined with options it
+ *   cannot run with (see {@linkcode restartClashes} and {@linkcode desiredClashes}).
  *
  * @example
  * ```ts
@@ -71,6 +78,10 @@ export async function runSimulation(
   const clashes = resolved.restart === undefined ? [] : restartClashes(resolved);
   if (clashes.length > 0) {
     throw new TypeError(`restart cannot be combined with ${clashes.join(", ")}`);
+  }
+  const desiredClash = resolved.desired ? desiredClashes(resolved) : [];
+  if (desiredClash.length > 0) {
+    throw new TypeError(`desired cannot be combined with ${desiredClash.join(", ")}`);
   }
   return await new Run(resolved).execute();
 }
@@ -97,6 +108,8 @@ class Run {
   readonly #churn: Churn;
   readonly #memory: MemorySampler | null;
   #manager: Manager | null = null;
+  /** The embedded manager's store, where the desired scenario counts what is still kept. */
+  #store: MemoryStore | null = null;
   /** Heartbeat rounds of managers closed by a restart. */
   #retiredRounds = 0;
   #target!: Target;
@@ -104,6 +117,7 @@ class Run {
   #phase = "starting";
   #scripted: ScriptedTraffic | null = null;
   #steady: SteadyTraffic | null = null;
+  #desired: DesiredScenario | null = null;
   #steadyStart = 0;
   #steadyEnd = 0;
   #answersAtQuiet: { sent: number; received: number } | null = null;
@@ -203,6 +217,7 @@ class Run {
 
   /** Starts the embedded manager on `port` (0: any) and makes it the run's manager. */
   async #listen(port: number): Promise<Manager> {
+    const store = new MemoryStore();
     const manager = await Manager.listen({
       validTypes: ["light", "lock"],
       hostname: "127.0.0.1",
@@ -211,9 +226,11 @@ class Run {
       heartbeatRate: this.#options.heartbeat,
       heartbeatTimeout: this.#options.heartbeatTimeout,
       handshakeTimeout: 10,
+      store,
     });
     this.#retiredRounds += this.#manager?.heartbeatRounds ?? 0;
     this.#manager = manager;
+    this.#store = store;
     this.#ledger.watch(manager);
     return manager;
   }
@@ -245,10 +262,20 @@ class Run {
         onQueued: (reached) => void (ledger.toDevicesSent += reached),
         onRequestReply: (client, text) => ledger.countAnswers(client.uuid, text),
       }, { broadcastEvery: steadyBroadcast, requestsPerSecond: steadyRequests });
-      this.#recorder.steadyTag = (sim, tag, receivedAt) => steady.onTag(sim, tag, receivedAt);
       this.#steady = steady;
       steady.start();
     }
+    if (manager && this.#store && this.#options.desired) {
+      this.#desired = new DesiredScenario({
+        ...this.#shared,
+        manager,
+        store: this.#store,
+      }, this.#options.desiredEvery);
+      this.#desired.start();
+    }
+    this.#recorder.claimTag = (sim, tag, receivedAt) =>
+      (this.#desired?.onTag(sim, tag) ?? false) ||
+      (this.#steady?.onTag(sim, tag, receivedAt) ?? false);
     try {
       if (this.#options.restart !== undefined) {
         await restartManager({
@@ -265,6 +292,7 @@ class Run {
       // The last sample of the steady phase is its end, for the memory verdict.
       this.#memory?.sample();
       this.#steadyEnd = this.#elapsed();
+      await this.#desired?.stop();
       if (this.#steady) {
         this.#phase = "settling";
         await this.#steady.stop();
@@ -298,6 +326,10 @@ class Run {
     this.#phase = "shutdown";
     this.#stopTelemetry();
     await this.#churn.stop();
+    if (this.#desired) {
+      this.#phase = "converging";
+      await this.#desired.settle();
+    }
     if (this.#embedded) {
       await this.#ledger.quiet(true, this.#options.signal);
       this.#answersAtQuiet = this.#ledger.stableAnswers();
@@ -336,6 +368,9 @@ class Run {
     const totals = heartbeatTotals(this.#sims, recorder);
     const memory = this.#memory;
     const scripted = this.#scripted;
+    const desired = this.#desired?.figures() ?? null;
+    // Lines the manager queued for ttl messages: sent at once, or delivered once kept.
+    const ttlLines = desired ? desired.ttl.direct + desired.ttl.manager.delivered : 0;
     return {
       target: this.#embedded ? "embedded" : "external",
       address: `${this.#target?.hostname}:${this.#target?.port}`,
@@ -354,7 +389,7 @@ class Run {
       requests: scripted?.requests ?? { sent: 0, answered: 0, latencies: [] },
       answers: this.#answersAtQuiet ?? { sent: ledger.stableAnswers().sent, received: 0 },
       messages: {
-        toDevices: { sent: ledger.toDevicesSent, delivered: recorder.commandsReceived },
+        toDevices: { sent: ledger.toDevicesSent + ttlLines, delivered: recorder.commandsReceived },
         toManager: { sent: recorder.linesSent, received: ledger.managerReceived },
       },
       heartbeats: {
@@ -381,6 +416,7 @@ class Run {
         samples: memory.samples,
       },
       restart: ledger.restart && restartFigures(ledger.restart, this.#started, this.#options),
+      desired,
       peakRss: this.#ticker.peakRss,
       process,
       errors: { count: recorder.errorCount, samples: recorder.errors },

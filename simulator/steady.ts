@@ -97,7 +97,7 @@ interface PendingBroadcast {
  * @example
  * ```ts ignore
  * const steady = new SteadyTraffic(context, { broadcastEvery: 5, requestsPerSecond: 20 });
- * recorder.steadyTag = (sim, tag, at) => steady.onTag(sim, tag, at);
+ * recorder.claimTag = (sim, tag, at) => steady.onTag(sim, tag, at);
  * steady.start();
  * // ... the steady phase ...
  * await steady.stop();

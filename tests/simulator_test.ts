@@ -6,6 +6,7 @@ import {
   FakeLock,
   parseCommand,
 } from "../simulator/fake_devices.ts";
+import { type DesiredFigures, judge, type RunFigures } from "../simulator/judge.ts";
 import { judgeMemory, type MemorySample } from "../simulator/memory.ts";
 import { defaultOptions, parseCli, UsageError } from "../simulator/options.ts";
 import { renderReport, type SimulationReport } from "../simulator/report.ts";
@@ -207,6 +208,191 @@ Deno.test("simulator: a restart: the manager closes, a new one takes the port, e
   assert.deepEqual(JSON.parse(JSON.stringify(report)).restart, restart);
 });
 
+Deno.test("simulator --desired --json: the fleet converges under churn and every ttl message is accounted for", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      new URL("../simulator/main.ts", import.meta.url).pathname,
+      "--json",
+      "--no-status",
+      ...["--lights", "12", "--locks", "8", "--requests", "5"],
+      ...["--heartbeat", "0.2", "--heartbeat-timeout", "1", "--duration", "2"],
+      ...["--churn", "600", "--desired", "--desired-every", "0.3"],
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const output = new TextDecoder().decode(stdout);
+  const report: SimulationReport = JSON.parse(output);
+  const table = `${renderReport(report)}\n${new TextDecoder().decode(stderr)}`;
+  // Reconnecting within 1 s is a timing verdict: judged, but left to the real run.
+  const timing = "every device in step within 1 s of reconnecting";
+  const failed = report.expectations.filter((e) => !e.ok && e.name !== timing);
+  assert.deepEqual(failed, [], table);
+  assert.equal(code, report.ok ? 0 : 1);
+  const judged = new Map(report.expectations.map((e) => [e.name, e]));
+  for (
+    const name of [
+      "every connected device in step with its desired state",
+      timing,
+      "every ttl message delivered or counted as expired",
+    ]
+  ) assert.equal(typeof judged.get(name)?.ok, "boolean", `${name} is judged`);
+
+  const desired = report.desired!;
+  assert.ok(desired, table);
+  assert.equal(desired.settled, true, table);
+  // Churn had every device back by the end: the whole fleet connected, and all of it in step.
+  assert.deepEqual(desired.devices, { connected: 20, inStep: 20, mode1: 0 }, table);
+  assert.deepEqual(desired.outOfStepSamples, []);
+  assert.ok(desired.changes >= 2, `${desired.changes} changes`);
+  assert.ok(desired.afterChange.count > 0, table);
+  assert.ok(report.chaos.churnCycles >= 1, "churn happened");
+  // Every device churn took away was changed while away, so it came back out of step and caught up.
+  assert.ok(desired.awayChanges >= 1, table);
+  assert.ok(desired.reconnects.outOfStep >= 1, table);
+  assert.equal(desired.afterReconnect.count, desired.reconnects.outOfStep, table);
+  assert.equal(desired.worst, Math.max(desired.afterChange.max, desired.afterReconnect.max));
+
+  // The ttl books: each send kept, acknowledged at once or failed; each kept one delivered,
+  // expired, dropped or still kept; each delivered one received by its device.
+  const { ttl } = desired;
+  assert.equal(ttl.sent, 2 * desired.awayChanges, "two messages per device away");
+  const failedSends = Object.values(ttl.failed).reduce((sum, n) => sum + n, 0);
+  assert.equal(ttl.kept + ttl.direct + failedSends, ttl.sent, table);
+  assert.deepEqual(Object.keys(ttl.failed).filter((reason) => reason !== "disconnected"), []);
+  const books = ttl.manager;
+  assert.equal(books.kept, ttl.kept, table);
+  assert.equal(
+    books.kept,
+    books.delivered + books.expired + books.dropped + books.stillKept,
+    table,
+  );
+  assert.equal(books.stillKept, 0, "every device was back to take its messages");
+  assert.equal(ttl.received.kept, books.delivered, table);
+  assert.equal(ttl.received.direct, ttl.direct, table);
+  assert.ok(books.delivered + ttl.direct > 0, "some ttl messages reached their devices");
+
+  for (
+    const label of [
+      "desired state: ",
+      "devices in step / connected                 20 / 20",
+      "in step after reconnecting p50 / p99 / max",
+      "kept messages (manager)",
+    ]
+  ) assert.ok(table.includes(label), `the table shows ${label}:\n${table}`);
+});
+
+Deno.test("the desired expectations fail on a device out of step, a slow return and a lost message", () => {
+  const desired: DesiredFigures = {
+    every: 1,
+    changes: 3,
+    awayChanges: 2,
+    settled: true,
+    mode1: 1,
+    connected: [
+      { uuid: "a", type: "lock", delta: {} },
+      { uuid: "b", type: "light", delta: {} },
+    ],
+    afterChange: { count: 6, p50: 3, p99: 9, max: 9 },
+    afterReconnect: { count: 2, p50: 4, p99: 5, max: 5 },
+    reconnects: { total: 3, outOfStep: 2 },
+    ttl: {
+      sent: 4,
+      kept: 4,
+      direct: 0,
+      failed: {},
+      received: { kept: 2, direct: 0, failed: 0 },
+      manager: { kept: 4, delivered: 2, expired: 2, dropped: 0, stillKept: 0 },
+    },
+  };
+  const names = {
+    inStep: "every connected device in step with its desired state",
+    reconnect: "every device in step within 1 s of reconnecting",
+    ttl: "every ttl message delivered or counted as expired",
+  };
+  const verdicts = (figures: DesiredFigures) => {
+    const report = judge(runFigures(figures));
+    const byName = new Map(report.expectations.map((e) => [e.name, e]));
+    return {
+      report,
+      inStep: byName.get(names.inStep)!,
+      reconnect: byName.get(names.reconnect)!,
+      ttl: byName.get(names.ttl)!,
+    };
+  };
+  const good = verdicts(desired);
+  assert.deepEqual([good.inStep.ok, good.reconnect.ok, good.ttl.ok], [true, true, true]);
+  assert.equal(good.report.ok, true);
+  assert.deepEqual(good.report.desired?.devices, { connected: 2, inStep: 2, mode1: 1 });
+  assert.equal(good.report.desired?.worst, 9);
+  assert.match(good.ttl.detail, /4 kept = 2 delivered \+ 2 expired \+ 0 dropped \+ 0 still kept/);
+
+  const behind = verdicts({
+    ...desired,
+    connected: [desired.connected[0], { uuid: "b", type: "light", delta: { on: true } }],
+  });
+  assert.equal(behind.inStep.ok, false);
+  assert.match(behind.inStep.detail, /^1 \/ 2 .*; light b still to do \{"on":true\}$/);
+  assert.equal(behind.report.ok, false);
+
+  const slow = verdicts({ ...desired, afterReconnect: { count: 2, p50: 4, p99: 1500, max: 1500 } });
+  assert.deepEqual([slow.inStep.ok, slow.reconnect.ok], [true, false]);
+  assert.match(slow.reconnect.detail, /max 1500\.0 ms/);
+
+  const ttl = desired.ttl;
+  const lost = verdicts({ ...desired, ttl: { ...ttl, manager: { ...ttl.manager, delivered: 1 } } });
+  assert.equal(lost.ttl.ok, false);
+  assert.match(lost.ttl.detail, /1 kept and neither delivered nor expired/);
+  const unseen = verdicts({ ...desired, ttl: { ...ttl, received: { ...ttl.received, kept: 1 } } });
+  assert.equal(unseen.ttl.ok, false);
+  assert.match(unseen.ttl.detail, /the devices received 1 of the 2 delivered/);
+  const churned = verdicts({ ...desired, ttl: { ...ttl, sent: 5, failed: { disconnected: 1 } } });
+  assert.equal(churned.ttl.ok, true, "the send said it failed: the device left before its ack");
+  assert.match(churned.ttl.detail, /1 excused/);
+  const timedOut = verdicts({ ...desired, ttl: { ...ttl, sent: 5, failed: { timeout: 1 } } });
+  assert.equal(timedOut.ttl.ok, false);
+  assert.match(timedOut.ttl.detail, /1 failed: timeout/);
+  const none = verdicts({ ...desired, changes: 0 });
+  assert.equal(none.inStep.ok, false, "no change made: nothing was shown");
+});
+
+/** The figures of an external run that did nothing but the desired scenario. */
+function runFigures(desired: DesiredFigures): RunFigures {
+  return {
+    target: "external",
+    address: "127.0.0.1:1",
+    tls: false,
+    seconds: 1,
+    aborted: false,
+    asked: { requests: 0, steadyBroadcast: 0, steadyRequests: 0 },
+    devices: [],
+    connected: 0,
+    peakConnected: 0,
+    aliveAtShutdown: [],
+    malformed: { sent: 0, rejected: 0 },
+    handshakeMs: [],
+    broadcasts: [],
+    unicasts: [],
+    requests: { sent: 0, answered: 0, latencies: [] },
+    answers: { sent: 0, received: 0 },
+    messages: { toDevices: { sent: 0, delivered: 0 }, toManager: { sent: 0, received: 0 } },
+    heartbeats: { rounds: 0, answered: 0, ignored: 0, missed: 0 },
+    disconnects: { manager: {}, devices: {}, unexpected: 0, unexpectedSamples: [] },
+    dropped: { silent: 0, slow: 0 },
+    churn: { cycles: 0, reconnected: 0 },
+    steady: null,
+    memory: null,
+    restart: null,
+    desired,
+    peakRss: 0,
+    process: { unhandledRejections: 0, uncaughtErrors: 0 },
+    errors: { count: 0, samples: [] },
+  };
+}
+
 Deno.test("the return is counted in sliding 100 ms windows", () => {
   const figures = measureReturn([3.0, 3.07, 3.12, 3.15, 3.35, 4.8], 8);
   // 3.07 to 3.15 is the busiest 100 ms although no fixed window holds all three.
@@ -299,6 +485,22 @@ Deno.test("fake devices obey their commands and answer unknown ones with an erro
     tag: "t1",
   });
   assert.deepEqual(commandLines("on #1\n\nstatus\r\n"), ["on #1", "status"]);
+});
+
+Deno.test("fake devices apply the desired keys they understand and leave the rest", () => {
+  const light = new FakeLight();
+  // Each key is its own part of the state: a desired brightness does not switch the light.
+  assert.deepEqual(light.applyDelta({ brightness: 40 }), { on: false, brightness: 40 });
+  assert.deepEqual(light.applyDelta({ on: true }), { on: true, brightness: 40 });
+  assert.deepEqual(light.applyDelta({ brightness: 0 }), { on: true, brightness: 0 });
+  for (const bad of [{ on: "yes" }, { brightness: 101 }, { brightness: 2.5 }, { color: "red" }]) {
+    assert.deepEqual(light.applyDelta(bad), { on: true, brightness: 0 }, JSON.stringify(bad));
+  }
+  const lock = new FakeLock();
+  assert.deepEqual(lock.applyDelta({ locked: false, battery: 10 }), { locked: false });
+  assert.deepEqual(lock.applyDelta({ locked: null }), { locked: false });
+  assert.deepEqual(lock.applyDelta({}), { locked: false });
+  assert.equal(answer(lock, "status"), '{"locked":false}', "commands see the same state");
 });
 
 Deno.test("the CLI parses every flag and refuses bad ones", () => {
@@ -395,10 +597,34 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
       ["--restart", "1", "--silent", "0.1"],
       ["--restart", "1", "--steady-requests", "5"],
       ["--restart", "1", "--connect", "devices.example:8595"],
+      ["--restart", "1", "--desired"],
+      ["--desired-every", "2"],
+      ["--desired", "--desired-every", "0"],
+      ["--desired", "--connect", "devices.example:8595"],
+      ["--desired", "--mode", "1"],
     ]
   ) {
     assert.throws(() => parseCli(bad, read), UsageError, bad.join(" "));
   }
+});
+
+Deno.test("the CLI's desired flags: off by default, a change every second when on", async () => {
+  const off = parseCli([]);
+  assert.ok(!off.help);
+  assert.deepEqual([off.options.desired, off.options.desiredEvery], [false, 1]);
+  const on = parseCli(["--desired", "--desired-every", "0.5", "--churn", "20", "--mode", "mixed"]);
+  assert.ok(!on.help);
+  assert.deepEqual([on.options.desired, on.options.desiredEvery], [true, 0.5]);
+  await assert.rejects(
+    () =>
+      runSimulation({
+        lights: 1,
+        locks: 1,
+        desired: true,
+        connect: { hostname: "127.0.0.1", port: 1 },
+      }),
+    TypeError,
+  );
 });
 
 Deno.test("the CLI's restart flags: the library's backoff unless one is given", async () => {
