@@ -139,6 +139,8 @@ export class DeviceStates implements ManagerState {
   readonly #loaded = new Map<string, Promise<void>>();
   #writes: Promise<void> = Promise.resolve();
   readonly #kept: KeptMessages;
+  /** The last delta each connection was sent (JSON), so a report does not repeat it. */
+  readonly #lastDelta = new WeakMap<Connection, string>();
   #closed = false;
 
   constructor(registry: Registry<Connection>, options: DeviceStatesOptions, log: Logger) {
@@ -239,6 +241,9 @@ export class DeviceStates implements ManagerState {
       reported: mergePatch(record.reported, patch),
       lastSeen: Date.now(),
     });
+    // A report that moves the device away from its desired state (a command, a hand on the
+    // switch) gets the delta again, as AWS IoT does; one it was already sent is not repeated.
+    this.#sendDelta(connection, next, true);
     return this.#stallFor(next.type);
   }
 
@@ -342,10 +347,21 @@ export class DeviceStates implements ManagerState {
     return next;
   }
 
-  #sendDelta(connection: Connection, record: DeviceRecord): void {
+  /**
+   * Sends the device its delta. After a report (`onlyIfNew`) only a non-empty
+   * delta that differs from the last one sent goes, so a device that cannot
+   * reach its desired state is not told the same thing after every report.
+   */
+  #sendDelta(connection: Connection, record: DeviceRecord, onlyIfNew = false): void {
     if (!connection.uses("state")) return;
     const delta = stateDelta(record.desired, record.reported);
-    if (Object.keys(delta).length === 0 && record.version === 0) return;
+    const empty = Object.keys(delta).length === 0;
+    const text = JSON.stringify(delta);
+    if (onlyIfNew) {
+      if (empty) this.#lastDelta.delete(connection);
+      if (empty || this.#lastDelta.get(connection) === text) return;
+    } else if (empty && record.version === 0) return;
+    this.#lastDelta.set(connection, text);
     connection.enqueue(encodeDelta(record.version, delta));
   }
 

@@ -369,7 +369,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     const ttl = options.ttl;
     if (options.ack) {
       const report = await this.#router.sendAcked(uuid, data, { ...options, ack: true });
-      if (ttl === undefined || report.failed[0]?.reason !== "offline") return report;
+      // With a ttl, a device away, or gone before it acknowledged, gets the message when back.
+      const away = ["offline", "disconnected", "buffer-full"].includes(report.failed[0]?.reason);
+      if (ttl === undefined || !away) return report;
       if (!await this.#states.keep(uuid, bytesOf(data), ttl)) return report;
       return { targets: 1, acknowledged: 0, failed: [], remote: 0, kept: 1 };
     }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Device, type DeviceOptions, type Manager, type StateChange } from "../mod.ts";
-import { encodeFrame, FrameType } from "../lib/protocol/mod.ts";
+import { encodeFeatures, encodeFrame, FrameType } from "../lib/protocol/mod.ts";
 import { connectDevice, startManager, text, waitFor } from "./_helpers.ts";
 
 /** A lock that does what the desired state says and reports it. */
@@ -170,4 +170,43 @@ Deno.test("kept: a mode-1 device gets its kept messages as plain messages when i
   await using back = await connectDevice(manager, { mode: 1, type: "lock", uuid });
   assert.equal(text(await back.readSome()), "unlock");
   await waitFor(() => manager.state.keptStats.delivered === 1, "delivered");
+});
+
+Deno.test("state: a report that moves a device away from its desired state gets the delta again, once", async () => {
+  await using manager = await startManager();
+  await using lock = await Device.connect({
+    port: manager.port,
+    type: "lock",
+    data: { locked: false },
+  });
+  const deltas: unknown[] = [];
+  lock.on("delta", (delta) => deltas.push(delta));
+  await waitFor(() => manager.state.get(lock.uuid)?.connected === true, "connected");
+  await manager.state.setDesired(lock.uuid, { locked: true });
+  await waitFor(() => deltas.length === 1, "the first delta");
+  await lock.report({ locked: true });
+  await waitFor(converged(manager, lock.uuid), "converged");
+  await lock.report({ locked: false }); // someone turned the key
+  await waitFor(() => deltas.length === 2, "the delta again");
+  assert.deepEqual(deltas[1], { locked: true });
+  await lock.report({ locked: false, battery: 50 }); // still unlocked: the same delta, not repeated
+  await waitFor(() => manager.state.get(lock.uuid)?.reported.battery === 50, "the report read");
+  await manager.get(lock.uuid)!.heartbeat(); // a round trip after the report
+  assert.equal(deltas.length, 2);
+});
+
+Deno.test("kept: an acknowledged ttl send to a device that leaves before its ACK is kept for it", async () => {
+  await using manager = await startManager();
+  const uuid = crypto.randomUUID();
+  const leaver = await connectDevice(manager, { mode: 2, type: "lock", uuid });
+  await leaver.write(encodeFeatures(["ack"]));
+  await waitFor(() => manager.get(uuid)?.connected === true, "connected");
+  const sending = manager.send(uuid, "unlock", { ack: true, ttl: 60, timeout: 5 });
+  await leaver.readFrameOf(FrameType.MESSAGE);
+  leaver.close(); // gone without acknowledging
+  const report = await sending;
+  assert.deepEqual(report, { targets: 1, acknowledged: 0, failed: [], remote: 0, kept: 1 });
+  await waitFor(() => manager.state.get(uuid)?.connected === false, "gone");
+  await using back = await Device.connect({ port: manager.port, type: "lock", uuid });
+  assert.equal(text((await back[Symbol.asyncIterator]().next()).value), "unlock");
 });
