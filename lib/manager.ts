@@ -25,6 +25,7 @@ import { HeartbeatMonitor } from "./heartbeat.ts";
 import { type DeviceInfo, FEATURES } from "./protocol/mod.ts";
 import { DeviceStates, type ManagerState } from "./device_state.ts";
 import { ManagerMetrics, type ManagerStats, managerStats } from "./metrics.ts";
+import { publishMetrics } from "./otel.ts";
 import { Registry } from "./registry.ts";
 import { type DeviceStore, MemoryStore } from "./store.ts";
 import {
@@ -93,6 +94,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #hooks: ConnectionHooks;
   readonly #tasks = new Set<Promise<void>>();
   readonly #metrics = new ManagerMetrics();
+  readonly #unpublish: () => void;
   #closing: Promise<void> | null = null;
 
   /** Use {@linkcode Manager.listen}. */
@@ -166,6 +168,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       timeout: this.#options.writeTimeout,
       targets: () => this.#registry.all(),
     });
+    this.#unpublish = publishMetrics(this, this.#metrics, { "server.port": this.port });
     this.#heartbeat.start();
     this.#watchdog.start();
     this.#track(this.#acceptLoop());
@@ -492,6 +495,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       this.#listener.close();
     } catch { /* already closed */ }
     this.#heartbeat.stop();
+    this.#unpublish();
     this.#watchdog.stop();
     this.#dispatcher.close();
     this.#admission.close();

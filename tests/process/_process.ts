@@ -12,9 +12,10 @@ export class ManagerProcess implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
   readonly #reading: Promise<void>;
 
-  constructor(options: Record<string, unknown>) {
+  constructor(options: Record<string, unknown>, env: Record<string, string> = {}) {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", FIXTURE, JSON.stringify(options)],
+      env,
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
