@@ -94,6 +94,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   readonly #hooks: ConnectionHooks;
   readonly #tasks = new Set<Promise<void>>();
   readonly #metrics = new ManagerMetrics();
+  readonly #closedSignal = Promise.withResolvers<void>();
   readonly #unpublish: () => void;
   #closing: Promise<void> | null = null;
 
@@ -189,6 +190,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    */
   static async listen(options: ManagerOptions): Promise<Manager> {
     validateOptions(options);
+    options.signal?.throwIfAborted();
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8595;
     const listener = await listenTransport({ hostname, port, tls: options.tls });
@@ -200,6 +202,13 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     } catch (error) {
       await manager.close();
       throw error;
+    }
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = () => void manager.close();
+      signal.addEventListener("abort", onAbort, { once: true });
+      manager.#closedSignal.promise.then(() => signal.removeEventListener("abort", onAbort));
+      if (signal.aborted) onAbort();
     }
     return manager;
   }
@@ -508,6 +517,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     await this.#cluster?.close();
     await this.#dispatcher.drain(CLOSE_GRACE_MS);
     await this.#store.close();
+    this.#closedSignal.resolve();
   }
 
   #clusterNode(): ClusterNode {

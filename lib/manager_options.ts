@@ -61,6 +61,11 @@ export interface ManagerOptions {
    */
   readonly cluster?: ClusterAdapter;
   /**
+   * Closes the manager when aborted, as `Deno.serve`'s `signal` does (see `close()`).
+   * `listen` throws the reason if it is already aborted.
+   */
+  readonly signal?: AbortSignal;
+  /**
    * Where devices' desired and reported state and their kept messages live
    * (see `manager.state`). The manager closes it when it closes.
    * @default a new `MemoryStore` (forgotten when the process ends); `SqliteStore` survives restarts
@@ -74,7 +79,7 @@ export interface ManagerOptions {
 
 /** Options with every default filled in (what the manager runs with). */
 export type ResolvedOptions = Required<
-  Omit<ManagerOptions, "tls" | "logCategory" | "authenticate" | "cluster" | "store">
+  Omit<ManagerOptions, "tls" | "logCategory" | "authenticate" | "cluster" | "store" | "signal">
 >;
 
 /**

@@ -64,3 +64,18 @@ Deno.test("mode 2: a 300 KiB message arrives whole, with small ones before and a
   assert.equal((await received.next()).value?.text, "z");
   await received.return?.();
 });
+
+Deno.test("Manager.listen takes a signal: aborting it closes the manager and ends its devices", async () => {
+  const controller = new AbortController();
+  const manager = await startManager({ signal: controller.signal });
+  await using device = await connectDevice(manager, { mode: 2 });
+  const client = manager.get(device.uuid)!;
+  controller.abort(new Error("shutting down the building"));
+  assert.equal((await client.closed).reason, "manager-closed");
+  await manager.close(); // already closing: the same promise, resolves once closed
+  await assert.rejects(
+    startManager({ signal: controller.signal }),
+    /shutting down the building/,
+    "an already aborted signal makes listen throw its reason",
+  );
+});
