@@ -2,7 +2,9 @@
  * The load generator: thousands of raw sockets in one process, written for
  * speed rather than with the library's {@linkcode Device} class. Each socket
  * has one reusable read buffer and a few counters; frames are cut in place
- * without copying payloads; heartbeats are answered with preallocated bytes.
+ * without copying payloads; heartbeats are answered with preallocated bytes,
+ * and (mode 2 with `ack`) each `MESSAGE` with an `ACK` written into one of two
+ * buffers per socket that take turns.
  *
  * {@linkcode Fleet} holds what every kind of client shares (the connect
  * window, delivery targets, closing); {@linkcode DeviceFleet} speaks the
@@ -13,7 +15,15 @@
  */
 
 import type { ProtocolMode } from "@iot-manager/core";
-import { encodeFrame, encodeHandshake, FrameType } from "@iot-manager/core/protocol";
+import {
+  ACK_ID_SIZE,
+  encodeAck,
+  encodeFeatures,
+  encodeFrame,
+  encodeHandshake,
+  FRAME_HEADER_SIZE,
+  FrameType,
+} from "@iot-manager/core/protocol";
 import { within } from "./control.ts";
 import { PAYLOAD_SIZE, wallClock } from "./wire.ts";
 
@@ -221,6 +231,61 @@ async function writeRest(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
+const ACK_FRAME = encodeAck(0);
+const ACK_FRAME_SIZE = FRAME_HEADER_SIZE + ACK_ID_SIZE;
+/** ACKs a socket's buffers hold at first; one that fills up is replaced by one twice the size. */
+const ACKS_AT_FIRST = 32;
+
+/**
+ * The `ACK`s a device owes, written once per read: they are filled into one
+ * buffer while the other is being written, so at most one write is in flight
+ * and the bytes it holds are never overwritten.
+ */
+class AckOutbox {
+  #filling = new Uint8Array(ACK_FRAME_SIZE * ACKS_AT_FIRST);
+  #writing = new Uint8Array(ACK_FRAME_SIZE * ACKS_AT_FIRST);
+  #length = 0;
+  #busy = false;
+
+  constructor(readonly conn: Deno.Conn) {}
+
+  /** Queues the `ACK` for the `MESSAGE` with this id. */
+  add(id: number): void {
+    if (this.#length + ACK_FRAME_SIZE > this.#filling.length) {
+      const larger = new Uint8Array(this.#filling.length * 2);
+      larger.set(this.#filling.subarray(0, this.#length));
+      this.#filling = larger;
+    }
+    const bytes = this.#filling;
+    const at = this.#length + FRAME_HEADER_SIZE;
+    bytes.set(ACK_FRAME, this.#length);
+    bytes[at] = id >>> 24;
+    bytes[at + 1] = id >>> 16;
+    bytes[at + 2] = id >>> 8;
+    bytes[at + 3] = id;
+    this.#length += ACK_FRAME_SIZE;
+  }
+
+  /** Writes what is queued, unless a write is in flight (its end writes the rest). */
+  flush(): void {
+    if (!this.#busy && this.#length > 0) this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    this.#busy = true;
+    try {
+      while (this.#length > 0) {
+        const bytes = this.#filling.subarray(0, this.#length);
+        [this.#filling, this.#writing] = [this.#writing, this.#filling];
+        this.#length = 0;
+        let offset = 0;
+        while (offset < bytes.length) offset += await this.conn.write(bytes.subarray(offset));
+      }
+    } catch { /* a failed write shows up as a close */ }
+    this.#busy = false;
+  }
+}
+
 /** One device socket: frame-cutting state on top of the counters. */
 export class DeviceSocket extends FleetSocket {
   /** The handshake answer, until the manager's `getinfo` byte has been answered. */
@@ -230,6 +295,11 @@ export class DeviceSocket extends FleetSocket {
   headerSeen = 0;
   frameLength = 0;
   payloadLeft = 0;
+  /** Mode 2, a `MESSAGE` being read: bytes of its id still to come, and the id so far. */
+  idLeft = 0;
+  messageId = 0;
+  /** Mode 2 with `ack`: the `ACK`s owed; `null` for a device that does not use the feature. */
+  acks: AckOutbox | null = null;
   /** Mode 1: application bytes received (messages have no boundaries there). */
   messageBytes = 0;
   /** Heartbeats answered. */
@@ -247,22 +317,34 @@ export class DeviceSocket extends FleetSocket {
 }
 
 const MODE2_BEAT = encodeFrame(FrameType.BEAT);
+const FEATURES_ACK = encodeFeatures(["ack"]);
 const MODE1_BEAT = new TextEncoder().encode("beat");
 const GETINFO_BYTE = 0x01;
 const HEARTBEAT_BYTE = 0x02;
 
 /**
  * Devices speaking the iot-manager protocol (or, with `handshake: false`,
- * plain sockets that only count what a bare server writes to them).
+ * plain sockets that only count what a bare server writes to them). With
+ * `acks` (mode 2), each device sends `FEATURES` `["ack"]` right after
+ * `WELCOME` and answers every `MESSAGE` with its `ACK`; without, it announces
+ * nothing, as a device written before features existed.
  */
 export class DeviceFleet extends Fleet<DeviceSocket> {
   readonly mode: ProtocolMode;
   readonly #handshake: boolean;
+  readonly #acks: boolean;
 
-  constructor(endpoint: Endpoint, options: { mode: ProtocolMode; handshake: boolean }) {
+  constructor(
+    endpoint: Endpoint,
+    options: { mode: ProtocolMode; handshake: boolean; acks?: boolean },
+  ) {
     super(endpoint);
     this.mode = options.mode;
     this.#handshake = options.handshake;
+    this.#acks = options.acks ?? false;
+    if (this.#acks && !(options.mode === 2 && options.handshake)) {
+      throw new Error("acknowledged delivery needs mode 2 and the manager's handshake");
+    }
   }
 
   /** Heartbeats answered by every socket so far. */
@@ -302,8 +384,12 @@ export class DeviceFleet extends Fleet<DeviceSocket> {
       if (this.mode === 1) socket.ready.resolve();
       offset = 1;
     }
-    if (this.mode === 2) this.#onFrames(socket, offset, count);
-    else this.#onMode1(socket, offset, count);
+    if (this.mode === 2) {
+      this.#onFrames(socket, offset, count);
+      socket.acks?.flush();
+    } else {
+      this.#onMode1(socket, offset, count);
+    }
   }
 
   /** Cuts mode-2 frames in place; payloads are skipped, only counted. */
@@ -312,9 +398,16 @@ export class DeviceFleet extends Fleet<DeviceSocket> {
     let offset = start;
     while (offset < count) {
       if (socket.payloadLeft > 0) {
-        const take = Math.min(socket.payloadLeft, count - offset);
-        socket.payloadLeft -= take;
-        offset += take;
+        if (socket.idLeft > 0) {
+          // A MESSAGE's id, which a read may cut anywhere: a byte at a time.
+          socket.messageId = socket.messageId * 256 + buffer[offset++];
+          socket.idLeft--;
+          socket.payloadLeft--;
+        } else {
+          const take = Math.min(socket.payloadLeft, count - offset);
+          socket.payloadLeft -= take;
+          offset += take;
+        }
         if (socket.payloadLeft === 0) this.#onFrame(socket, socket.frameType);
         continue;
       }
@@ -330,6 +423,10 @@ export class DeviceFleet extends Fleet<DeviceSocket> {
         if (++socket.headerSeen < 5) continue;
         socket.headerSeen = 0;
       }
+      if (socket.frameType === FrameType.MESSAGE) {
+        socket.idLeft = Math.min(ACK_ID_SIZE, socket.frameLength);
+        socket.messageId = 0;
+      }
       if (socket.frameLength === 0) this.#onFrame(socket, socket.frameType);
       else socket.payloadLeft = socket.frameLength;
       socket.frameLength = 0;
@@ -340,10 +437,18 @@ export class DeviceFleet extends Fleet<DeviceSocket> {
     switch (type) {
       case FrameType.DATA:
         return this.delivered(socket, 1);
+      case FrameType.MESSAGE:
+        socket.acks?.add(socket.messageId);
+        return this.delivered(socket, 1);
       case FrameType.HEARTBEAT:
         socket.beats++;
         return this.write(socket, MODE2_BEAT);
       case FrameType.WELCOME:
+        if (this.#acks) {
+          // FEATURES must be the first frame after WELCOME, before any BEAT.
+          this.write(socket, FEATURES_ACK);
+          socket.acks = new AckOutbox(socket.conn);
+        }
         return socket.ready.resolve();
     }
   }

@@ -145,6 +145,7 @@ function settings(quick: boolean): Settings {
   const read = (name: string) => Deno.readTextFileSync(new URL(name, fixtures));
   return {
     fanOutMessages: 200,
+    ackedMessages: 20,
     latencyRounds: 20,
     sendTypeMessages: 200,
     sendEachRounds: 20,

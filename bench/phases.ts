@@ -29,6 +29,11 @@ export interface Scenario {
 export interface Settings {
   /** Back-to-back broadcasts in the fan-out phase. */
   readonly fanOutMessages: number;
+  /**
+   * Acknowledged broadcasts issued at once in the fan-out with ack (fewer: each
+   * costs the manager a time that grows faster than the fleet).
+   */
+  readonly ackedMessages: number;
   /** Single broadcasts timed one by one. */
   readonly latencyRounds: number;
   /** Back-to-back `sendType` calls to half the fleet. */
@@ -110,6 +115,10 @@ export async function untilSize(
 /** One burst to time: arm the fleet's targets, then trigger the send (returns when it started). */
 export interface Burst {
   readonly deliveries: number;
+  /**
+   * Arms the burst's end and resolves with when it came: usually the fleet's
+   * last arrival; for an acknowledged send, when its report was in.
+   */
   expect(): Promise<number>;
   send(): Promise<number>;
   readonly what: string;

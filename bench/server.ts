@@ -141,6 +141,28 @@ async function managerCommands(config: ServerConfig): Promise<Record<string, Com
       }
       return reached.timing(startedAt);
     },
+    /**
+     * `count` calls of `sendAll(payload, { ack: true, timeout })`, all issued
+     * at once; answers when the last report is in, with the least and most
+     * devices a call had acknowledged. A device that did not acknowledge is an error.
+     */
+    sendAllAcked: async ({ count, timeout }): Promise<SendTiming> => {
+      const options = { ack: true, timeout: Number(timeout) } as const;
+      const reached = new Reached();
+      const startedAt = wallClock();
+      const calls = Array.from({ length: Number(count) }, () => manager.sendAll(payload, options));
+      const reports = await Promise.all(calls);
+      const returnedAt = wallClock();
+      const reasons: Record<string, number> = {};
+      for (const report of reports) {
+        reached.add(report.acknowledged);
+        for (const { reason } of report.failed) reasons[reason] = (reasons[reason] ?? 0) + 1;
+      }
+      if (Object.keys(reasons).length > 0) {
+        throw new Error(`deliveries not acknowledged, by reason: ${JSON.stringify(reasons)}`);
+      }
+      return { startedAt, returnedAt, reachedMin: reached.min, reachedMax: reached.max };
+    },
     sendType: async ({ count, type }): Promise<SendTiming> => {
       const startedAt = wallClock();
       for (let i = 0; i < Number(count); i++) await manager.sendType(String(type), payload);

@@ -10,6 +10,7 @@
 import type { ClusterFigures } from "../cluster.ts";
 import { READ_SIZE } from "../handshake_server.ts";
 import type { SegmentationFigures } from "../segmentation.ts";
+import { ACK_TIMEOUT_SECONDS } from "../systems/manager.ts";
 import { clusterProblems, clusterTables } from "./cluster.ts";
 import { bulletList, count } from "./format.ts";
 import {
@@ -126,6 +127,19 @@ ${issues.length > 0 ? `\n**Failures and skips**\n\n${bulletList(issues)}\n` : ""
   The processes share the system clock (\`performance.timeOrigin + performance.now()\`). With
   ${s.latencyRounds} rounds, p99 is the slowest round: expect it to swing between runs on a small
   machine, and compare p50s for the steady picture.
+- With ack (mode 2; mode 1 has no acknowledgements): a manager process of its own, whose devices
+  send \`FEATURES\` \`["ack"]\` right after \`WELCOME\` and answer each \`MESSAGE\` with its
+  \`ACK\` (the ACKs of one read in one write, from two buffers per socket that take turns).
+  ${s.ackedMessages} calls of \`sendAll(data, { ack: true, timeout: ${ACK_TIMEOUT_SECONDS} })\` issued
+  at once (awaited one by one, each would wait a round trip; fewer than the fast path's
+  ${s.fanOutMessages}, as each call costs the manager a time that grows faster than the fleet),
+  timed in the manager process from the first call to the last report resolving, that is to the
+  last \`ACK\` read; the median of up to
+  ${s.burstRuns} runs as above. Then ${s.latencyRounds} single calls, each timed to its report. Every
+  report must count every device as acknowledged; anything else is an error. In brackets, the ratio
+  to the fast path above (the first manager process, same run): its latency ends when the last
+  device has the message, this one when the manager has read the last \`ACK\`. Mosquitto has no
+  counterpart here: a QoS 1 \`PUBACK\` comes from the broker, not from the subscribers.
 - Inbound: every device writes ${s.inboundMessages.toLocaleString("en-US")} / N messages of 64
   bytes at once; timed until the \`for await (const m of manager.messages())\` consumer in the
   manager process has counted them all. Mode 1 has no message boundaries, so there it counts

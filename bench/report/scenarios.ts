@@ -1,13 +1,14 @@
 /**
  * The main run's figures, scenario by scenario: the rows of the results table
  * (the manager against the bare Deno server and Mosquitto, each row with its
- * target, judged in `targets.ts`), and the failures and skips.
+ * target, judged in `targets.ts`; acknowledged `sendAll` against the manager's
+ * own fast path), and the failures and skips.
  *
  * @module
  */
 
 import type { BareFigures } from "../systems/bare.ts";
-import type { ManagerFigures } from "../systems/manager.ts";
+import type { AckedFigures, ManagerFigures } from "../systems/manager.ts";
 import type { MosquittoFigures } from "../systems/mosquitto.ts";
 import { bytes, count, markdownTable, ms, percent, ratio, times } from "./format.ts";
 import { type Failure, figures, ok, type ScenarioResult, why } from "./results.ts";
@@ -105,6 +106,21 @@ export function tableRows(results: readonly ScenarioResult[]): Row[] {
         result: target ? verdict(m && q ? meets.p99VsMosquitto(m, q) : null) : "",
       });
     }
+    if (scenario.mode === 2) {
+      const a = m && ok<AckedFigures>(m.acked) ? m.acked : null;
+      const noAcked = m ? why(m.acked) : noOurs;
+      // The manager's figures are an AckedFigures too: its fast path, measured alike.
+      const vsFastPath = (get: (f: AckedFigures) => number, write: (value: number) => string) =>
+        a && m ? `${write(get(a))} (${ratio(get(a), get(m))} fast path)` : noAcked;
+      const calls = a ? `${count(a.fanOut.deliveries / scenario.devices)} × ` : "";
+      row(
+        `fan-out with ack: ${calls}sendAll 64 B at once, acknowledged deliveries/s`,
+        vsFastPath(figures.fanOut, count),
+      );
+      for (const [label, get] of [["p50", figures.p50], ["p99", figures.p99]] as const) {
+        row(`one sendAll with ack until its report (last ACK in), ${label}`, vsFastPath(get, ms));
+      }
+    }
     row("sendType to half the fleet, deliveries/s", count(m?.sendType.perSecond ?? NaN));
     row("send to one device at a time, messages/s", count(m?.sendEach.perSecond ?? NaN));
     row(
@@ -179,6 +195,10 @@ export function problems(results: readonly ScenarioResult[]): string[] {
       if (value?.skipped) {
         lines.push(`${result.scenario.label}, ${system}: skipped: ${value.skipped}`);
       }
+    }
+    const acked = ok<ManagerFigures>(result.manager) ? result.manager.acked as Failure : undefined;
+    if (acked?.error) {
+      lines.push(`${result.scenario.label}, manager (acknowledged sendAll): error: ${acked.error}`);
     }
   }
   return lines;

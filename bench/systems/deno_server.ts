@@ -69,6 +69,8 @@ export interface ConnectOptions {
   readonly name?: string;
   /** Settings besides the target and TLS (heartbeats). */
   readonly config?: Omit<ServerConfig, "target" | "tls">;
+  /** The devices use acknowledged delivery (mode 2, manager only): see {@linkcode DeviceFleet}. */
+  readonly acks?: boolean;
 }
 
 /**
@@ -136,10 +138,11 @@ function fleetOf(
   scenario: Scenario,
   settings: Settings,
   port: number,
+  acks = false,
 ): DeviceFleet {
   return new DeviceFleet(
     { port, caCerts: scenario.tls ? [settings.tls.ca] : undefined },
-    { mode: scenario.mode, handshake: system.handshake },
+    { mode: scenario.mode, handshake: system.handshake, acks },
   );
 }
 
@@ -160,7 +163,7 @@ async function open<T>(
   }));
   const { pid, port } = await server.call<ServerInfo>("info");
   const before = await beforeConnecting(server, port);
-  const fleet = stack.use(fleetOf(system, scenario, settings, port));
+  const fleet = stack.use(fleetOf(system, scenario, settings, port, options.acks));
   const timing = await fleet.connect(n, {
     concurrency: settings.connectConcurrency,
     timeoutMs: CONNECT_TIMEOUT_MS,

@@ -2,7 +2,8 @@
  * The manager's figures for one scenario: handshakes, memory and `sendAll`
  * as the bare server is measured (`deno_server.ts`), then what only the
  * manager does: `sendType`, `send`, device messages to a `for await`
- * consumer, and heartbeats in a second process.
+ * consumer; acknowledged `sendAll` (mode 2) in a second process, with devices
+ * that use `ack`; and heartbeats in a third.
  *
  * @module
  */
@@ -26,7 +27,9 @@ import {
   sleep,
   soak,
   timeBursts,
+  WARM_UP_MESSAGES,
 } from "../phases.ts";
+import type { Failure } from "../report/results.ts";
 import type { InboundResult, SendTiming } from "../server.ts";
 import { benchPayload, PAYLOAD_SIZE, stampPayload, wallClock } from "../wire.ts";
 import { connect, connectWarm, MANAGER, timeSendAll } from "./deno_server.ts";
@@ -41,8 +44,21 @@ export interface ManagerFigures {
   readonly sendEach: FanOut;
   readonly inboundPerSecond: number;
   readonly consumerLatency: Latency;
+  /** Mode 2 only: `sendAll` with `{ ack: true }`; a failure here leaves the other figures standing. */
+  readonly acked?: AckedFigures | Failure;
   readonly heartbeat: HeartbeatSoak;
 }
+
+/** Acknowledged `sendAll`, on a manager whose devices all use `ack`. */
+export interface AckedFigures {
+  /** `ackedMessages` calls issued at once, from the first call to the last report. */
+  readonly fanOut: FanOut;
+  /** One call, from the call to its report (the last `ACK` in). */
+  readonly latency: Latency;
+}
+
+/** Seconds the manager waits for the `ACK`s of one call; the bench waits 30 s more for its answer. */
+export const ACK_TIMEOUT_SECONDS = 60;
 
 /** Every manager figure for one scenario (two manager processes: load, then heartbeats). */
 export async function measureManager(
@@ -51,6 +67,16 @@ export async function measureManager(
   log: Log,
 ): Promise<ManagerFigures> {
   const load = await measureLoad(scenario, settings, log);
+  let acked: AckedFigures | Failure | undefined;
+  if (scenario.mode === 2) {
+    try {
+      acked = await measureAcked(scenario, settings, log);
+    } catch (error) {
+      const message = (error as Error).message ?? String(error);
+      log(`ERROR in acknowledged sendAll: ${message}`);
+      acked = { error: message };
+    }
+  }
   await using connected = await connect(MANAGER, scenario, settings, {
     name: "manager (heartbeats)",
     config: { heartbeatRate: 1, heartbeatTimeout: settings.heartbeatTimeout },
@@ -66,7 +92,70 @@ export async function measureManager(
     `heartbeats: ${falseDisconnects} dropped, ${result.roundTrips} beats, ` +
       `${(result.cpuShare * 100).toFixed(1)} % CPU`,
   );
-  return { ...load, heartbeat: { ...result, falseDisconnects } };
+  return { ...load, ...(acked ? { acked } : {}), heartbeat: { ...result, falseDisconnects } };
+}
+
+/**
+ * `sendAll(data, { ack: true })` on a fresh manager whose devices announce
+ * `ack`: a warm-up, the fan-out bursts (all calls at once: awaited one by one,
+ * each would wait a round trip), then single calls timed to their report.
+ * Both ends of each time are read in the manager process.
+ */
+async function measureAcked(
+  scenario: Scenario,
+  settings: Settings,
+  log: Log,
+): Promise<AckedFigures> {
+  const n = scenario.devices;
+  await using connected = await connect(MANAGER, scenario, settings, {
+    name: "manager (acks)",
+    acks: true,
+  });
+  const { server, pid, fleet } = connected;
+  const sendAllAcked = async (count: number): Promise<SendTiming> => {
+    const timing = await server.call<SendTiming>(
+      "sendAllAcked",
+      { count, timeout: ACK_TIMEOUT_SECONDS },
+      (ACK_TIMEOUT_SECONDS + 30) * 1000,
+    );
+    if (timing.reachedMin !== n || timing.reachedMax !== n) {
+      throw new Error(
+        `an acknowledged sendAll reached ${timing.reachedMin}` +
+          (timing.reachedMax !== timing.reachedMin ? ` to ${timing.reachedMax}` : "") +
+          ` devices, expected ${n}`,
+      );
+    }
+    return timing;
+  };
+  await sendAllAcked(WARM_UP_MESSAGES);
+  const m = settings.ackedMessages;
+  let reported = Promise.withResolvers<number>();
+  const fanOut = await timeBursts(fleet, [pid], {
+    deliveries: m * n,
+    expect: () => (reported = Promise.withResolvers<number>()).promise,
+    send: async () => {
+      const timing = await sendAllAcked(m);
+      reported.resolve(timing.returnedAt);
+      return timing.startedAt;
+    },
+    what: `${m} acknowledged sendAll`,
+  }, settings);
+  const samples: number[] = [];
+  for (let round = 0; round < settings.latencyRounds; round++) {
+    const timing = await sendAllAcked(1);
+    samples.push(timing.returnedAt - timing.startedAt);
+    await sleep(10);
+  }
+  const latency = latencyOf(samples);
+  const dropped = await server.call<Record<string, number>>("disconnects");
+  if (Object.keys(dropped).length > 0 || fleet.serverClosed > 0) {
+    throw new Error(`devices were disconnected during the acks: ${JSON.stringify(dropped)}`);
+  }
+  log(
+    `acknowledged fan-out ${Math.round(fanOut.perSecond)} deliveries/s, ` +
+      `report p50 ${latency.p50.toFixed(2)} ms, p99 ${latency.p99.toFixed(2)} ms`,
+  );
+  return { fanOut, latency };
 }
 
 async function measureLoad(
