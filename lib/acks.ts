@@ -10,7 +10,7 @@
 
 import { type ConnectionEnd, DeliveryError } from "./errors.ts";
 import { encodeAckedHeader, type Feature, type ProtocolMode } from "./protocol/mod.ts";
-import { type Waiter, waitIn } from "./waiters.ts";
+import { type Waiter, waitIn, type WaitLimits } from "./waiters.ts";
 
 /** What acknowledged sends need from their connection. */
 export interface AckTarget {
@@ -46,20 +46,38 @@ export class Acks {
    */
   send(body: Uint8Array, timeout: number, signal?: AbortSignal): Promise<void> {
     const target = this.#target;
-    if (target.endedWith) return Promise.reject(this.#failure(target.endedWith));
-    if (target.uses("ack") === false) return Promise.reject(this.#unsupported());
+    return this.#send(body, { timeout, signal }).acked.catch((error: Error) => {
+      if (error.name !== "TimeoutError") throw error;
+      throw new DeliveryError("timeout", target.uuid, `no ACK within ${timeout} s`);
+    });
+  }
+
+  /**
+   * The same with no timer and no signal of its own: the caller ends the wait
+   * with `cancel`. A fan-out gives its thousands of sends one deadline this
+   * way (a listener per send on one signal would cost it O(n²)).
+   */
+  sendCancellable(body: Uint8Array): { acked: Promise<void>; cancel(error: Error): void } {
+    return this.#send(body, { timeout: Infinity });
+  }
+
+  #send(
+    body: Uint8Array,
+    limits: WaitLimits,
+  ): { acked: Promise<void>; cancel(error: Error): void } {
+    const target = this.#target;
+    const failed = (error: Error) => ({ acked: Promise.reject(error), cancel: () => {} });
+    if (target.endedWith) return failed(this.#failure(target.endedWith));
+    if (target.uses("ack") === false) return failed(this.#unsupported());
     const id = this.#nextId;
     this.#nextId = this.#nextId === 0xffff_ffff ? 1 : this.#nextId + 1;
     const holder: Waiter<void>[] = [];
-    const acked = waitIn(holder, { timeout, signal }, "", () => this.#pending.delete(id))
-      .catch((error: Error) => {
-        if (error.name !== "TimeoutError") throw error;
-        throw new DeliveryError("timeout", target.uuid, `no ACK within ${timeout} s`);
-      });
-    this.#pending.set(id, holder[0]);
+    const acked = waitIn(holder, limits, "", () => this.#pending.delete(id));
+    const waiter = holder[0];
+    this.#pending.set(id, waiter);
     if (target.uses("ack") === undefined) this.#held.push({ id, body });
     else this.#write(id, body);
-    return acked;
+    return { acked, cancel: (error) => waiter.reject(error) };
   }
 
   /** The device's features are known: held sends go out, or fail as `unsupported`. */

@@ -206,6 +206,12 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     return (this.#acks ??= new Acks(this)).send(body, timeout, options.signal);
   }
 
+  /** {@linkcode Connection.sendAcked} whose wait the caller ends (`cancel`): for fan-outs. */
+  sendAckedCancellable(body: Uint8Array): { acked: Promise<void>; cancel(error: Error): void } {
+    this.#hooks.metrics.sent(1, body.length);
+    return (this.#acks ??= new Acks(this)).sendCancellable(body);
+  }
+
   recv(options: WaitOptions = {}): Promise<Uint8Array> {
     return this.#wait(this.#recvWaiters, options, "a message");
   }

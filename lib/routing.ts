@@ -233,22 +233,23 @@ async function fanOutAcked(
 ): Promise<Omit<DeliveryReport, "remote" | "kept">> {
   const body = typeof data === "string" ? encoder.encode(data) : data;
   const seconds = options.timeout ?? DEFAULT_ACK_SECONDS;
-  const deadline = new AbortController();
-  const timer = Number.isFinite(seconds)
-    ? setTimeout(() => deadline.abort(), seconds * 1000)
-    : undefined;
-  const signal = options.signal
-    ? AbortSignal.any([deadline.signal, options.signal])
-    : deadline.signal;
-  const sent: { uuid: string; acked: Promise<void> }[] = [];
+  const sent: { uuid: string; acked: Promise<void>; cancel(error: Error): void }[] = [];
   for (const connection of targets) {
-    sent.push({
-      uuid: connection.uuid,
-      acked: connection.sendAcked(body, { timeout: Infinity, signal }),
-    });
+    sent.push({ uuid: connection.uuid, ...connection.sendAckedCancellable(body) });
   }
+  // One deadline and one listener for the whole fan-out: what has not been acknowledged by then
+  // fails as `timeout` (each send's own waits stay free of timers and listeners).
+  const expire = () => {
+    for (const entry of sent) {
+      entry.cancel(new DeliveryError("timeout", entry.uuid, `no ACK within ${seconds} s`));
+    }
+  };
+  const timer = Number.isFinite(seconds) ? setTimeout(expire, seconds * 1000) : undefined;
+  options.signal?.addEventListener("abort", expire, { once: true });
+  if (options.signal?.aborted) expire();
   const outcomes = await Promise.allSettled(sent.map((entry) => entry.acked));
   clearTimeout(timer);
+  options.signal?.removeEventListener("abort", expire);
   const failed: { uuid: string; reason: DeliveryFailure }[] = [];
   outcomes.forEach((outcome, i) => {
     if (outcome.status === "fulfilled") return;

@@ -48,10 +48,9 @@ export function encodeAckedMessage(id: number, data: string | Uint8Array): Uint8
  */
 export function encodeAckedHeader(id: number, length: number): Uint8Array {
   const header = new Uint8Array(FRAME_HEADER_SIZE + ACK_ID_SIZE);
-  const view = new DataView(header.buffer);
   header[0] = FrameType.MESSAGE;
-  view.setUint32(1, ACK_ID_SIZE + length);
-  view.setUint32(FRAME_HEADER_SIZE, id);
+  writeUint32(header, 1, ACK_ID_SIZE + length);
+  writeUint32(header, FRAME_HEADER_SIZE, id);
   return header;
 }
 
@@ -136,4 +135,12 @@ function readId(payload: Uint8Array, frame: string): number {
     throw new ProtocolError("payload", `${frame} is shorter than its ${ACK_ID_SIZE}-byte id`);
   }
   return new DataView(payload.buffer, payload.byteOffset, ACK_ID_SIZE).getUint32(0);
+}
+
+/** Big-endian, without a DataView (a fan-out writes one header per device). */
+function writeUint32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = (value >>> 16) & 0xff;
+  bytes[at + 2] = (value >>> 8) & 0xff;
+  bytes[at + 3] = value & 0xff;
 }
