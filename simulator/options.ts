@@ -86,6 +86,12 @@ export interface SimulationOptions {
   readonly memoryEvery: number;
   /** Seconds at the start of the steady phase that the memory verdict treats as warm-up. */
   readonly warmUp: number;
+  /**
+   * Keep what plots need (`report.plots`): the run over time, sampled four
+   * times a second and thinned to at most 1200 samples, and the latency
+   * distributions. `--html` turns it on.
+   */
+  readonly plots: boolean;
   /** Seed for the chaos and mode assignment. */
   readonly seed: number;
   /** Chaos knobs. */
@@ -142,6 +148,7 @@ export const defaultOptions: SimulationOptions = {
   restartDown: 3,
   memoryEvery: 0,
   warmUp: 120,
+  plots: false,
   seed: 1,
   chaos: { silent: 0, churn: 0, slow: 0, slowDelay: 100, malformed: 0 },
 };
@@ -420,6 +427,7 @@ export function parseCli(
     reconnect: reconnectOptions(values, number, share),
     memoryEvery: number("memory-every", values["memory-every"], d.memoryEvery),
     warmUp: number("warm-up", values["warm-up"], d.warmUp),
+    plots: d.plots,
     seed: whole("seed", values.seed, d.seed),
     chaos: {
       silent: share("silent", values.silent),

@@ -9,13 +9,16 @@ import type { DesiredReport } from "./desired.ts";
 import { MIB, mib, ms, percent, seconds, signed } from "./format.ts";
 import { HEAP_GROWTH_LIMIT, type MemoryReport } from "./memory.ts";
 import { type RestartReport, RETURN_WINDOW_MS } from "./restart.ts";
-import type { LatencySummary, Tally } from "./stats.ts";
+import type { LatencyDistribution, LatencySummary, Tally } from "./stats.ts";
 import type { SteadyReport } from "./steady.ts";
+import type { Timeline } from "./timeline.ts";
 
 export type { DesiredReport, TtlReport } from "./desired.ts";
 export type { MemoryReport, MemorySample, MemoryVerdict } from "./memory.ts";
 export type { RestartReport } from "./restart.ts";
 export type { SteadyReport } from "./steady.ts";
+export type { LatencyDistribution } from "./stats.ts";
+export type { Timeline, TimelinePhase, TimelineSample } from "./timeline.ts";
 
 /** One thing the run expected, and whether it held. */
 export interface Expectation {
@@ -135,6 +138,27 @@ export interface SimulationReport {
   readonly errors: { readonly count: number; readonly samples: readonly string[] };
   /** The verdicts. */
   readonly expectations: readonly Expectation[];
+  /** What plots need (`--html`, option `plots`); absent unless asked for. */
+  readonly plots?: ReportPlots;
+}
+
+/** The run over time and its latency distributions, for plots. */
+export interface ReportPlots {
+  /** Devices, messages, heartbeats, disconnects, errors and memory over time, and the phases. */
+  readonly timeline: Timeline;
+  /** The distributions behind the report's latency summaries. */
+  readonly latency: {
+    /** As {@linkcode SimulationReport.handshake}. */
+    readonly handshake: LatencyDistribution;
+    /** As the broadcasts' latency: the scripted broadcasts to undisturbed devices. */
+    readonly broadcasts: LatencyDistribution;
+    /** As the requests' latency. */
+    readonly requests: LatencyDistribution;
+    /** As the steady broadcasts' latency; null without steady traffic. */
+    readonly steadyBroadcasts: LatencyDistribution | null;
+    /** As the steady requests' latency; null without steady traffic. */
+    readonly steadyRequests: LatencyDistribution | null;
+  };
 }
 
 /**
