@@ -61,6 +61,8 @@ export class StatusTicker {
 
   /** Ticks every 250 ms until {@linkcode stop}. */
   start(): void {
+    // The timeline starts with the run, a tick before the status line does.
+    if (this.#context.timeline) this.#tick(false, false);
     this.#timer = setInterval(() => this.tick(), TICK_MS);
   }
 
@@ -76,7 +78,12 @@ export class StatusTicker {
    * @param last True for the run's final tick, which the timeline always keeps.
    */
   tick(last = false): void {
-    const { sims, recorder, ledger, onStatus, timeline } = this.#context;
+    this.#tick(true, last);
+  }
+
+  #tick(status: boolean, last: boolean): void {
+    const { sims, recorder, ledger, timeline } = this.#context;
+    const onStatus = status ? this.#context.onStatus : undefined;
     const { rss, heapUsed, external } = Deno.memoryUsage();
     this.peakRss = Math.max(this.peakRss, rss);
     const connected = countConnected(sims);

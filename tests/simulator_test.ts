@@ -9,6 +9,9 @@ import {
 import { type DesiredFigures, judge, type RunFigures } from "../simulator/judge.ts";
 import { judgeMemory, type MemorySample } from "../simulator/memory.ts";
 import { defaultOptions, parseCli, UsageError } from "../simulator/options.ts";
+import uPlotStyle from "uplot/dist/uPlot.min.css" with { type: "text" };
+import uPlotScript from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
+import { renderHtmlReport } from "../simulator/html_report.ts";
 import { renderReport, type SimulationReport } from "../simulator/report.ts";
 import { measureReturn } from "../simulator/restart.ts";
 import { runSimulation } from "../simulator/scenario.ts";
@@ -644,6 +647,96 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
   ) {
     assert.throws(() => parseCli(bad, read), UsageError, bad.join(" "));
   }
+});
+
+Deno.test("the CLI's --html: a file to write, and plots kept for it", () => {
+  const asked = parseCli(["--html", "report.html"]);
+  assert.equal(asked.help, false);
+  if (asked.help) return;
+  assert.equal(asked.html, "report.html");
+  assert.equal(asked.options.plots, true);
+  assert.equal(asked.json, false);
+  const plain = parseCli([]);
+  if (plain.help) return;
+  assert.deepEqual([plain.html, plain.options.plots], [undefined, false]);
+  assert.throws(() => parseCli(["--html", ""]), UsageError);
+  assert.throws(() => parseCli(["--html"]), UsageError);
+});
+
+/** The JSON the page carries in `#report-data`. */
+function embeddedReport(html: string): SimulationReport {
+  const match = /<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html);
+  assert.ok(match, "the page carries the report's JSON");
+  return JSON.parse(match[1]);
+}
+
+Deno.test("the HTML report is one self-contained page with the figures, the verdicts and the plots' data", async () => {
+  const report = await runSimulation({
+    lights: 4,
+    locks: 2,
+    heartbeat: 0.1,
+    requests: 2,
+    duration: 1,
+    steadyBroadcast: 0.2,
+    steadyRequests: 10,
+    plots: true,
+  });
+  assertPassed(report);
+  const html = renderHtmlReport(report, { generatedAt: new Date("2026-01-02T03:04:05Z") });
+  assert.ok(html.startsWith("<!doctype html>"));
+  // Nothing to fetch: no script, stylesheet or image comes from elsewhere, uPlot is inlined whole.
+  assert.doesNotMatch(html, /<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=/i);
+  assert.doesNotMatch(html, /\b(src|href)\s*=\s*["']?(https?:)?\/\//i);
+  assert.doesNotMatch(html, /@import|url\(\s*["']?https?:/i);
+  assert.ok(html.includes(`<script>${uPlotScript}</script>`), "uPlot's script is inlined");
+  assert.ok(html.includes(`<style>${uPlotStyle}</style>`), "uPlot's stylesheet is inlined");
+  // The figures and the verdicts, readable without JavaScript.
+  assert.match(html, /<title>iot-manager simulator: PASS, 6 devices, /);
+  assert.ok(html.includes(">6 / 6<"), "the devices card");
+  assert.ok(html.includes("made 2026-01-02 03:04:05 UTC"));
+  for (const expectation of report.expectations) {
+    assert.ok(
+      html.includes(`<td class="verdict">PASS</td><td>${expectation.name.replace("'", "&#39;")}`),
+      `PASS ${expectation.name}`,
+    );
+  }
+  assert.ok(html.includes("result: PASS"));
+  for (const label of ["handshake latency p50 / p99", "steady broadcasts", "manager-closed"]) {
+    assert.ok(html.includes(label), label);
+  }
+  // A box for each plot, and the data behind them: the report itself.
+  const boxes = [...html.matchAll(/class="plot" data-chart="(\w+)"/g)].map((match) => match[1]);
+  assert.deepEqual(boxes, [
+    "connected",
+    "messages",
+    "heartbeats",
+    "memory",
+    "handshake",
+    "broadcasts",
+    "requests",
+  ]);
+  const embedded = embeddedReport(html);
+  assert.deepEqual(embedded, JSON.parse(JSON.stringify(report)));
+  assertPlots(embedded);
+});
+
+Deno.test("the HTML report shows a failed run's FAIL lines and escapes what it quotes", () => {
+  const failed = runFigures(null as unknown as DesiredFigures);
+  const report = judge({
+    ...failed,
+    desired: null,
+    errors: { count: 1, samples: ["a device sent <script>alert(1)</script>"] },
+  });
+  assert.equal(report.ok, false);
+  const html = renderHtmlReport(report);
+  assert.match(html, /<title>iot-manager simulator: FAIL/);
+  assert.ok(html.includes('<td class="verdict">FAIL</td><td>no errors</td><td>1</td>'));
+  assert.ok(html.includes("result: FAIL"));
+  assert.ok(html.includes("a device sent &#60;script&#62;alert(1)&#60;/script&#62;"));
+  assert.equal(html.split("<script>").length, 3, "only uPlot's and the page's own scripts");
+  assert.ok(html.includes("kept no time series"), "no plots without plots: true");
+  assert.doesNotMatch(html, /class="plot" data-chart=/);
+  assert.equal(embeddedReport(html).errors.samples[0], report.errors.samples[0]);
 });
 
 Deno.test("the CLI's desired flags: off by default, a change every second when on", async () => {
