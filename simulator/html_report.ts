@@ -226,15 +226,15 @@ function charts(report: SimulationReport): string {
         "external memory" + (report.memory?.forcedGc ? "; dots: heap after a forced GC" : ""),
     );
   }
-  const distribution = (label: string, summary: { p50: number; p99: number; max: number }) =>
-    `${label} p50 ${ms(summary.p50)}, p99 ${ms(summary.p99)}, max ${ms(summary.max)}`;
+  const percentiles = (summary: { p50: number; p99: number; max: number }) =>
+    `p50 ${ms(summary.p50)}, p99 ${ms(summary.p99)}, max ${ms(summary.max)}`;
   if (latency.handshake.upTo.length > 0) {
     figure(
       "handshake",
       "Handshake latency",
       `${
         embedded ? "socket opened to the manager's connect event" : "socket opened to connected"
-      }; ${distribution("", report.handshake).trim()}`,
+      }; ${percentiles(report.handshake)}`,
     );
   }
   const steady = report.steady;
@@ -245,9 +245,9 @@ function charts(report: SimulationReport): string {
       `from the send to each device having the message; ` +
         [
           latency.broadcasts.upTo.length > 0 &&
-          distribution("scripted", report.broadcasts.latency),
+          `scripted ${percentiles(report.broadcasts.latency)}`,
           steady && steady.broadcasts.sent > 0 &&
-          distribution("steady", steady.broadcasts.latency),
+          `steady ${percentiles(steady.broadcasts.latency)}`,
         ].filter(Boolean).join("; "),
     );
   }
@@ -257,8 +257,8 @@ function charts(report: SimulationReport): string {
       "Request round trips",
       `client.request to its answer; ` +
         [
-          latency.requests.upTo.length > 0 && distribution("scripted", report.requests.latency),
-          steady && steady.requests.sent > 0 && distribution("steady", steady.requests.latency),
+          latency.requests.upTo.length > 0 && `scripted ${percentiles(report.requests.latency)}`,
+          steady && steady.requests.sent > 0 && `steady ${percentiles(steady.requests.latency)}`,
         ].filter(Boolean).join("; "),
     );
   }
