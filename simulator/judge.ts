@@ -23,8 +23,9 @@ import {
   RETURN_WINDOW_MS,
   type ReturnFigures,
 } from "./restart.ts";
-import { summarize } from "./stats.ts";
+import { distribution, type LatencyDistribution, summarize } from "./stats.ts";
 import type { SteadyReport } from "./steady.ts";
+import type { Timeline } from "./timeline.ts";
 
 /** One device as the verdicts look at it, in its state at the end of the run (a `SimDevice` is one). */
 export interface DeviceFigures {
@@ -73,6 +74,16 @@ export type DesiredFigures = Omit<DesiredReport, "devices" | "outOfStepSamples" 
   }[];
 };
 
+/** What a run kept for plots (`plots`): its timeline and the steady traffic's latencies. */
+export interface PlotFigures {
+  readonly timeline: Timeline;
+  /** The steady broadcasts' and requests' latencies; null without steady traffic. */
+  readonly steady: {
+    readonly broadcasts: LatencyDistribution;
+    readonly requests: LatencyDistribution;
+  } | null;
+}
+
 /** Everything a run collected, as the judge takes it. Latencies in milliseconds, sizes in bytes. */
 export interface RunFigures {
   readonly target: SimulationReport["target"];
@@ -119,6 +130,8 @@ export interface RunFigures {
   readonly memory: MemoryFigures | null;
   readonly restart: RestartFigures | null;
   readonly desired: DesiredFigures | null;
+  /** Kept for plots when asked for (`plots`); null otherwise. */
+  readonly plots: PlotFigures | null;
   readonly peakRss: number;
   readonly process: SimulationReport["process"];
   readonly errors: SimulationReport["errors"];
@@ -228,6 +241,19 @@ export function judge(figures: RunFigures): SimulationReport {
   expect("no uncaught errors", uncaughtErrors === 0, String(uncaughtErrors));
   expect("no errors", figures.errors.count === 0, String(figures.errors.count));
 
+  const plots: SimulationReport["plots"] = figures.plots
+    ? {
+      timeline: figures.plots.timeline,
+      latency: {
+        handshake: distribution(figures.handshakeMs),
+        broadcasts: distribution(broadcastSamples),
+        requests: distribution(figures.requests.latencies),
+        steadyBroadcasts: figures.plots.steady?.broadcasts ?? null,
+        steadyRequests: figures.plots.steady?.requests ?? null,
+      },
+    }
+    : undefined;
+
   return {
     ok: expectations.every((expectation) => expectation.ok),
     target: figures.target,
@@ -278,6 +304,8 @@ export function judge(figures: RunFigures): SimulationReport {
     process: figures.process,
     errors: figures.errors,
     expectations,
+    // Only when kept: a report without plots prints as it always has.
+    ...(plots ? { plots } : {}),
   };
 }
 

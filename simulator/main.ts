@@ -5,7 +5,9 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import { configure, getConsoleSink } from "@logtape/logtape";
+import { renderHtmlReport } from "./html_report.ts";
 import { parseCli, usage, UsageError } from "./options.ts";
 import { renderReport } from "./report.ts";
 import { runSimulation } from "./scenario.ts";
@@ -26,6 +28,14 @@ async function main(args: readonly string[]): Promise<number> {
   if (request.help) {
     console.log(usage);
     return 0;
+  }
+  // Asked now, not after a long run: a terminal gets its prompt before the run, a script fails fast.
+  if (
+    request.html !== undefined &&
+    Deno.permissions.requestSync({ name: "write", path: request.html }).state !== "granted"
+  ) {
+    writeErr(`--html ${request.html}: no permission to write it (run with --allow-write)\n`);
+    return 2;
   }
   // Every level goes to stderr: stdout holds only the report.
   await configure({
@@ -61,6 +71,15 @@ async function main(args: readonly string[]): Promise<number> {
     });
     printer?.finish();
     console.log(request.json ? JSON.stringify(report, null, 2) : renderReport(report));
+    if (request.html !== undefined) {
+      try {
+        Deno.writeTextFileSync(request.html, renderHtmlReport(report, { generatedAt: new Date() }));
+      } catch (error) {
+        writeErr(`--html ${request.html}: ${(error as Error).message}\n`);
+        return 2;
+      }
+      writeErr(`HTML report written to ${resolve(request.html)}\n`);
+    }
     return report.ok ? 0 : 1;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);

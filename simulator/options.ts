@@ -86,6 +86,12 @@ export interface SimulationOptions {
   readonly memoryEvery: number;
   /** Seconds at the start of the steady phase that the memory verdict treats as warm-up. */
   readonly warmUp: number;
+  /**
+   * Keep what plots need (`report.plots`): the run over time, sampled four
+   * times a second and thinned to at most 1200 samples, and the latency
+   * distributions. `--html` turns it on.
+   */
+  readonly plots: boolean;
   /** Seed for the chaos and mode assignment. */
   readonly seed: number;
   /** Chaos knobs. */
@@ -142,6 +148,7 @@ export const defaultOptions: SimulationOptions = {
   restartDown: 3,
   memoryEvery: 0,
   warmUp: 120,
+  plots: false,
   seed: 1,
   chaos: { silent: 0, churn: 0, slow: 0, slowDelay: 100, malformed: 0 },
 };
@@ -153,6 +160,8 @@ export type CliRequest =
     readonly help: false;
     readonly options: SimulationOptions;
     readonly json: boolean;
+    /** Where to write the report as an HTML page with plots (`--html file`); undefined: nowhere. */
+    readonly html: string | undefined;
     readonly logLevel: LogLevelName;
     readonly statusLine: boolean;
   };
@@ -235,6 +244,8 @@ Chaos (all off by default)
 
 Output
   --json                 print the report as JSON
+  --html file            also write the report as one self-contained HTML page with
+                         plots (devices, messages, heartbeats, memory over time, latencies)
   --no-status            no live status line
   --log-level level      trace, debug, info, warning, error, fatal (default warning)
   -h, --help             this text
@@ -321,6 +332,7 @@ export function parseCli(
         malformed: { type: "string" },
         seed: { type: "string" },
         json: { type: "boolean" },
+        html: { type: "string" },
         "no-status": { type: "boolean" },
         "log-level": { type: "string" },
       },
@@ -420,6 +432,7 @@ export function parseCli(
     reconnect: reconnectOptions(values, number, share),
     memoryEvery: number("memory-every", values["memory-every"], d.memoryEvery),
     warmUp: number("warm-up", values["warm-up"], d.warmUp),
+    plots: values.html !== undefined || d.plots,
     seed: whole("seed", values.seed, d.seed),
     chaos: {
       silent: share("silent", values.silent),
@@ -429,6 +442,7 @@ export function parseCli(
       malformed: share("malformed", values.malformed),
     },
   };
+  if (values.html === "") throw new UsageError("--html needs a file name");
   if (options.lights + options.locks === 0) {
     throw new UsageError("no devices: --lights 0 --locks 0");
   }
@@ -459,6 +473,7 @@ export function parseCli(
     help: false,
     options,
     json: values.json ?? false,
+    html: values.html,
     logLevel,
     statusLine: !values["no-status"],
   };

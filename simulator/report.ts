@@ -9,13 +9,16 @@ import type { DesiredReport } from "./desired.ts";
 import { MIB, mib, ms, percent, seconds, signed } from "./format.ts";
 import { HEAP_GROWTH_LIMIT, type MemoryReport } from "./memory.ts";
 import { type RestartReport, RETURN_WINDOW_MS } from "./restart.ts";
-import type { LatencySummary, Tally } from "./stats.ts";
+import type { LatencyDistribution, LatencySummary, Tally } from "./stats.ts";
 import type { SteadyReport } from "./steady.ts";
+import type { Timeline } from "./timeline.ts";
 
 export type { DesiredReport, TtlReport } from "./desired.ts";
 export type { MemoryReport, MemorySample, MemoryVerdict } from "./memory.ts";
 export type { RestartReport } from "./restart.ts";
 export type { SteadyReport } from "./steady.ts";
+export type { LatencyDistribution } from "./stats.ts";
+export type { Timeline, TimelinePhase, TimelineSample } from "./timeline.ts";
 
 /** One thing the run expected, and whether it held. */
 export interface Expectation {
@@ -135,6 +138,36 @@ export interface SimulationReport {
   readonly errors: { readonly count: number; readonly samples: readonly string[] };
   /** The verdicts. */
   readonly expectations: readonly Expectation[];
+  /** What plots need (`--html`, option `plots`); absent unless asked for. */
+  readonly plots?: ReportPlots;
+}
+
+/** The run over time and its latency distributions, for plots. */
+export interface ReportPlots {
+  /** Devices, messages, heartbeats, disconnects, errors and memory over time, and the phases. */
+  readonly timeline: Timeline;
+  /** The distributions behind the report's latency summaries. */
+  readonly latency: {
+    /** As {@linkcode SimulationReport.handshake}. */
+    readonly handshake: LatencyDistribution;
+    /** As the broadcasts' latency: the scripted broadcasts to undisturbed devices. */
+    readonly broadcasts: LatencyDistribution;
+    /** As the requests' latency. */
+    readonly requests: LatencyDistribution;
+    /** As the steady broadcasts' latency; null without steady traffic. */
+    readonly steadyBroadcasts: LatencyDistribution | null;
+    /** As the steady requests' latency; null without steady traffic. */
+    readonly steadyRequests: LatencyDistribution | null;
+  };
+}
+
+/** One figure of the report: its name and its value, as the table prints them. */
+export type ReportRow = readonly [name: string, value: string];
+
+/** A section of the report: a line that says what it is, and its figures. */
+export interface ReportSection {
+  readonly title: string;
+  readonly rows: readonly ReportRow[];
 }
 
 /**
@@ -148,9 +181,47 @@ export interface SimulationReport {
  * ```
  */
 export function renderReport(report: SimulationReport): string {
+  const { devices } = report;
+  const title = `iot-manager simulator: ${report.target} manager at ${report.address}` +
+    `${report.tls ? " (TLS)" : ""}, ${devices.expected} devices, ${report.seconds.toFixed(1)} s` +
+    (report.aborted ? " (aborted)" : "");
+  const lines = [title, "", ...indentRows(summaryRows(report))];
+  if (report.restart) lines.push("", ...renderRestart(report.restart));
+  if (report.desired) {
+    const section = desiredSection(report.desired);
+    lines.push("", section.title, ...indentRows(section.rows));
+  }
+  if (report.memory) lines.push("", ...renderMemory(report.memory, devices.expected));
+  lines.push("", "expectations");
+  const nameWidth = Math.max(0, ...report.expectations.map((e) => e.name.length));
+  for (const expectation of report.expectations) {
+    lines.push(
+      `  ${expectation.ok ? "ok  " : "FAIL"} ${
+        expectation.name.padEnd(nameWidth)
+      }  ${expectation.detail}`,
+    );
+  }
+  for (const sample of report.disconnects.unexpectedSamples) lines.push(`  unexpected: ${sample}`);
+  for (const sample of report.errors.samples) lines.push(`  error: ${sample}`);
+  lines.push("", `result: ${report.ok ? "PASS" : "FAIL"}`);
+  return lines.join("\n");
+}
+
+/**
+ * The report's main figures, one row each, in the table's order.
+ *
+ * @example
+ * ```ts
+ * import { summaryRows } from "./report.ts";
+ * import { runSimulation } from "./scenario.ts";
+ * const rows = summaryRows(await runSimulation({ lights: 2, locks: 2, heartbeat: 0.1 }));
+ * console.log(rows[0][0]); // "devices connected / expected"
+ * ```
+ */
+export function summaryRows(report: SimulationReport): ReportRow[] {
   const { devices, handshake, broadcasts, requests, messages, heartbeats, chaos } = report;
   const embedded = report.target === "embedded";
-  const rows: [string, string][] = [
+  const rows: ReportRow[] = [
     [
       "devices connected / expected",
       `${devices.connected} / ${devices.expected}  (${devices.lights} lights, ${devices.locks} locks; ` +
@@ -225,33 +296,34 @@ export function renderReport(report: SimulationReport): string {
     ],
     ["errors", String(report.errors.count)],
   );
-  const width = Math.max(...rows.map(([name]) => name.length));
-  const title = `iot-manager simulator: ${report.target} manager at ${report.address}` +
-    `${report.tls ? " (TLS)" : ""}, ${devices.expected} devices, ${report.seconds.toFixed(1)} s` +
-    (report.aborted ? " (aborted)" : "");
-  const lines = [title, "", ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`)];
-  if (report.restart) lines.push("", ...renderRestart(report.restart));
-  if (report.desired) lines.push("", ...renderDesired(report.desired));
-  if (report.memory) lines.push("", ...renderMemory(report.memory, devices.expected));
-  lines.push("", "expectations");
-  const nameWidth = Math.max(0, ...report.expectations.map((e) => e.name.length));
-  for (const expectation of report.expectations) {
-    lines.push(
-      `  ${expectation.ok ? "ok  " : "FAIL"} ${
-        expectation.name.padEnd(nameWidth)
-      }  ${expectation.detail}`,
-    );
-  }
-  for (const sample of report.disconnects.unexpectedSamples) lines.push(`  unexpected: ${sample}`);
-  for (const sample of report.errors.samples) lines.push(`  error: ${sample}`);
-  lines.push("", `result: ${report.ok ? "PASS" : "FAIL"}`);
-  return lines.join("\n");
+  return rows;
 }
 
-/** The restart: how many came back and when, then handshakes per window, a row per second. */
-function renderRestart(restart: RestartReport): string[] {
+/** Rows as the table prints them: indented, names padded to the longest. */
+function indentRows(rows: readonly ReportRow[]): string[] {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`);
+}
+
+/**
+ * The restart: how many came back and when. The handshakes per window are
+ * `restart.perWindow`, which the table prints a row per second.
+ *
+ * @example
+ * ```ts
+ * import { restartSection } from "./report.ts";
+ * const section = restartSection({
+ *   closedAt: 2, closeSeconds: 0.01, upAfter: 1, linesLost: 0,
+ *   reconnect: { initialDelay: 1, maxDelay: 10, jitter: 1 },
+ *   expected: 2, back: 2, backAfter: { p50: 1.2, p90: 1.5, last: 1.5 },
+ *   busiest: { count: 1, share: 0.5, from: 1.2 }, perWindow: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1],
+ * });
+ * console.log(section.rows[1]); // ["devices back / expected", "2 / 2"]
+ * ```
+ */
+export function restartSection(restart: RestartReport): ReportSection {
   const { reconnect, backAfter, busiest } = restart;
-  const rows: [string, string][] = [
+  const rows: ReportRow[] = [
     [
       "device backoff",
       `${reconnect.initialDelay} s to ${reconnect.maxDelay} s, decorrelated jitter ${reconnect.jitter}`,
@@ -273,14 +345,23 @@ function renderRestart(restart: RestartReport): string[] {
   if (restart.linesLost > 0) {
     rows.push(["lines lost with the old manager", String(restart.linesLost)]);
   }
-  const width = Math.max(...rows.map(([name]) => name.length));
+  return {
+    title:
+      `restart: manager closed at ${
+        restart.closedAt.toFixed(1)
+      } s with ${restart.expected} devices ` +
+      `(its close took ${seconds(restart.closeSeconds)}), a new one on the same port at ` +
+      `+${seconds(restart.upAfter)}`,
+    rows,
+  };
+}
+
+/** The restart: its section, then handshakes per window, a row per second. */
+function renderRestart(restart: RestartReport): string[] {
+  const section = restartSection(restart);
   const lines = [
-    `restart: manager closed at ${
-      restart.closedAt.toFixed(1)
-    } s with ${restart.expected} devices ` +
-    `(its close took ${seconds(restart.closeSeconds)}), a new one on the same port at ` +
-    `+${seconds(restart.upAfter)}`,
-    ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`),
+    section.title,
+    ...indentRows(section.rows),
     `  handshakes per ${RETURN_WINDOW_MS} ms by seconds after the loss, then the second's total`,
   ];
   const perRow = 1000 / RETURN_WINDOW_MS;
@@ -299,14 +380,22 @@ function renderRestart(restart: RestartReport): string[] {
   return lines;
 }
 
-/** The desired-state scenario: the fleet in step, how fast, and the ttl messages' books. */
-function renderDesired(desired: DesiredReport): string[] {
+/**
+ * The desired-state scenario: the fleet in step, how fast, and the ttl messages' books.
+ *
+ * @example
+ * ```ts ignore
+ * import { desiredSection } from "./report.ts";
+ * const { title, rows } = desiredSection(report.desired!);
+ * ```
+ */
+export function desiredSection(desired: DesiredReport): ReportSection {
   const { devices, afterChange, afterReconnect, reconnects, ttl } = desired;
   const books = ttl.manager;
   const failed = Object.entries(ttl.failed).map(([reason, n]) => `${n} ${reason}`);
   const latency = (summary: DesiredReport["afterChange"]) =>
     `${ms(summary.p50)} / ${ms(summary.p99)} / ${ms(summary.max)}`;
-  const rows: [string, string][] = [
+  const rows: ReportRow[] = [
     [
       "devices in step / connected",
       `${devices.inStep} / ${devices.connected}` +
@@ -334,20 +423,18 @@ function renderDesired(desired: DesiredReport): string[] {
       `the devices received ${ttl.received.kept} of them`,
     ],
   ];
-  const width = Math.max(...rows.map(([name]) => name.length));
-  return [
-    `desired state: ${desired.changes} changes to every lock and light, one every ` +
-    `${desired.every} s, the last once churn and steady traffic had stopped; ` +
-    `${desired.awayChanges} to single devices while they were away`,
-    ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`),
-  ];
+  return {
+    title: `desired state: ${desired.changes} changes to every lock and light, one every ` +
+      `${desired.every} s, the last once churn and steady traffic had stopped; ` +
+      `${desired.awayChanges} to single devices while they were away`,
+    rows,
+  };
 }
 
 /** The memory timeline as a table, then the verdict. */
 function renderMemory(memory: MemoryReport, devices: number): string[] {
   const lines = [
-    `memory: the whole process (manager and ${devices} devices), a sample every ${memory.every} s` +
-    (memory.forcedGc ? ", each after a forced GC" : ", no forced GC (heapUsed includes garbage)"),
+    memoryTitle(memory, devices),
     `  ${"elapsed".padStart(9)}  ${"phase".padEnd(10)}  ${"connected".padStart(9)}  ` +
     `${"rss".padStart(9)}  ${"heapUsed".padStart(9)}  ${"external".padStart(9)}`,
   ];
@@ -360,27 +447,54 @@ function renderMemory(memory: MemoryReport, devices: number): string[] {
         }`,
     );
   }
+  lines.push(...memoryVerdictLines(memory).map((line) => `  ${line}`));
+  return lines;
+}
+
+/**
+ * What the memory timeline is: how often, and whether each sample followed a forced GC.
+ *
+ * @example
+ * ```ts ignore
+ * import { memoryTitle } from "./report.ts";
+ * console.log(memoryTitle(report.memory!, report.devices.expected));
+ * ```
+ */
+export function memoryTitle(memory: MemoryReport, devices: number): string {
+  return `memory: the whole process (manager and ${devices} devices), a sample every ${memory.every} s` +
+    (memory.forcedGc ? ", each after a forced GC" : ", no forced GC (heapUsed includes garbage)");
+}
+
+/**
+ * The memory verdict in words: the warm-up, the heap's growth against its limit, the RSS, the verdict.
+ *
+ * @example
+ * ```ts ignore
+ * import { memoryVerdictLines } from "./report.ts";
+ * console.log(memoryVerdictLines(report.memory!).at(-1)); // "verdict: flat"
+ * ```
+ */
+export function memoryVerdictLines(memory: MemoryReport): string[] {
   const verdict = memory.verdict;
   const growth = (bytes: number, of: number) =>
     `${signed(bytes / MIB)} MiB (${bytes >= 0 ? "+" : ""}${
       of > 0 ? ((bytes / of) * 100).toFixed(1) : "0.0"
     } %)`;
-  lines.push(
-    `  warm-up: the first ${memory.warmUp} s of the steady phase ` +
-      `(${memory.steadyStart.toFixed(1)} s to ${memory.steadyEnd.toFixed(1)} s)`,
-    `  heapUsed ${mib(verdict.baseline)} MiB after warm-up (at ${
+  return [
+    `warm-up: the first ${memory.warmUp} s of the steady phase ` +
+    `(${memory.steadyStart.toFixed(1)} s to ${memory.steadyEnd.toFixed(1)} s)`,
+    `heapUsed ${mib(verdict.baseline)} MiB after warm-up (at ${
       verdict.baselineAt.toFixed(0)
     } s), ` +
-      `${mib(verdict.end)} MiB at the end (at ${verdict.endAt.toFixed(0)} s): ` +
-      `${growth(verdict.growth, verdict.baseline)}, limit +${HEAP_GROWTH_LIMIT * 100} %; ` +
-      `trend ${signed(verdict.trendPerMinute / MIB)} MiB/min`,
-    `  rss ${mib(verdict.rssBaseline)} MiB -> ${mib(verdict.rssEnd)} MiB: ` +
-      `${growth(verdict.rssEnd - verdict.rssBaseline, verdict.rssBaseline)} (not judged)`,
-    `  verdict: ${
+    `${mib(verdict.end)} MiB at the end (at ${verdict.endAt.toFixed(0)} s): ` +
+    `${growth(verdict.growth, verdict.baseline)}, limit +${HEAP_GROWTH_LIMIT * 100} %; ` +
+    `trend ${signed(verdict.trendPerMinute / MIB)} MiB/min`,
+    `rss ${mib(verdict.rssBaseline)} MiB -> ${mib(verdict.rssEnd)} MiB: ` +
+    `${growth(verdict.rssEnd - verdict.rssBaseline, verdict.rssBaseline)} (not judged)`,
+    `verdict: ${
       verdict.judged ? (verdict.ok ? "flat" : "GROWING") : `not judged: ${verdict.reason}`
     }`,
-  );
-  return lines;
+  ];
 }
 
 function tally(counts: Tally): string {

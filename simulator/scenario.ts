@@ -45,7 +45,8 @@ import { castFleet } from "./roles.ts";
 import { ScriptedTraffic } from "./scripted.ts";
 import { seededRandom } from "./stats.ts";
 import { SteadyTraffic } from "./steady.ts";
-import { StatusTicker } from "./ticker.ts";
+import { StatusTicker, TICK_MS } from "./ticker.ts";
+import { TimelineRecorder } from "./timeline.ts";
 import { sleep, until } from "./wait.ts";
 
 const log = getLogger(["iot-manager", "simulator"]);
@@ -107,6 +108,8 @@ class Run {
   readonly #ticker: StatusTicker;
   readonly #churn: Churn;
   readonly #memory: MemorySampler | null;
+  /** The run over time, kept for plots (`plots`); null when not asked for. */
+  readonly #timeline: TimelineRecorder | null;
   #manager: Manager | null = null;
   /** The embedded manager's store, where the desired scenario counts what is still kept. */
   #store: MemoryStore | null = null;
@@ -114,7 +117,7 @@ class Run {
   #retiredRounds = 0;
   #target!: Target;
   #dialer!: Dialer;
-  #phase = "starting";
+  #phaseName = "starting";
   #scripted: ScriptedTraffic | null = null;
   #steady: SteadyTraffic | null = null;
   #desired: DesiredScenario | null = null;
@@ -147,12 +150,17 @@ class Run {
         connected: this.#manager?.size ?? countConnected(sims),
       }))
       : null;
+    this.#timeline = options.plots ? new TimelineRecorder(TICK_MS / 1000) : null;
+    this.#timeline?.phase(this.#phaseName, 0);
     this.#ticker = new StatusTicker({
       ...this.#shared,
       started: this.#started,
       phase: () => this.#phase,
       embedded: () => this.#embedded,
+      registered: () => this.#manager?.size ?? null,
+      heartbeatRounds: () => this.#heartbeatRounds,
       onStatus: options.onStatus,
+      timeline: this.#timeline ?? undefined,
     });
     this.#churn = new Churn({
       ...this.#shared,
@@ -164,6 +172,21 @@ class Run {
 
   get #embedded(): boolean {
     return this.#manager !== null;
+  }
+
+  /** What the run is doing now, as the status line shows it. */
+  get #phase(): string {
+    return this.#phaseName;
+  }
+
+  set #phase(name: string) {
+    this.#phaseName = name;
+    this.#timeline?.phase(name, this.#elapsed());
+  }
+
+  /** Heartbeat rounds run so far, by the manager and those a restart closed. */
+  get #heartbeatRounds(): number {
+    return this.#retiredRounds + (this.#manager?.heartbeatRounds ?? 0);
   }
 
   get #aborted(): boolean {
@@ -342,7 +365,7 @@ class Run {
       await this.#until(() => this.#aliveAtShutdown.every((sim) => sim.lastEnd !== null), 5_000);
     }
     await Promise.all(this.#sims.map((sim) => sim.stop("the simulation is over")));
-    this.#ticker.tick();
+    this.#ticker.tick(true);
     this.#ticker.stop();
     this.#phase = "done";
     if (this.#memory) {
@@ -393,7 +416,7 @@ class Run {
         toManager: { sent: recorder.linesSent, received: ledger.managerReceived },
       },
       heartbeats: {
-        rounds: this.#retiredRounds + (this.#manager?.heartbeatRounds ?? 0),
+        rounds: this.#heartbeatRounds,
         answered: totals.answered,
         ignored: totals.ignored,
         missed: ledger.heartbeatMissed,
@@ -417,6 +440,10 @@ class Run {
       },
       restart: ledger.restart && restartFigures(ledger.restart, this.#started, this.#options),
       desired,
+      plots: this.#timeline && {
+        timeline: this.#timeline.timeline(),
+        steady: this.#steady?.distributions() ?? null,
+      },
       peakRss: this.#ticker.peakRss,
       process,
       errors: { count: recorder.errorCount, samples: recorder.errors },

@@ -169,4 +169,80 @@ export class LatencyHistogram {
       max: round(this.#max),
     };
   }
+
+  /**
+   * The samples so far as a {@linkcode LatencyDistribution}, for a plot: each
+   * of this histogram's buckets counted where its upper edge falls (so a
+   * sample may land one plot bucket high, never more than 2 % off).
+   */
+  distribution(): LatencyDistribution {
+    const counts = new Map<number, number>();
+    for (let i = 0; i < this.#counts.length; i++) {
+      if (this.#counts[i] === 0) continue;
+      const index = distributionBucket(
+        Math.min(this.#max, HISTOGRAM_FLOOR_MS * HISTOGRAM_RATIO ** i),
+      );
+      counts.set(index, (counts.get(index) ?? 0) + this.#counts[i]);
+    }
+    return fromBuckets(counts);
+  }
+}
+
+/** Buckets per decade of a {@linkcode LatencyDistribution}: each edge is 10^0.1 (about 1.26) times the one before. */
+const DISTRIBUTION_PER_DECADE = 10;
+
+/**
+ * Latencies counted in log-spaced buckets, for a plot: ten per decade from
+ * 0.01 ms, only the range from the first to the last bucket that holds any.
+ */
+export interface LatencyDistribution {
+  /**
+   * Upper edge of each bucket, in milliseconds, to three significant digits:
+   * bucket `i` counts samples in `(upTo[i - 1], upTo[i]]`.
+   */
+  readonly upTo: readonly number[];
+  /** Samples in each bucket. */
+  readonly counts: readonly number[];
+}
+
+/**
+ * Counts samples (in milliseconds) into a {@linkcode LatencyDistribution}.
+ *
+ * @example
+ * ```ts
+ * import { distribution } from "./stats.ts";
+ * console.log(distribution([1, 1, 1.1, 1.9])); // { upTo: [1, 1.26, 1.58, 2], counts: [2, 1, 0, 1] }
+ * ```
+ */
+export function distribution(samples: Iterable<number>): LatencyDistribution {
+  const counts = new Map<number, number>();
+  for (const ms of samples) {
+    const index = distributionBucket(ms);
+    counts.set(index, (counts.get(index) ?? 0) + 1);
+  }
+  return fromBuckets(counts);
+}
+
+/** The bucket of a {@linkcode LatencyDistribution} that `ms` falls in. */
+function distributionBucket(ms: number): number {
+  if (ms <= HISTOGRAM_FLOOR_MS) return 0;
+  // Rounded first, so that an edge such as 1 ms falls in its own bucket, not the next one.
+  const exact = Math.log10(ms / HISTOGRAM_FLOOR_MS) * DISTRIBUTION_PER_DECADE;
+  return Math.ceil(Math.round(exact * 1e6) / 1e6);
+}
+
+function fromBuckets(counts: ReadonlyMap<number, number>): LatencyDistribution {
+  if (counts.size === 0) return { upTo: [], counts: [] };
+  const indices = [...counts.keys()];
+  const first = Math.min(...indices);
+  const last = Math.max(...indices);
+  const upTo: number[] = [];
+  const perBucket: number[] = [];
+  for (let index = first; index <= last; index++) {
+    upTo.push(
+      Number((HISTOGRAM_FLOOR_MS * 10 ** (index / DISTRIBUTION_PER_DECADE)).toPrecision(3)),
+    );
+    perBucket.push(counts.get(index) ?? 0);
+  }
+  return { upTo, counts: perBucket };
 }

@@ -15,7 +15,7 @@ import type { Client, Manager } from "@iot-manager/core";
 import type { FakeType } from "./fake_devices.ts";
 import type { Recorder, SimDevice } from "./fleet.ts";
 import { isValidAnswer, type Replies } from "./replies.ts";
-import { LatencyHistogram, type LatencySummary } from "./stats.ts";
+import { type LatencyDistribution, LatencyHistogram, type LatencySummary } from "./stats.ts";
 
 /** The steady broadcasts, in turn. */
 const STEADY_BROADCASTS: readonly { target: "all" | FakeType; command: string }[] = [
@@ -178,6 +178,14 @@ export class SteadyTraffic {
     return {
       broadcasts: { ...this.#broadcasts, latency: this.#broadcastLatency.summary() },
       requests: { ...this.#requests, latency: this.#requestLatency.summary() },
+    };
+  }
+
+  /** The latencies so far as distributions, for plots. */
+  distributions(): { broadcasts: LatencyDistribution; requests: LatencyDistribution } {
+    return {
+      broadcasts: this.#broadcastLatency.distribution(),
+      requests: this.#requestLatency.distribution(),
     };
   }
 

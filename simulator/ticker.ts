@@ -1,7 +1,8 @@
 /**
  * The run's ticker: four times a second it notes the process's peak memory
- * (and, against an external manager, the most devices connected at once) and
- * hands the live figures to `onStatus` for the status line (`status.ts`).
+ * (and, against an external manager, the most devices connected at once),
+ * hands the live figures to `onStatus` for the status line (`status.ts`) and,
+ * when the run keeps one, adds them to its timeline (`timeline.ts`).
  *
  * @module
  */
@@ -9,8 +10,11 @@
 import { countConnected, heartbeatTotals, type Recorder, type SimDevice } from "./fleet.ts";
 import type { Ledger } from "./ledger.ts";
 import type { LiveStatus } from "./options.ts";
+import type { Tally } from "./stats.ts";
+import type { TimelineRecorder } from "./timeline.ts";
 
-const TICK_MS = 250;
+/** Milliseconds between two ticks. */
+export const TICK_MS = 250;
 
 /** What the ticker reads from the run. */
 export interface TickerContext {
@@ -23,7 +27,13 @@ export interface TickerContext {
   readonly phase: () => string;
   /** True once the run has an embedded manager (which counts registrations itself). */
   readonly embedded: () => boolean;
+  /** Devices the embedded manager has registered now; null without one. */
+  readonly registered: () => number | null;
+  /** Heartbeat rounds run so far, by every manager of the run. */
+  readonly heartbeatRounds: () => number;
   readonly onStatus?: (status: LiveStatus) => void;
+  /** Where each tick's figures go, when the run keeps a timeline. */
+  readonly timeline?: TimelineRecorder;
 }
 
 /**
@@ -51,6 +61,8 @@ export class StatusTicker {
 
   /** Ticks every 250 ms until {@linkcode stop}. */
   start(): void {
+    // The timeline starts with the run, a tick before the status line does.
+    if (this.#context.timeline) this.#tick(false, false);
     this.#timer = setInterval(() => this.tick(), TICK_MS);
   }
 
@@ -60,17 +72,28 @@ export class StatusTicker {
     this.#timer = undefined;
   }
 
-  /** One tick, now. */
-  tick(): void {
-    const { sims, recorder, ledger, onStatus } = this.#context;
-    const rss = Deno.memoryUsage().rss;
+  /**
+   * One tick, now.
+   *
+   * @param last True for the run's final tick, which the timeline always keeps.
+   */
+  tick(last = false): void {
+    this.#tick(true, last);
+  }
+
+  #tick(status: boolean, last: boolean): void {
+    const { sims, recorder, ledger, timeline } = this.#context;
+    const onStatus = status ? this.#context.onStatus : undefined;
+    const { rss, heapUsed, external } = Deno.memoryUsage();
     this.peakRss = Math.max(this.peakRss, rss);
     const connected = countConnected(sims);
-    if (!this.#context.embedded()) ledger.peakConnected = Math.max(ledger.peakConnected, connected);
-    if (!onStatus) return;
+    const embedded = this.#context.embedded();
+    if (!embedded) ledger.peakConnected = Math.max(ledger.peakConnected, connected);
+    if (!onStatus && !timeline) return;
     const totals = heartbeatTotals(sims, recorder);
-    onStatus({
-      elapsed: (performance.now() - this.#context.started) / 1000,
+    const elapsed = (performance.now() - this.#context.started) / 1000;
+    onStatus?.({
+      elapsed,
       phase: this.#context.phase(),
       connected,
       expected: sims.length,
@@ -79,5 +102,24 @@ export class StatusTicker {
       errors: recorder.errorCount,
       rss,
     });
+    timeline?.add({
+      elapsed,
+      connected: this.#context.registered() ?? connected,
+      toDevices: recorder.commandsReceived,
+      toManager: embedded ? ledger.managerReceived : recorder.linesSent,
+      heartbeatsAnswered: totals.answered,
+      heartbeatRounds: this.#context.heartbeatRounds(),
+      disconnects: sum(embedded ? ledger.managerEnds : recorder.deviceEnds),
+      errors: recorder.errorCount,
+      rss,
+      heapUsed,
+      external,
+    }, last);
   }
+}
+
+function sum(tally: Tally): number {
+  let total = 0;
+  for (const key in tally) total += tally[key];
+  return total;
 }

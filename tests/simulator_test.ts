@@ -9,10 +9,14 @@ import {
 import { type DesiredFigures, judge, type RunFigures } from "../simulator/judge.ts";
 import { judgeMemory, type MemorySample } from "../simulator/memory.ts";
 import { defaultOptions, parseCli, UsageError } from "../simulator/options.ts";
+import uPlotStyle from "uplot/dist/uPlot.min.css" with { type: "text" };
+import uPlotScript from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
+import { renderHtmlReport } from "../simulator/html_report.ts";
 import { renderReport, type SimulationReport } from "../simulator/report.ts";
 import { measureReturn } from "../simulator/restart.ts";
 import { runSimulation } from "../simulator/scenario.ts";
-import { LatencyHistogram, summarize } from "../simulator/stats.ts";
+import { distribution, LatencyHistogram, summarize } from "../simulator/stats.ts";
+import { TimelineRecorder } from "../simulator/timeline.ts";
 import { startManager, tlsFiles, waitFor } from "./_helpers.ts";
 
 /** Asserts that a run met every expectation, showing the failed ones if not. */
@@ -55,6 +59,7 @@ Deno.test("simulator: mode 2 fleet, embedded manager: every expectation holds", 
   assert.equal(report.disconnects.unexpected, 0);
   assert.equal(report.handshake.count, 30);
   assert.ok(report.peakRss > 0);
+  assert.equal("plots" in report, false, "plots are kept only when asked for");
 });
 
 Deno.test("simulator: mode 1 fleet: messages without boundaries still all arrive", async () => {
@@ -121,9 +126,11 @@ Deno.test("simulator: a short soak: steady traffic under churn, memory timeline,
     steadyRequests: 20,
     memoryEvery: 0.5,
     warmUp: 1,
+    plots: true,
     chaos: { silent: 0.05, churn: 120, slow: 0, slowDelay: 0, malformed: 0 },
   });
   assertPassed(report);
+  assertPlots(report);
   const { broadcasts, requests } = report.steady!;
   assert.ok(broadcasts.sent >= 3, `${broadcasts.sent} steady broadcasts`);
   assert.ok(broadcasts.due > 0);
@@ -148,6 +155,39 @@ Deno.test("simulator: a short soak: steady traffic under churn, memory timeline,
   assert.equal(memory.verdict.judged, memory.forcedGc);
   assert.ok(memory.verdict.baseline > 0);
 });
+
+/** The plots agree with the report's own figures. */
+function assertPlots(report: SimulationReport): void {
+  const { timeline, latency } = report.plots!;
+  const { samples, phases } = timeline;
+  assert.ok(samples.length >= 4 * report.seconds * 0.5, `${samples.length} samples`);
+  assert.ok(samples.every((sample, i) => i === 0 || sample.elapsed > samples[i - 1].elapsed));
+  const expected = report.devices.expected;
+  assert.ok(samples.some((sample) => sample.connected === expected), "the whole fleet connected");
+  assert.ok(samples.every((sample) => sample.connected <= expected && sample.rss > 0));
+  const last = samples.at(-1)!;
+  assert.equal(last.toDevices, report.messages.toDevices.delivered);
+  assert.equal(last.toManager, report.messages.toManager.received);
+  assert.equal(last.heartbeatRounds, report.heartbeats.rounds);
+  assert.equal(last.heartbeatsAnswered, report.heartbeats.answered);
+  const managerEnds = Object.values(report.disconnects.manager).reduce((sum, n) => sum + n, 0);
+  assert.equal(last.disconnects, managerEnds);
+  assert.deepEqual(
+    phases.map((phase) => phase.name),
+    ["starting", "connecting", "broadcasts", "unicasts", "requests", "steady", "settling"]
+      .concat(["shutdown", "done"]),
+  );
+  assert.ok(phases.every((phase, i) => i === 0 || phase.at >= phases[i - 1].at));
+  const total = (counts: readonly number[]) => counts.reduce((sum, n) => sum + n, 0);
+  assert.equal(total(latency.handshake.counts), report.handshake.count);
+  assert.equal(total(latency.broadcasts.counts), report.broadcasts.delivered);
+  assert.equal(total(latency.requests.counts), report.requests.latency.count);
+  assert.equal(total(latency.steadyBroadcasts!.counts), report.steady!.broadcasts.latency.count);
+  assert.equal(total(latency.steadyRequests!.counts), report.steady!.requests.latency.count);
+  const { upTo } = latency.handshake;
+  assert.ok(upTo.at(-1)! >= report.handshake.max, "the last bucket holds the slowest handshake");
+  assert.ok(upTo.every((edge, i) => i === 0 || edge > upTo[i - 1]));
+}
 
 Deno.test("simulator: a restart: the manager closes, a new one takes the port, every device comes back", async () => {
   const report = await runSimulation({
@@ -387,6 +427,7 @@ function runFigures(desired: DesiredFigures): RunFigures {
     memory: null,
     restart: null,
     desired,
+    plots: null,
     peakRss: 0,
     process: { unhandledRejections: 0, uncaughtErrors: 0 },
     errors: { count: 0, samples: [] },
@@ -608,6 +649,96 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
   }
 });
 
+Deno.test("the CLI's --html: a file to write, and plots kept for it", () => {
+  const asked = parseCli(["--html", "report.html"]);
+  assert.equal(asked.help, false);
+  if (asked.help) return;
+  assert.equal(asked.html, "report.html");
+  assert.equal(asked.options.plots, true);
+  assert.equal(asked.json, false);
+  const plain = parseCli([]);
+  if (plain.help) return;
+  assert.deepEqual([plain.html, plain.options.plots], [undefined, false]);
+  assert.throws(() => parseCli(["--html", ""]), UsageError);
+  assert.throws(() => parseCli(["--html"]), UsageError);
+});
+
+/** The JSON the page carries in `#report-data`. */
+function embeddedReport(html: string): SimulationReport {
+  const match = /<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html);
+  assert.ok(match, "the page carries the report's JSON");
+  return JSON.parse(match[1]);
+}
+
+Deno.test("the HTML report is one self-contained page with the figures, the verdicts and the plots' data", async () => {
+  const report = await runSimulation({
+    lights: 4,
+    locks: 2,
+    heartbeat: 0.1,
+    requests: 2,
+    duration: 1,
+    steadyBroadcast: 0.2,
+    steadyRequests: 10,
+    plots: true,
+  });
+  assertPassed(report);
+  const html = renderHtmlReport(report, { generatedAt: new Date("2026-01-02T03:04:05Z") });
+  assert.ok(html.startsWith("<!doctype html>"));
+  // Nothing to fetch: no script, stylesheet or image comes from elsewhere, uPlot is inlined whole.
+  assert.doesNotMatch(html, /<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=/i);
+  assert.doesNotMatch(html, /\b(src|href)\s*=\s*["']?(https?:)?\/\//i);
+  assert.doesNotMatch(html, /@import|url\(\s*["']?https?:/i);
+  assert.ok(html.includes(`<script>${uPlotScript}</script>`), "uPlot's script is inlined");
+  assert.ok(html.includes(`<style>${uPlotStyle}</style>`), "uPlot's stylesheet is inlined");
+  // The figures and the verdicts, readable without JavaScript.
+  assert.match(html, /<title>iot-manager simulator: PASS, 6 devices, /);
+  assert.ok(html.includes(">6 / 6<"), "the devices card");
+  assert.ok(html.includes("made 2026-01-02 03:04:05 UTC"));
+  for (const expectation of report.expectations) {
+    assert.ok(
+      html.includes(`<td class="verdict">PASS</td><td>${expectation.name.replace("'", "&#39;")}`),
+      `PASS ${expectation.name}`,
+    );
+  }
+  assert.ok(html.includes("result: PASS"));
+  for (const label of ["handshake latency p50 / p99", "steady broadcasts", "manager-closed"]) {
+    assert.ok(html.includes(label), label);
+  }
+  // A box for each plot, and the data behind them: the report itself.
+  const boxes = [...html.matchAll(/class="plot" data-chart="(\w+)"/g)].map((match) => match[1]);
+  assert.deepEqual(boxes, [
+    "connected",
+    "messages",
+    "heartbeats",
+    "memory",
+    "handshake",
+    "broadcasts",
+    "requests",
+  ]);
+  const embedded = embeddedReport(html);
+  assert.deepEqual(embedded, JSON.parse(JSON.stringify(report)));
+  assertPlots(embedded);
+});
+
+Deno.test("the HTML report shows a failed run's FAIL lines and escapes what it quotes", () => {
+  const failed = runFigures(null as unknown as DesiredFigures);
+  const report = judge({
+    ...failed,
+    desired: null,
+    errors: { count: 1, samples: ["a device sent <script>alert(1)</script>"] },
+  });
+  assert.equal(report.ok, false);
+  const html = renderHtmlReport(report);
+  assert.match(html, /<title>iot-manager simulator: FAIL/);
+  assert.ok(html.includes('<td class="verdict">FAIL</td><td>no errors</td><td>1</td>'));
+  assert.ok(html.includes("result: FAIL"));
+  assert.ok(html.includes("a device sent &#60;script&#62;alert(1)&#60;/script&#62;"));
+  assert.equal(html.split("<script>").length, 3, "only uPlot's and the page's own scripts");
+  assert.ok(html.includes("kept no time series"), "no plots without plots: true");
+  assert.doesNotMatch(html, /class="plot" data-chart=/);
+  assert.equal(embeddedReport(html).errors.samples[0], report.errors.samples[0]);
+});
+
 Deno.test("the CLI's desired flags: off by default, a change every second when on", async () => {
   const off = parseCli([]);
   assert.ok(!off.help);
@@ -746,6 +877,57 @@ Deno.test("the latency histogram keeps percentiles within 2 % in fixed memory", 
   histogram.add(0);
   histogram.add(1e9);
   assert.equal(histogram.summary().max, 1e9);
+});
+
+Deno.test("the timeline stays bounded: full, it keeps every other sample and the last", () => {
+  const recorder = new TimelineRecorder(0.25, 100);
+  const sample = (elapsed: number) => ({
+    elapsed,
+    connected: 1,
+    toDevices: elapsed,
+    toManager: 0,
+    heartbeatsAnswered: 0,
+    heartbeatRounds: 0,
+    disconnects: 0,
+    errors: 0,
+    rss: 1,
+    heapUsed: 1,
+    external: 0,
+  });
+  for (let tick = 0; tick < 10_000; tick++) recorder.add(sample(tick / 4));
+  recorder.add(sample(2500), true);
+  for (let i = 0; i < 200; i++) recorder.phase(i % 2 === 0 ? "steady" : "settling", i);
+  recorder.phase("settling", 300);
+  const { every, samples, phases } = recorder.timeline();
+  assert.ok(samples.length <= 100, `${samples.length} samples`);
+  assert.equal(every, 32, "0.25 s doubled seven times: 10000 ticks in under 100 samples");
+  assert.deepEqual(samples.slice(0, 3).map((s) => s.elapsed), [0, 32, 64]);
+  assert.equal(samples.at(-1)!.elapsed, 2500, "the last figures are kept");
+  assert.equal(phases.length, 100, "phase changes are capped too");
+});
+
+Deno.test("latency distributions count ten log buckets per decade", () => {
+  assert.deepEqual(distribution([]), { upTo: [], counts: [] });
+  assert.deepEqual(distribution([1, 1, 1.1, 1.9]), {
+    upTo: [1, 1.26, 1.58, 2],
+    counts: [2, 1, 0, 1],
+  });
+  const samples = Array.from({ length: 1000 }, (_, i) => 0.5 + i * 0.7);
+  const histogram = new LatencyHistogram();
+  for (const ms of samples) histogram.add(ms);
+  const exact = distribution(samples);
+  const approximate = histogram.distribution();
+  const total = (counts: readonly number[]) => counts.reduce((sum, n) => sum + n, 0);
+  assert.equal(total(exact.counts), 1000);
+  assert.equal(total(approximate.counts), 1000);
+  assert.equal(approximate.upTo.at(-1), exact.upTo.at(-1));
+  // A fine bucket lands where its upper edge falls: at most one plot bucket high.
+  let moved = 0;
+  for (let i = 0; i < exact.counts.length; i++) {
+    const at = approximate.upTo.indexOf(exact.upTo[i]);
+    moved += Math.abs(exact.counts[i] - (approximate.counts[at] ?? 0));
+  }
+  assert.ok(moved < 100, `${moved} of 1000 samples counted one bucket high`);
 });
 
 Deno.test("summarize uses nearest-rank percentiles", () => {
