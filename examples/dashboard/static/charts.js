@@ -13,7 +13,7 @@ function definitions(types, samples) {
     [...new Set(samples.flatMap((sample) => Object.keys(sample[key])))].sort();
   const problems = [
     ...reasons("disconnects").map((reason) => [
-      `ended: ${reason}`,
+      `disconnect: ${reason}`,
       (sample) => sample.disconnects[reason] ?? 0,
     ]),
     ...reasons("refused").map((reason) => [
