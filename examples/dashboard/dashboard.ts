@@ -145,12 +145,13 @@ export class Dashboard implements AsyncDisposable {
     const bytes = encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     for (const stream of this.#streams) {
       // A tab that stopped reading (asleep, stalled) would otherwise hold every batch since.
+      // Erroring the stream drops what it holds (closing would wait for it to be read).
       if ((stream.desiredSize ?? 0) < -MAX_QUEUED_BATCHES) {
-        log.warning("Closing an event stream that is {queued} batches behind", {
+        log.warning("Dropping an event stream that is {queued} batches behind", {
           queued: -(stream.desiredSize ?? 0),
         });
         this.#streams.delete(stream);
-        stream.close();
+        stream.error(new Error("the browser stopped reading its event stream"));
         continue;
       }
       try {
