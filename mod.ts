@@ -45,7 +45,7 @@ export {
 } from "./lib/store.ts";
 export { SqliteStore } from "./lib/sqlite_store.ts";
 export type { ManagerStats } from "./lib/metrics.ts";
-export type { HistogramSnapshot } from "./lib/histogram.ts";
+export { type HistogramSnapshot, quantile } from "./lib/histogram.ts";
 export { metricsHandler, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./lib/prometheus.ts";
 export type { JsonObject, JsonValue } from "./lib/protocol/state.ts";
 export type {

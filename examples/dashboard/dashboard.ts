@@ -1,39 +1,52 @@
 /**
- * The dashboard's web app: one page, a small JSON API and a Server-Sent Events
- * stream, next to a running manager. It follows the fleet with the manager's
- * async iterators: `manager.clients()` for arrivals, each client's `closed` for
- * departures, and `manager.messages()` for state reports.
+ * The dashboard's web app, next to a running manager: one page, its static
+ * files (uPlot included, read from the npm package, so the page needs no
+ * internet access), a list fragment and a small JSON API, Prometheus'
+ * `/metrics`, and a Server-Sent Events stream that sends one batch per tick:
+ * the latest stats sample for the charts, the counts, and which devices
+ * changed. However busy the fleet, a browser gets one message a second.
  *
  * @module
  */
 
-import type { Client, Manager } from "@iot-manager/core";
+import { type Manager, metricsHandler } from "@iot-manager/core";
 import { getLogger } from "@logtape/logtape";
-import { type DeviceView, renderCount, renderDevice, renderPage, type SendResult } from "./page.ts";
+import uplotScript from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
+import uplotStyle from "uplot/dist/uPlot.min.css" with { type: "text" };
+import { describeSend, renderList, renderNow, renderPage, type SendResult } from "./page.ts";
+import { type DeviceView, parseQuery, queryParams, Roster } from "./roster.ts";
+import { StatsSampler } from "./sampler.ts";
 
 const log = getLogger(["iot-manager", "dashboard"]);
 const encoder = new TextEncoder();
-const KEEPALIVE_MS = 15_000;
 
-const assets = {
-  "/app.js": {
-    type: "text/javascript; charset=utf-8",
-    body: await Deno.readTextFile(new URL("./static/app.js", import.meta.url)),
-  },
-  "/style.css": {
-    type: "text/css; charset=utf-8",
-    body: await Deno.readTextFile(new URL("./static/style.css", import.meta.url)),
-  },
-} as const;
+/** Seconds a command to a device that is away is kept for it (`send` with `ttl`). */
+const KEEP_SECONDS = 3600;
+/** Changed devices named in one batch; past this a batch says only that many changed. */
+const MAX_NAMED_CHANGES = 500;
+/** Batches a stream may hold unread before it is closed (the browser reconnects afresh). */
+const MAX_QUEUED_BATCHES = 60;
 
-/** Parses a device message as a state report: a JSON object, or null. */
-function parseState(text: string): Record<string, unknown> | null {
-  try {
-    const value = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : null;
-  } catch {
-    return null;
-  }
+const text = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.url));
+const assets: Record<string, { type: string; body: string; cache: string }> = {
+  "/static/app.js": { type: "text/javascript", body: text("./static/app.js"), cache: "no-cache" },
+  "/static/charts.js": {
+    type: "text/javascript",
+    body: text("./static/charts.js"),
+    cache: "no-cache",
+  },
+  "/static/style.css": { type: "text/css", body: text("./static/style.css"), cache: "no-cache" },
+  // The version is pinned in deno.lock, so a browser may keep these for a day.
+  "/static/uplot.js": { type: "text/javascript", body: uplotScript, cache: "max-age=86400" },
+  "/static/uplot.css": { type: "text/css", body: uplotStyle, cache: "max-age=86400" },
+};
+
+/** Options of {@linkcode Dashboard}. */
+export interface DashboardOptions {
+  /** Milliseconds between batches (stats samples and list changes). @default 1000 */
+  readonly tickMs?: number;
+  /** Samples kept for the charts. @default 300 (five minutes at one a second) */
+  readonly history?: number;
 }
 
 /**
@@ -47,128 +60,100 @@ function parseState(text: string): Record<string, unknown> | null {
  * ```
  */
 export class Dashboard implements AsyncDisposable {
+  /** The devices it lists. */
+  readonly roster: Roster;
+  /** The charts' figures. */
+  readonly sampler: StatsSampler;
   readonly #manager: Manager;
-  readonly #views = new Map<string, DeviceView & { client: Client }>();
+  readonly #metrics: (request: Request) => Response;
   readonly #streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
-  readonly #stop = new AbortController();
-  readonly #tasks: Promise<void>[];
-  readonly #keepAlive: ReturnType<typeof setInterval>;
+  readonly #ticker: ReturnType<typeof setInterval>;
+  #closed = false;
 
-  constructor(manager: Manager) {
+  constructor(manager: Manager, options: DashboardOptions = {}) {
     this.#manager = manager;
-    this.#tasks = [this.#followClients(), this.#followMessages()];
-    this.#keepAlive = setInterval(() => this.#broadcast(": keep-alive\n\n"), KEEPALIVE_MS);
-  }
-
-  /** The devices as the page shows them. */
-  get devices(): DeviceView[] {
-    return [...this.#views.values()].map(({ client: _, ...view }) => view);
+    this.#metrics = metricsHandler(manager);
+    this.roster = new Roster(manager);
+    this.sampler = new StatsSampler(manager, { capacity: options.history ?? 300 });
+    this.sampler.sample();
+    this.#ticker = setInterval(() => this.#tick(), options.tickMs ?? 1000);
   }
 
   /** The HTTP handler. */
   readonly handler = async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
-    if (request.method === "GET" && url.pathname === "/") return this.#page(url);
-    if (request.method === "GET" && url.pathname in assets) {
-      const asset = assets[url.pathname as keyof typeof assets];
-      return new Response(asset.body, { headers: { "content-type": asset.type } });
+    const get = request.method === "GET" || request.method === "HEAD";
+    if (get && url.pathname === "/") return this.#page(url);
+    if (get && Object.hasOwn(assets, url.pathname)) {
+      const asset = assets[url.pathname];
+      return new Response(asset.body, {
+        headers: { "content-type": `${asset.type}; charset=utf-8`, "cache-control": asset.cache },
+      });
     }
-    if (request.method === "GET" && url.pathname === "/events") return this.#events();
-    if (request.method === "GET" && url.pathname === "/api/devices") {
-      return Response.json({ devices: this.devices, counts: this.#counts() });
+    if (get && url.pathname === "/devices") {
+      return html(renderList(this.#manager.validTypes, this.#list(url)));
     }
+    if (get && url.pathname === "/api/devices") {
+      const list = this.#list(url);
+      return Response.json({ ...list, query: undefined, counts: this.roster.counts() });
+    }
+    if (get && url.pathname === "/events") return this.#events();
+    if (get && url.pathname === "/metrics") return this.#metrics(request);
     if (request.method === "POST" && url.pathname === "/api/send") return await this.#send(request);
     return new Response("Not found", { status: 404 });
   };
 
-  /** Stops following the fleet and ends every event stream. */
+  /** Stops sampling and following the fleet, and ends every event stream. */
   async close(): Promise<void> {
-    this.#stop.abort();
-    clearInterval(this.#keepAlive);
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#ticker);
     for (const stream of this.#streams) {
       try {
         stream.close();
       } catch { /* already closed by the browser */ }
     }
     this.#streams.clear();
-    await Promise.all(this.#tasks);
+    await this.roster.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
 
-  async #followClients(): Promise<void> {
-    for await (const client of this.#manager.clients({ signal: this.#stop.signal })) {
-      const view = {
-        client,
-        uuid: client.uuid,
-        type: client.type,
-        data: client.data,
-        state: parseState(JSON.stringify(client.data)),
-        address: `${client.address.hostname}:${client.address.port}`,
-        mode: client.mode,
-      };
-      this.#views.set(client.uuid, view);
-      this.#changed(client.uuid);
-      // Ask for the live state; the answer comes back through request(), not messages().
-      client.requestString("status", { timeout: 5 })
-        .then((answer) => this.#report(client, answer))
-        .catch((error) =>
-          log.debug("No status from {uuid}: {error}", { uuid: client.uuid, error })
-        );
-      client.closed.then(() => {
-        if (this.#views.get(client.uuid)?.client !== client) return; // replaced meanwhile
-        this.#views.delete(client.uuid);
-        this.#publish("gone", { uuid: client.uuid, type: client.type, counts: this.#counts() });
-      });
-    }
+  #list(url: URL) {
+    return this.roster.query(parseQuery(url.searchParams, this.#manager.validTypes));
   }
 
-  async #followMessages(): Promise<void> {
-    for await (const { client, text } of this.#manager.messages({ signal: this.#stop.signal })) {
-      this.#report(client, text);
-    }
-  }
-
-  #report(client: Client, text: string): void {
-    const state = parseState(text);
-    const view = this.#views.get(client.uuid);
-    if (!state || !view || view.client !== client) return;
-    const { id: _tag, ...rest } = state;
-    this.#views.set(client.uuid, { ...view, state: rest });
-    this.#changed(client.uuid);
-  }
-
-  #changed(uuid: string): void {
-    const view = this.#views.get(uuid);
-    if (!view) return;
-    this.#publish("device", {
-      uuid,
-      type: view.type,
-      html: renderDevice(view),
-      counts: this.#counts(),
+  /** One batch: a stats sample, the counts and what changed in the list. */
+  #tick(): void {
+    const sample = this.sampler.sample();
+    const { changed, membership } = this.roster.takeChanges();
+    if (this.#streams.size === 0) return;
+    const totals = this.sampler.totals;
+    this.#publish("tick", {
+      sample,
+      totals,
+      now: renderNow(sample, totals),
+      counts: this.roster.counts(),
+      changed: changed.length > MAX_NAMED_CHANGES ? null : changed,
+      membership,
     });
   }
 
-  #counts(): Record<string, { count: number; label: string }> {
-    const counts: Record<string, { count: number; label: string }> = {};
-    for (const type of [...this.#manager.validTypes, "total"]) {
-      const count = type === "total"
-        ? this.#views.size
-        : [...this.#views.values()].filter((view) => view.type === type).length;
-      counts[type] = { count, label: renderCount(count) };
-    }
-    return counts;
-  }
-
   #publish(event: string, data: unknown): void {
-    this.#broadcast(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  }
-
-  #broadcast(chunk: string): void {
-    const bytes = encoder.encode(chunk);
+    const bytes = encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     for (const stream of this.#streams) {
+      // A tab that stopped reading (asleep, stalled) would otherwise hold every batch since.
+      // Erroring the stream drops what it holds (closing would wait for it to be read).
+      if ((stream.desiredSize ?? 0) < -MAX_QUEUED_BATCHES) {
+        log.warning("Dropping an event stream that is {queued} batches behind", {
+          queued: -(stream.desiredSize ?? 0),
+        });
+        this.#streams.delete(stream);
+        stream.error(new Error("the browser stopped reading its event stream"));
+        continue;
+      }
       try {
         stream.enqueue(bytes);
       } catch {
@@ -178,24 +163,38 @@ export class Dashboard implements AsyncDisposable {
   }
 
   #page(url: URL): Response {
-    const sent = url.searchParams.get("reached");
-    const result: SendResult | undefined = sent === null ? undefined : {
-      reached: Number(sent),
+    const reached = url.searchParams.get("reached");
+    const result: SendResult | undefined = reached === null ? undefined : {
+      reached: Number(reached),
+      kept: Number(url.searchParams.get("kept") ?? 0),
       to: url.searchParams.get("to") ?? "",
       message: url.searchParams.get("message") ?? "",
     };
-    return new Response(renderPage(this.#manager.validTypes, this.devices, result), {
-      headers: { "content-type": "text/html; charset=utf-8" },
-    });
+    return html(renderPage({
+      types: this.#manager.validTypes,
+      counts: this.roster.counts(),
+      list: this.#list(url),
+      sample: this.sampler.history.at(-1),
+      totals: this.sampler.totals,
+      result,
+    }));
   }
 
   #events(): Response {
     let controller: ReadableStreamDefaultController<Uint8Array>;
+    const history = {
+      capacity: this.sampler.capacity,
+      samples: this.sampler.history,
+      totals: this.sampler.totals,
+      now: renderNow(this.sampler.history.at(-1), this.sampler.totals),
+      counts: this.roster.counts(),
+    };
     const body = new ReadableStream<Uint8Array>({
       start: (c) => {
         controller = c;
+        if (this.#closed) return c.close();
         this.#streams.add(c);
-        c.enqueue(encoder.encode(": connected\n\n"));
+        c.enqueue(encoder.encode(`event: history\ndata: ${JSON.stringify(history)}\n\n`));
       },
       cancel: () => {
         this.#streams.delete(controller);
@@ -215,33 +214,54 @@ export class Dashboard implements AsyncDisposable {
     const brightness = field("brightness");
     const message = brightness !== "" ? `brightness ${brightness}` : field("message");
     const target = field("target");
-    if (!message) return this.#answer(request, 400, { error: "message is required" });
-    let reached: number;
-    let to: string;
+    if (!message) return answer(request, 400, { error: "message is required" });
+    let result: SendResult;
     if (target === "all") {
-      reached = await this.#manager.sendAll(message);
-      to = "all devices";
+      result = { message, to: "all devices", reached: await this.#manager.sendAll(message) };
     } else if (target === "type" && this.#manager.validTypes.includes(field("type"))) {
-      reached = await this.#manager.sendType(field("type"), message);
-      to = `every ${field("type")}`;
+      const type = field("type");
+      result = {
+        message,
+        to: `every ${type}`,
+        reached: await this.#manager.sendType(type, message),
+      };
     } else if (target === "device" && field("uuid") !== "") {
-      reached = await this.#manager.send(field("uuid"), message);
-      to = `device ${field("uuid").slice(0, 8)}`;
+      const uuid = field("uuid").toLowerCase();
+      const view: DeviceView | undefined = this.roster.get(uuid);
+      const to = view ? `${view.name} (${uuid.slice(0, 8)})` : `device ${uuid.slice(0, 8)}`;
+      if (this.#manager.get(uuid)) {
+        result = { message, to, reached: await this.#manager.send(uuid, message) };
+      } else {
+        // Away: kept for it and delivered, in order, when it is back within the hour.
+        const kept = await this.#manager.send(uuid, message, { ttl: KEEP_SECONDS });
+        result = { message, to, reached: 0, kept };
+      }
     } else {
-      return this.#answer(request, 400, { error: "target must be all, type or device" });
+      return answer(request, 400, { error: "target must be all, type or device" });
     }
-    log.info("Sent {message} to {to}: {reached} reached", { message, to, reached });
+    log.info("Sent {message} to {to}: {reached} reached, {kept} kept", {
+      ...result,
+      kept: result.kept ?? 0,
+    });
     if (request.headers.get("accept")?.includes("application/json")) {
-      return Response.json({ reached, to, message });
+      return Response.json({ ...result, text: describeSend(result) });
     }
-    const back = new URLSearchParams({ reached: String(reached), to, message });
+    // Back to the page the form was on (its query read and written again, nothing else).
+    const back = queryParams(
+      parseQuery(new URLSearchParams(field("back")), this.#manager.validTypes),
+    );
+    for (const [key, value] of Object.entries(result)) back.set(key, String(value));
     return new Response(null, { status: 303, headers: { location: `/?${back}` } });
   }
+}
 
-  #answer(request: Request, status: number, body: { error: string }): Response {
-    if (request.headers.get("accept")?.includes("application/json")) {
-      return Response.json(body, { status });
-    }
-    return new Response(body.error, { status });
+function html(body: string): Response {
+  return new Response(body, { headers: { "content-type": "text/html; charset=utf-8" } });
+}
+
+function answer(request: Request, status: number, body: { error: string }): Response {
+  if (request.headers.get("accept")?.includes("application/json")) {
+    return Response.json(body, { status });
   }
+  return new Response(body.error, { status });
 }

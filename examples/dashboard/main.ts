@@ -6,11 +6,9 @@
  * @module
  */
 
-import { Manager } from "@iot-manager/core";
 import { configure, getConsoleSink } from "@logtape/logtape";
 import { parseArgs } from "node:util";
-import { Dashboard } from "./dashboard.ts";
-import { startFleet } from "./fleet.ts";
+import { startDashboard } from "./stack.ts";
 
 const usage = `Usage: deno task dashboard [options]
 
@@ -57,33 +55,19 @@ await configure({
   ],
 });
 
-const manager = await Manager.listen({
-  validTypes: ["light", "lock"],
-  hostname: values.hostname,
-  port: Number(values["manager-port"]),
-});
-const dashboard = new Dashboard(manager);
-const server = Deno.serve({
+const stack = await startDashboard({
   hostname: values.hostname,
   port: Number(values.port),
-  onListen: ({ hostname, port }) => {
-    console.log(`Dashboard: http://${hostname}:${port}/`);
-    console.log(`Devices connect to ${manager.hostname}:${manager.port}`);
-  },
-}, dashboard.handler);
-const fleet = await startFleet({
-  hostname: manager.hostname,
-  port: manager.port,
-  count: Number(values.simulate),
+  manager: { port: Number(values["manager-port"]) },
+  simulate: Number(values.simulate),
+  onListen: (url) => console.log(`Dashboard: ${url} (Prometheus: ${url}metrics)`),
 });
-if (fleet.devices.length > 0) console.log(`Simulating ${fleet.devices.length} devices`);
+console.log(`Devices connect to ${stack.manager.hostname}:${stack.manager.port}`);
+if (stack.fleet.devices.length > 0) console.log(`Simulating ${stack.fleet.devices.length} devices`);
 
 const stop = async () => {
   console.log("Shutting down");
-  await fleet.close();
-  await dashboard.close();
-  await server.shutdown();
-  await manager.close();
+  await stack.close();
   Deno.exit(0);
 };
 Deno.addSignalListener("SIGINT", stop);
