@@ -28,6 +28,7 @@ import type { WriteTarget } from "./watchdog.ts";
 import { InfoRequest } from "./info_request.ts";
 import type { ManagerMetrics } from "./metrics.ts";
 import { Mutex } from "./mutex.ts";
+import { sendOptionsProblem } from "./routing.ts";
 import {
   type DeviceInfo,
   encodeEnd,
@@ -180,6 +181,8 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
 
   async send(data: string | Uint8Array, options: SendOptions = {}): Promise<boolean> {
     if (options.ack) {
+      const problem = sendOptionsProblem(options);
+      if (problem) throw problem;
       await this.sendAcked(typeof data === "string" ? encoder.encode(data) : data, options);
       return true;
     }

@@ -16,8 +16,15 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { Connection } from "./connection.ts";
-import type { ConnectionEnd } from "./errors.ts";
-import { encodeDelta, type JsonObject, mergePatch, stateDelta } from "./protocol/mod.ts";
+import { ConnectionEnd } from "./errors.ts";
+import { validate as isUuid } from "uuid";
+import {
+  encodeDelta,
+  type JsonObject,
+  mergePatch,
+  stateDelta,
+  stateProblem,
+} from "./protocol/mod.ts";
 import { KeptMessages, type KeptStats } from "./kept.ts";
 import { AsyncQueue } from "./queue.ts";
 import type { Registry } from "./registry.ts";
@@ -52,7 +59,7 @@ export interface DeviceState {
   readonly lastEnd?: { readonly reason: string; readonly message: string };
 }
 
-/** A change to a device's state, as `manager.stateChanges()` yields it. */
+/** A change to a device's state, as `manager.state.changes()` yields it. */
 export interface StateChange {
   /** What changed: the desired state, a report, or the device came or went. */
   readonly kind: "desired" | "reported" | "connected" | "disconnected";
@@ -122,6 +129,8 @@ export interface DeviceStatesOptions {
   readonly keep: KeepLimits;
   /** Seconds a kept message's delivery waits for its `ACK` before it is tried again later. */
   readonly ackTimeout: number;
+  /** Largest desired or reported state, as JSON text, in bytes. */
+  readonly maxStateSize: number;
   /** Desired state of `uuid` changed here (a cluster tells the other managers). */
   readonly onDesired?: (uuid: string) => void;
 }
@@ -142,6 +151,7 @@ export class DeviceStates implements ManagerState {
   /** The last delta each connection was sent (JSON), so a report does not repeat it. */
   readonly #lastDelta = new WeakMap<Connection, string>();
   #closed = false;
+  #desiring: Promise<void> = Promise.resolve();
 
   constructor(registry: Registry<Connection>, options: DeviceStatesOptions, log: Logger) {
     this.#store = options.store;
@@ -189,7 +199,7 @@ export class DeviceStates implements ManagerState {
     return states;
   }
 
-  /** State changes as an async iterator; see `Manager.stateChanges`. */
+  /** State changes as an async iterator; see {@linkcode ManagerState.changes}. */
   changes(options: StateChangesOptions = {}): AsyncIterableIterator<StateChange> {
     let remove = () => {};
     const queue: AsyncQueue<StateChange> = new AsyncQueue<StateChange>({
@@ -226,21 +236,37 @@ export class DeviceStates implements ManagerState {
    * delta, if any, and messages kept for it are delivered.
    */
   async ready(connection: Connection): Promise<void> {
-    await this.#loaded.get(connection.uuid);
-    const record = this.#records.get(connection.uuid);
-    if (!record || !connection.connected) return;
-    this.#sendDelta(connection, record);
-    await this.#kept.deliver(connection);
+    try {
+      await this.#loaded.get(connection.uuid);
+      const record = this.#records.get(connection.uuid);
+      if (!record || !connection.connected) return;
+      this.#sendDelta(connection, record);
+      await this.#kept.deliver(connection);
+    } catch (error) {
+      // A store that is away (Redis down) costs the device its delta and kept messages for
+      // now, never the manager: they wait in the store for its next connection.
+      this.#log.error("Syncing device {uuid} with the store failed: {error}", {
+        uuid: connection.uuid,
+        error,
+      });
+    }
   }
 
   /** A `REPORT`; returns a promise when a state iterator is full (reading then pauses). */
   reported(connection: Connection, patch: JsonObject): Promise<void> | undefined {
     const record = this.#records.get(connection.uuid);
-    if (!record) return undefined;
-    const next = this.#update(record, "reported", {
-      reported: mergePatch(record.reported, patch),
-      lastSeen: Date.now(),
-    });
+    if (!record) {
+      // Its record is still being read from the store: apply the report once it is there.
+      const loading = this.#loaded.get(connection.uuid);
+      return loading?.then(() => this.reported(connection, patch));
+    }
+    const reported = mergePatch(record.reported, patch);
+    const problem = stateProblem(reported, this.#options.maxStateSize);
+    if (problem) {
+      connection.terminate("protocol", `reported state refused: ${problem}`);
+      return undefined;
+    }
+    const next = this.#update(record, "reported", { reported, lastSeen: Date.now() });
     // A report that moves the device away from its desired state (a command, a hand on the
     // switch) gets the delta again, as AWS IoT does; one it was already sent is not repeated.
     this.#sendDelta(connection, next, true);
@@ -269,7 +295,33 @@ export class DeviceStates implements ManagerState {
   }
 
   /** Merges `patch` into a device's desired state (creating the record if unknown). */
-  async setDesired(uuid: string, patch: JsonObject): Promise<DeviceState> {
+  setDesired(uuid: string, patch: JsonObject): Promise<DeviceState> {
+    this.#checkDesire(patch);
+    if (!isUuid(uuid)) throw new TypeError(`invalid uuid ${JSON.stringify(uuid)}`);
+    return this.#inTurn(() => this.#setDesired(uuid.toLowerCase(), patch));
+  }
+
+  /** Merges `patch` into the desired state of every known device of `type`. */
+  setDesiredType(type: string, patch: JsonObject): Promise<number> {
+    this.#checkDesire(patch);
+    if (typeof type !== "string") throw new TypeError("type must be a string");
+    return this.#inTurn(() => this.#setDesiredType(type, patch));
+  }
+
+  /** One desired-state change at a time: each reads, merges and writes undisturbed. */
+  #inTurn<T>(change: () => Promise<T>): Promise<T> {
+    const turn = this.#desiring.then(change);
+    this.#desiring = turn.then(() => {}, () => {});
+    return turn;
+  }
+
+  #checkDesire(patch: JsonObject): void {
+    if (this.#closed) throw new ConnectionEnd("manager-closed", "the manager is closed");
+    const problem = stateProblem(patch, this.#options.maxStateSize);
+    if (problem) throw new TypeError(`invalid desired state patch: ${problem}`);
+  }
+
+  async #setDesired(uuid: string, patch: JsonObject): Promise<DeviceState> {
     // The store may hold a newer desired state (another manager of the cluster set it).
     await this.#flush();
     const record = await this.#store.get(uuid) ?? this.#records.get(uuid) ??
@@ -281,8 +333,7 @@ export class DeviceStates implements ManagerState {
     return this.#view(next);
   }
 
-  /** Merges `patch` into the desired state of every known device of `type`. */
-  async setDesiredType(type: string, patch: JsonObject): Promise<number> {
+  async #setDesiredType(type: string, patch: JsonObject): Promise<number> {
     await this.#flush();
     const stored = new Map((await this.#store.all()).map((record) => [record.uuid, record]));
     const known = new Map([...this.#records, ...stored]);
@@ -322,6 +373,7 @@ export class DeviceStates implements ManagerState {
    * @returns Whether it was kept (`false` for a device never seen, or when the bounds are full).
    */
   async keep(uuid: string, data: Uint8Array, ttlSeconds: number): Promise<boolean> {
+    if (this.#closed) throw new ConnectionEnd("manager-closed", "the manager is closed");
     if (!this.#records.has(uuid) && !await this.#store.get(uuid)) return false;
     const kept = await this.#kept.keep(uuid, data, ttlSeconds);
     // A device that came back meanwhile gets it now.
@@ -338,10 +390,10 @@ export class DeviceStates implements ManagerState {
   }
 
   #desire(record: DeviceRecord, patch: JsonObject): DeviceRecord {
-    const next = this.#update(record, "desired", {
-      desired: mergePatch(record.desired, patch),
-      version: record.version + 1,
-    });
+    const desired = mergePatch(record.desired, patch);
+    const problem = stateProblem(desired, this.#options.maxStateSize);
+    if (problem) throw new RangeError(`desired state of ${record.uuid} refused: ${problem}`);
+    const next = this.#update(record, "desired", { desired, version: record.version + 1 });
     const connection = this.#registry.get(record.uuid);
     if (connection) this.#sendDelta(connection, next);
     return next;

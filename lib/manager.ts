@@ -32,6 +32,7 @@ import {
   type AckedSendOptions,
   type DeliveryReport,
   Router,
+  sendOptionsProblem,
   type SendToOptions,
 } from "./routing.ts";
 import {
@@ -145,6 +146,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       keep: { perDevice: this.#options.maxKeptPerDevice, total: this.#options.maxKept },
       ackTimeout: this.heartbeatTimeout,
       onDesired: (uuid) => this.#cluster?.stateChanged?.(uuid),
+      maxStateSize: this.#options.maxStateSize,
     }, this.#log);
     this.#heartbeat = new HeartbeatMonitor({
       rate: this.heartbeatRate,
@@ -315,8 +317,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     data: string | Uint8Array,
     options?: AckedSendOptions,
   ): Promise<number | DeliveryReport> {
-    if (options?.ack) return this.#router.sendAllAcked(data, options);
-    return this.#router.sendAll(data);
+    if (!options?.ack) return this.#router.sendAll(data);
+    const problem = sendOptionsProblem(options);
+    return problem ? Promise.reject(problem) : this.#router.sendAllAcked(data, options);
   }
 
   /**
@@ -343,8 +346,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     data: string | Uint8Array,
     options?: AckedSendOptions,
   ): Promise<number | DeliveryReport> {
-    if (options?.ack) return this.#router.sendTypeAcked(type, data, options);
-    return this.#router.sendType(type, data);
+    if (!options?.ack) return this.#router.sendType(type, data);
+    const problem = sendOptionsProblem(options);
+    return problem ? Promise.reject(problem) : this.#router.sendTypeAcked(type, data, options);
   }
 
   /**
@@ -379,6 +383,13 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   ): Promise<number | DeliveryReport> {
     uuid = uuid.toLowerCase();
     const ttl = options.ttl;
+    const problem = sendOptionsProblem(options);
+    if (problem) throw problem;
+    if (ttl !== undefined && bytesOf(data).length > this.#options.maxBufferedBytes) {
+      throw new RangeError(
+        `a message of ${bytesOf(data).length} bytes is too large to keep (maxBufferedBytes)`,
+      );
+    }
     if (options.ack) {
       const report = await this.#router.sendAcked(uuid, data, { ...options, ack: true });
       // With a ttl, a device away, or gone before it acknowledged, gets the message when back.
@@ -530,8 +541,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   }
 
   #track(task: Promise<void>): void {
-    this.#tasks.add(task);
-    task.then(() => this.#tasks.delete(task));
+    // A background task that fails is logged: it must never take the process down.
+    const tracked = task.catch((error) =>
+      this.#log.error("A background task failed: {error}", { error })
+    );
+    this.#tasks.add(tracked);
+    tracked.then(() => this.#tasks.delete(tracked));
   }
 
   async #acceptLoop(): Promise<void> {

@@ -71,6 +71,12 @@ export interface ManagerOptions {
    * @default a new `MemoryStore` (forgotten when the process ends); `SqliteStore` survives restarts
    */
   readonly store?: DeviceStore;
+  /**
+   * Largest desired or reported state of one device, as JSON text, in bytes: a larger
+   * `setDesired` is refused (`RangeError`), a device whose reports grow past it is disconnected
+   * (`protocol`). @default 65536
+   */
+  readonly maxStateSize?: number;
   /** Messages kept per absent device (`send` with `ttl`); beyond it the oldest is dropped. @default 100 */
   readonly maxKeptPerDevice?: number;
   /** Messages kept for all absent devices together; beyond it the device's oldest is dropped. @default 10000 */
@@ -111,6 +117,7 @@ export function resolveOptions(
     maxBufferedBytes: options.maxBufferedBytes ?? 1048576,
     writeTimeout: options.writeTimeout ?? 30,
     maxKeptPerDevice: options.maxKeptPerDevice ?? 100,
+    maxStateSize: options.maxStateSize ?? 65536,
     maxKept: options.maxKept ?? 10_000,
   };
 }
@@ -145,6 +152,7 @@ export function validateOptions(options: ManagerOptions): void {
     "maxBufferedBytes",
     "maxKeptPerDevice",
     "maxKept",
+    "maxStateSize",
   ] as const;
   for (const name of positive) {
     const value = options[name];

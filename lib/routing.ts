@@ -261,3 +261,17 @@ async function fanOutAcked(
   });
   return { targets: sent.length, acknowledged: sent.length - failed.length, failed };
 }
+
+/** A `TypeError` for a `ttl` or `timeout` that is not a number of seconds, else undefined. */
+export function sendOptionsProblem(
+  options: { readonly ttl?: number; readonly timeout?: number },
+): TypeError | undefined {
+  const { ttl, timeout } = options;
+  if (ttl !== undefined && !(typeof ttl === "number" && ttl > 0 && Number.isFinite(ttl))) {
+    return new TypeError(`ttl must be a positive number of seconds, got ${String(ttl)}`);
+  }
+  if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0)) {
+    return new TypeError(`timeout must be a number of seconds >= 0, got ${String(timeout)}`);
+  }
+  return undefined;
+}

@@ -81,10 +81,12 @@ export {
   jsonEqual,
   type JsonObject,
   type JsonValue,
+  MAX_STATE_DEPTH,
   mergePatch,
   parseDelta,
   parseReport,
   stateDelta,
+  stateProblem,
 } from "./state.ts";
 export type { DeviceInfo, ProtocolMode } from "./types.ts";
 // What these functions throw, so wire-level code needs no second entry point.

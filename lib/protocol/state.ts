@@ -96,6 +96,59 @@ export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): b
   return false;
 }
 
+/** Deepest nesting of objects and arrays accepted in a state or a patch. */
+export const MAX_STATE_DEPTH = 32;
+
+/**
+ * Checks that `value` is a JSON object a state can hold: only `null`,
+ * booleans, finite numbers, strings, arrays and plain objects, at most
+ * {@linkcode MAX_STATE_DEPTH} deep, and at most `maxBytes` as JSON text.
+ * Without the check, a `BigInt`, a function or `NaN` would break the delta
+ * on its way to the device, and a deep one the recursion that merges it.
+ *
+ * @returns Why it is not, or `undefined` when it is.
+ *
+ * @example
+ * ```ts
+ * import { stateProblem } from "@iot-manager/core/protocol";
+ * console.log(stateProblem({ locked: true }, 65536)); // undefined
+ * console.log(stateProblem({ n: NaN }, 65536)); // "n: NaN is not a JSON value"
+ * ```
+ */
+export function stateProblem(value: unknown, maxBytes: number): string | undefined {
+  if (!isObject(value)) return "a state or patch must be a JSON object";
+  const problem = jsonProblem(value, "", 0);
+  if (problem) return problem;
+  const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
+  return bytes > maxBytes ? `${bytes} bytes of JSON is over the ${maxBytes}-byte limit` : undefined;
+}
+
+function jsonProblem(value: unknown, path: string, depth: number): string | undefined {
+  const at = path === "" ? "" : `${path}: `;
+  switch (typeof value) {
+    case "boolean":
+    case "string":
+      return undefined;
+    case "number":
+      return Number.isFinite(value) ? undefined : `${at}${value} is not a JSON value`;
+    case "object": {
+      if (value === null) return undefined;
+      if (depth >= MAX_STATE_DEPTH) return `${at}nested deeper than ${MAX_STATE_DEPTH} levels`;
+      const prototype = Object.getPrototypeOf(value);
+      if (!Array.isArray(value) && prototype !== Object.prototype && prototype !== null) {
+        return `${at}a ${prototype?.constructor?.name ?? "non-plain"} object is not a JSON value`;
+      }
+      for (const [key, item] of Object.entries(value)) {
+        const problem = jsonProblem(item, path === "" ? key : `${path}.${key}`, depth + 1);
+        if (problem) return problem;
+      }
+      return undefined;
+    }
+    default:
+      return `${at}a ${typeof value} is not a JSON value`;
+  }
+}
+
 /** Whether `value` is a JSON object (not an array, not null). */
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -150,12 +203,20 @@ export function encodeReport(patch: JsonObject): Uint8Array {
 export function parseReport(payload: Uint8Array): JsonObject {
   const value = parseJson(payload, "REPORT");
   if (!isObject(value)) throw new ProtocolError("payload", "REPORT must be a JSON object");
+  const problem = jsonProblem(value, "", 0);
+  if (problem) throw new ProtocolError("payload", `REPORT: ${problem}`);
   return value;
 }
 
 function parseJson(payload: Uint8Array, frame: string): unknown {
+  let text: string;
   try {
-    return JSON.parse(decodeUtf8(payload));
+    text = decodeUtf8(payload);
+  } catch (error) {
+    throw new ProtocolError("payload", `${frame} is not valid UTF-8`, { cause: error });
+  }
+  try {
+    return JSON.parse(text);
   } catch (error) {
     throw new ProtocolError("payload", `${frame} is not JSON: ${(error as Error).message}`, {
       cause: error,
