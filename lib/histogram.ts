@@ -54,10 +54,9 @@ export class Histogram {
  *
  * @example
  * ```ts
- * import { Histogram, quantile } from "./lib/histogram.ts";
- * const rtt = new Histogram([1, 5, 10]);
- * for (const ms of [0.5, 2, 3, 4, 8]) rtt.record(ms);
- * console.log(quantile(rtt.snapshot(), 0.5)); // 3
+ * import { Manager, quantile } from "@iot-manager/core";
+ * await using manager = await Manager.listen({ validTypes: ["light"], port: 0 });
+ * const p99 = quantile(manager.stats().heartbeat.rttMs, 0.99); // NaN until a beat is timed
  * ```
  */
 export function quantile(snapshot: HistogramSnapshot, q: number): number {
