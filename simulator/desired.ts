@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { DeviceStore, JsonObject, Manager, StateChange } from "@iot-manager/core";
+import type { DeviceState, DeviceStore, JsonObject, Manager, StateChange } from "@iot-manager/core";
 import type { FakeType } from "./fake_devices.ts";
 import type { Recorder, SimDevice } from "./fleet.ts";
 import type { DesiredFigures } from "./judge.ts";
@@ -296,8 +296,10 @@ export class DesiredScenario {
         this.#outOfStep.delete(sim.uuid);
         if (inStep) return;
         this.#reconnects.outOfStep++;
-        // From its dialling again: exact (this change may be read late), and its handshake counts.
-        this.#outOfStep.set(sim.uuid, { since: sim.dialAt, cause: "reconnect" });
+        this.#outOfStep.set(sim.uuid, {
+          since: reconnectedSince(sim, state, now),
+          cause: "reconnect",
+        });
         return;
       case "reported":
         if (inStep) this.#inStep(sim, now);
@@ -414,4 +416,14 @@ export class DesiredScenario {
       },
     };
   }
+}
+
+/**
+ * When a device that came back began its way back: its dial, or, for one
+ * that reconnected by itself (no event marks that dial), the moment the
+ * manager registered it (`lastSeen`), which leaves its handshake out.
+ */
+function reconnectedSince(sim: SimDevice, state: DeviceState, now: number): number {
+  if (sim.dialAt > sim.droppedAt) return sim.dialAt;
+  return now - Math.max(0, Date.now() - state.lastSeen);
 }
