@@ -9,6 +9,13 @@
  * steady traffic have stopped, one last change is made and the run waits until
  * every connected device is in step and every kept message is accounted for.
  *
+ * With a restart (`--restart`) the scenario crosses it: just before the
+ * manager closes, the changes pause, a share of the fleet is taken away, one
+ * change is made to the whole fleet (the locks locked while some are offline)
+ * and each device away is sent two ttl messages; the new manager reads the
+ * same store (`follow`), the devices away dial it again and must get in step
+ * within a second, and the changes go on once the fleet is back.
+ *
  * When each device gets in step is read from `manager.state.changes()`: a
  * device is out of step from a change of desired state that leaves it a
  * non-empty delta (timed from the `setDesiredType` call), or from dialling
@@ -19,12 +26,19 @@
  * @module
  */
 
-import type { DeviceStore, JsonObject, Manager, StateChange } from "@iot-manager/core";
+import type {
+  DeviceState,
+  DeviceStore,
+  JsonObject,
+  KeptStats,
+  Manager,
+  StateChange,
+} from "@iot-manager/core";
 import type { FakeType } from "./fake_devices.ts";
 import type { Recorder, SimDevice } from "./fleet.ts";
 import type { DesiredFigures } from "./judge.ts";
 import { LatencyHistogram, type LatencySummary, type Tally } from "./stats.ts";
-import { sleep } from "./wait.ts";
+import { sleep, until } from "./wait.ts";
 
 /** A device must be in step this soon after reconnecting (issue 13: "locked within a second"). */
 export const IN_STEP_AFTER_RECONNECT_LIMIT_MS = 1000;
@@ -37,6 +51,10 @@ const ACK_TIMEOUT_SECONDS = 15;
 /** The longest the run waits for the fleet to get in step after the last change. */
 const SETTLE_TIMEOUT_MS = 30_000;
 const SETTLE_POLL_MS = 50;
+/** Share of each type taken away just before a restart (at least one device of each). */
+const AWAY_AT_RESTART_SHARE = 0.1;
+/** The longest a restart waits for the fleet to get in step, and for devices it took away to be gone. */
+const RESTART_PREPARE_TIMEOUT_MS = 10_000;
 /** The lights' desired brightness, in turn (five levels against two on/off values: ten states). */
 const LEVELS = [30, 70, 50, 100, 10] as const;
 
@@ -84,6 +102,21 @@ export interface TtlReport {
   };
 }
 
+/** The desired state across a restart (`--restart`): what crossed it, through the store. */
+export interface DesiredRestartReport {
+  /**
+   * Mode-2 devices taken away just before the close: the fleet was changed and
+   * each was sent two ttl messages while it was away.
+   */
+  readonly away: number;
+  /** Of them, those that came back to the new manager out of step (as each should). */
+  readonly awayBackOutOfStep: number;
+  /** Mode-2 devices in the fleet. */
+  readonly devices: number;
+  /** Of them, those the new manager knew on starting with the desired state set last before the close. */
+  readonly known: number;
+}
+
 /** The desired-state scenario, as the report shows it. Times in milliseconds. */
 export interface DesiredReport {
   /** Seconds between two changes. */
@@ -108,16 +141,34 @@ export interface DesiredReport {
   readonly worst: number;
   /** Messages sent with a `ttl` to devices that were away. */
   readonly ttl: TtlReport;
+  /** The desired state across the restart; null without one. */
+  readonly restart: DesiredRestartReport | null;
 }
 
 /** What the scenario needs from the run. */
 export interface DesiredContext {
+  /** The run's manager; a restart's new one comes through {@linkcode DesiredScenario.follow}. */
   readonly manager: Manager;
   /** The manager's store: what it still keeps for each device is counted there. */
   readonly store: DeviceStore;
   readonly sims: readonly SimDevice[];
   readonly recorder: Recorder;
+  /** Dials a device again (a restart brings back the devices it took away). */
+  readonly start: (sim: SimDevice) => Promise<void>;
   readonly signal?: AbortSignal;
+}
+
+/** A restart the scenario crosses. */
+interface Restart {
+  /** Devices taken away just before the close, still to come back. */
+  readonly away: Set<SimDevice>;
+  /** How many were taken away. */
+  readonly taken: number;
+  awayBackOutOfStep: number;
+  /** The desired state of each type set last before the close. */
+  readonly desired: Record<FakeType, JsonObject>;
+  /** Mode-2 devices the new manager knew with it; -1 until it started. */
+  known: number;
 }
 
 interface OutOfStep {
@@ -138,10 +189,14 @@ interface TtlMessage {
  *
  * @example
  * ```ts ignore
- * const desired = new DesiredScenario({ manager, store, sims, recorder }, 1);
+ * const desired = new DesiredScenario({ manager, store, sims, recorder, start }, 1);
  * recorder.claimTag = (sim, tag) => desired.onTag(sim, tag);
  * desired.start();
- * // ... the steady phase, with churn ...
+ * // ... the steady phase, with churn; or a restart:
+ * await desired.beforeRestart();
+ * await manager.close();
+ * desired.follow(await Manager.listen({ ...options, store }), store); // the same store
+ * await desired.afterRestart(); // once the fleet is back
  * await desired.stop();
  * // ... churn stopped ...
  * await desired.settle();
@@ -151,6 +206,10 @@ interface TtlMessage {
 export class DesiredScenario {
   readonly #context: DesiredContext;
   readonly #everyMs: number;
+  #manager: Manager;
+  #store: DeviceStore;
+  /** The kept-message books of managers a restart closed. */
+  readonly #retiredKept = { kept: 0, delivered: 0, expired: 0, dropped: 0 };
   readonly #byUuid = new Map<string, SimDevice>();
   readonly #outOfStep = new Map<string, OutOfStep>();
   /** When the latest change to each type was made. */
@@ -163,7 +222,14 @@ export class DesiredScenario {
   readonly #messages = new Map<string, TtlMessage>();
   readonly #sends = new Set<Promise<void>>();
   readonly #stopChanging = new AbortController();
+  /** Pauses the changes every few seconds (a restart); a new one each time they start. */
+  #pauseChanging = new AbortController();
   readonly #stopWatching = new AbortController();
+  /** The devices a restart brings back, dialling. */
+  readonly #returns = new Set<Promise<void>>();
+  /** Set from just before a restart's close until its fleet is back: disconnects are the restart's. */
+  #restarting = false;
+  #restart: Restart | null = null;
   #changes = 0;
   #awayChanges = 0;
   #tags = 0;
@@ -175,27 +241,105 @@ export class DesiredScenario {
   constructor(context: DesiredContext, everySeconds: number) {
     this.#context = context;
     this.#everyMs = everySeconds * 1000;
+    this.#manager = context.manager;
+    this.#store = context.store;
     for (const sim of context.sims) this.#byUuid.set(sim.uuid, sim);
   }
 
   /** Starts watching the manager's state changes, and changing the desired state. */
   start(): void {
-    const { manager, sims, signal } = this.#context;
-    const changes = manager.state.changes({
-      // One change of desired state queues a change per device at once.
-      highWaterMark: Math.max(1024, 4 * sims.length),
-      signal: signal
-        ? AbortSignal.any([signal, this.#stopWatching.signal])
-        : this.#stopWatching.signal,
-    });
-    this.#watching = this.#watch(changes);
-    this.#changing = this.#changeEvery();
+    this.#watchManager();
+    this.#startChanging();
   }
 
   /** Stops changing the desired state (the fleet goes on being watched). */
   async stop(): Promise<void> {
     this.#stopChanging.abort();
     await this.#changing;
+  }
+
+  /**
+   * Just before a restart closes the manager: pauses the changes, waits for
+   * the fleet to be in step, takes a share of each type away, changes the
+   * desired state of the whole fleet (each device away misses it) and sends
+   * each device away a ttl message that outlives the restart and one that
+   * cannot; resolves once the manager kept them and the devices still
+   * connected are in step, so the change is on the store before the close.
+   */
+  async beforeRestart(): Promise<void> {
+    const { sims, signal } = this.#context;
+    const manager = this.#manager;
+    this.#restarting = true;
+    this.#pauseChanging.abort();
+    await this.#changing;
+    // In step with the latest change first, so the restart's change is one every device away misses.
+    await this.#waitFor("the fleet in step before the restart", () => this.#fleetInStep());
+    const away = takenAway(sims.filter((sim) => sim.mode === 2 && sim.live));
+    for (const sim of away) {
+      // Disturbed: held to what churned devices are held to (the ledger expects their goodbyes).
+      sim.churned = true;
+      sim.churning = true;
+    }
+    await Promise.all(away.map((sim) => sim.stop("away for the restart")));
+    await this.#waitFor(
+      "the devices taken away gone from the manager",
+      () => away.every((sim) => manager.state.get(sim.uuid)?.connected === false),
+    );
+    if (signal?.aborted) return;
+    await this.#change();
+    for (const sim of away) this.#sendTtl(sim);
+    await this.#waitFor(
+      "the ttl messages kept and the fleet in step before the restart",
+      () => this.#sends.size === 0 && this.#fleetInStep(),
+    );
+    this.#restart = {
+      away: new Set(away),
+      taken: away.length,
+      awayBackOutOfStep: 0,
+      desired: desiredStates(this.#changes - 1),
+      known: -1,
+    };
+  }
+
+  /**
+   * A restart's new manager is listening, on the same store: watches it,
+   * counts the devices it knew with the desired state set before the close,
+   * and dials the devices taken away again. Call it before the new manager
+   * can have registered a device (in the same turn as `Manager.listen`
+   * resolving), so no `connected` change is missed.
+   */
+  follow(manager: Manager, store: DeviceStore): void {
+    // The closed manager's books are final; the new one's start at 0.
+    addKept(this.#retiredKept, this.#manager.state.keptStats);
+    this.#manager = manager;
+    this.#store = store;
+    this.#watchManager();
+    const restart = this.#restart;
+    if (!restart) return;
+    restart.known = 0;
+    for (const sim of this.#context.sims) {
+      const state = sim.mode === 2 ? manager.state.get(sim.uuid) : undefined;
+      if (state && holds(state.desired, restart.desired[sim.type])) restart.known++;
+    }
+    for (const sim of restart.away) {
+      sim.churning = false;
+      const dialled: Promise<void> = this.#context.start(sim)
+        .finally(() => this.#returns.delete(dialled));
+      this.#returns.add(dialled);
+    }
+  }
+
+  /**
+   * A restart's fleet is back: once the devices taken away are too, the
+   * changes go on. Not before: a change made while one of them is still
+   * dialling could give a lock back the state it already has.
+   */
+  async afterRestart(): Promise<void> {
+    await Promise.all(this.#returns);
+    const away = this.#restart?.away;
+    if (away) await this.#waitFor("the devices taken away back", () => away.size === 0);
+    this.#restarting = false;
+    this.#startChanging();
   }
 
   /**
@@ -206,6 +350,7 @@ export class DesiredScenario {
    */
   async settle(): Promise<void> {
     await this.stop();
+    await Promise.all(this.#returns);
     const { signal } = this.#context;
     let settled = false;
     if (!signal?.aborted) {
@@ -242,10 +387,32 @@ export class DesiredScenario {
     return true;
   }
 
+  /** Watches the manager's state changes (a restart's new manager's too, as it starts). */
+  #watchManager(): void {
+    const { sims, signal } = this.#context;
+    const changes = this.#manager.state.changes({
+      // One change of desired state queues a change per device at once.
+      highWaterMark: Math.max(1024, 4 * sims.length),
+      signal: signal
+        ? AbortSignal.any([signal, this.#stopWatching.signal])
+        : this.#stopWatching.signal,
+    });
+    // The closed manager's iterator has ended or is ending: both are waited for.
+    const watching = this.#watching;
+    const next = this.#watch(changes);
+    this.#watching = Promise.all([watching, next]).then(() => {});
+  }
+
+  #startChanging(): void {
+    if (this.#stopChanging.signal.aborted) return;
+    this.#pauseChanging = new AbortController();
+    this.#changing = this.#changeEvery();
+  }
+
   async #changeEvery(): Promise<void> {
-    const stop = this.#context.signal
-      ? AbortSignal.any([this.#context.signal, this.#stopChanging.signal])
-      : this.#stopChanging.signal;
+    const stops = [this.#stopChanging.signal, this.#pauseChanging.signal];
+    if (this.#context.signal) stops.push(this.#context.signal);
+    const stop = AbortSignal.any(stops);
     while (!stop.aborted) {
       await this.#change();
       await sleep(this.#everyMs, stop);
@@ -258,7 +425,7 @@ export class DesiredScenario {
     for (const type of ["lock", "light"] as const) {
       this.#changedAt[type] = performance.now();
       try {
-        await this.#context.manager.state.setDesiredType(type, states[type]);
+        await this.#manager.state.setDesiredType(type, states[type]);
       } catch (error) {
         this.#context.recorder.error(`setDesiredType("${type}") failed: ${String(error)}`);
       }
@@ -291,21 +458,27 @@ export class DesiredScenario {
           this.#outOfStep.set(sim.uuid, { since, cause: "change" });
         }
         return;
-      case "connected":
+      case "connected": {
         this.#reconnects.total++;
         this.#outOfStep.delete(sim.uuid);
+        const restart = this.#restart;
+        const backFromRestart = restart?.away.delete(sim) ?? false;
         if (inStep) return;
         this.#reconnects.outOfStep++;
-        // From its dialling again: exact (this change may be read late), and its handshake counts.
-        this.#outOfStep.set(sim.uuid, { since: sim.dialAt, cause: "reconnect" });
+        if (backFromRestart) restart!.awayBackOutOfStep++;
+        this.#outOfStep.set(sim.uuid, {
+          since: reconnectedSince(sim, state, now),
+          cause: "reconnect",
+        });
         return;
+      }
       case "reported":
         if (inStep) this.#inStep(sim, now);
         return;
       case "disconnected":
         this.#outOfStep.delete(sim.uuid);
-        // Churn took it away (nothing else drops a well-behaved device).
-        if (sim.role === "normal" && !this.#stopChanging.signal.aborted) {
+        // Churn took it away (nothing else drops a well-behaved device but a restart).
+        if (sim.role === "normal" && !this.#stopChanging.signal.aborted && !this.#restarting) {
           this.#whileAway(sim, state.desired);
         }
         return;
@@ -322,50 +495,87 @@ export class DesiredScenario {
 
   /**
    * While a device is away: flips its own desired state (a lock's `locked`, a
-   * light's `on`), so it comes back with something to do, and sends it one
-   * message that outlives its absence, then one that cannot.
+   * light's `on`), so it comes back with something to do, and sends it the
+   * ttl messages.
    */
   #whileAway(sim: SimDevice, desired: JsonObject): void {
-    const { manager, recorder } = this.#context;
-    const task: Promise<void> = (async () => {
+    const manager = this.#manager;
+    this.#track(sim, async () => {
       const patch: JsonObject = sim.type === "lock"
         ? { locked: desired.locked !== true }
         : { on: desired.on !== true };
       this.#deviceChangedAt.set(sim.uuid, performance.now());
       this.#awayChanges++;
       await manager.state.setDesired(sim.uuid, patch);
-      for (const [prefix, ttl] of [["k", KEPT_TTL_SECONDS], ["e", EXPIRING_TTL_SECONDS]] as const) {
-        const tag = `${prefix}${++this.#tags}`;
-        const message: TtlMessage = { sim, outcome: null, received: false };
-        this.#messages.set(tag, message);
-        // Acknowledged: the report says whether it was kept or delivered at once.
-        const report = await manager.send(sim.uuid, `status #${tag}\n`, {
-          ttl,
-          ack: true,
-          timeout: ACK_TIMEOUT_SECONDS,
-        });
-        message.outcome = report.kept === 1
-          ? "kept"
-          : report.acknowledged === 1
-          ? "direct"
-          : report.failed[0]?.reason ?? "unknown";
-      }
-    })().catch((error) =>
-      recorder.error(`changing ${sim.uuid} while away failed: ${String(error)}`)
-    )
+      await this.#ttlMessages(manager, sim);
+    });
+  }
+
+  /** Sends a device that is away the ttl messages. */
+  #sendTtl(sim: SimDevice): void {
+    const manager = this.#manager;
+    this.#track(sim, () => this.#ttlMessages(manager, sim));
+  }
+
+  /** Runs `work` for a device away, as one of the sends the scenario waits for. */
+  #track(sim: SimDevice, work: () => Promise<void>): void {
+    const task: Promise<void> = work()
+      .catch((error) =>
+        this.#context.recorder.error(`changing ${sim.uuid} while away failed: ${String(error)}`)
+      )
       .finally(() => this.#sends.delete(task));
     this.#sends.add(task);
   }
 
-  /** Every connected device in step, every ttl send resolved, and the kept messages balanced. */
-  async #settled(): Promise<boolean> {
-    if (this.#sends.size > 0) return false;
-    const { manager } = this.#context;
+  /** One message that outlives the device's absence, then one that cannot. */
+  async #ttlMessages(manager: Manager, sim: SimDevice): Promise<void> {
+    for (const [prefix, ttl] of [["k", KEPT_TTL_SECONDS], ["e", EXPIRING_TTL_SECONDS]] as const) {
+      const tag = `${prefix}${++this.#tags}`;
+      const message: TtlMessage = { sim, outcome: null, received: false };
+      this.#messages.set(tag, message);
+      // Acknowledged: the report says whether it was kept or delivered at once.
+      const report = await manager.send(sim.uuid, `status #${tag}\n`, {
+        ttl,
+        ack: true,
+        timeout: ACK_TIMEOUT_SECONDS,
+      });
+      message.outcome = report.kept === 1
+        ? "kept"
+        : report.acknowledged === 1
+        ? "direct"
+        : report.failed[0]?.reason ?? "unknown";
+    }
+  }
+
+  /** Every connected mode-2 device in step with its desired state. */
+  #fleetInStep(): boolean {
     for (const sim of this.#context.sims) {
-      const state = sim.mode === 2 ? manager.state.get(sim.uuid) : undefined;
+      const state = sim.mode === 2 ? this.#manager.state.get(sim.uuid) : undefined;
       if (state?.connected && Object.keys(state.delta).length > 0) return false;
     }
-    const { kept, delivered, expired, dropped } = manager.state.keptStats;
+    return true;
+  }
+
+  /** Polls `condition` for a restart's preparation; a deadline passed is a recorded error. */
+  async #waitFor(what: string, condition: () => boolean): Promise<void> {
+    const { signal, recorder } = this.#context;
+    const held = await until(condition, RESTART_PREPARE_TIMEOUT_MS, { signal });
+    if (!held && !signal?.aborted) {
+      recorder.error(`waited ${RESTART_PREPARE_TIMEOUT_MS / 1000} s for ${what}`);
+    }
+  }
+
+  /** The kept-message books of every manager of the run, the closed ones' included. */
+  #keptStats(): KeptStats {
+    const books = { ...this.#retiredKept };
+    addKept(books, this.#manager.state.keptStats);
+    return books;
+  }
+
+  /** Every connected device in step, every ttl send resolved, and the kept messages balanced. */
+  async #settled(): Promise<boolean> {
+    if (this.#sends.size > 0 || !this.#fleetInStep()) return false;
+    const { kept, delivered, expired, dropped } = this.#keptStats();
     return kept === delivered + expired + dropped + await this.#stillKept();
   }
 
@@ -373,13 +583,14 @@ export class DesiredScenario {
   async #stillKept(): Promise<number> {
     let count = 0;
     for (const sim of this.#context.sims) {
-      count += (await this.#context.store.kept(sim.uuid)).length;
+      count += (await this.#store.kept(sim.uuid)).length;
     }
     return count;
   }
 
   async #collect(settled: boolean): Promise<DesiredFigures> {
-    const { manager, sims } = this.#context;
+    const manager = this.#manager;
+    const { sims } = this.#context;
     const connected: DesiredFigures["connected"][number][] = [];
     for (const sim of sims) {
       const state = sim.mode === 2 ? manager.state.get(sim.uuid) : undefined;
@@ -410,8 +621,51 @@ export class DesiredScenario {
         ...ttl,
         failed,
         received,
-        manager: { ...manager.state.keptStats, stillKept: await this.#stillKept() },
+        manager: { ...this.#keptStats(), stillKept: await this.#stillKept() },
+      },
+      restart: this.#restart && {
+        away: this.#restart.taken,
+        awayBackOutOfStep: this.#restart.awayBackOutOfStep,
+        devices: sims.filter((sim) => sim.mode === 2).length,
+        known: Math.max(0, this.#restart.known),
       },
     };
   }
+}
+
+/**
+ * The devices a restart takes away: of each type, an evenly spread
+ * {@linkcode AWAY_AT_RESTART_SHARE} of `candidates`, at least one.
+ */
+function takenAway(candidates: readonly SimDevice[]): SimDevice[] {
+  const away: SimDevice[] = [];
+  for (const type of ["lock", "light"] as const) {
+    const ofType = candidates.filter((sim) => sim.type === type);
+    if (ofType.length === 0) continue;
+    const count = Math.max(1, Math.round(ofType.length * AWAY_AT_RESTART_SHARE));
+    for (let i = 0; i < count; i++) away.push(ofType[Math.floor((i * ofType.length) / count)]);
+  }
+  return away;
+}
+
+/** Whether `desired` holds every key of `expected` with its value (the values are scalars). */
+function holds(desired: JsonObject, expected: JsonObject): boolean {
+  return Object.entries(expected).every(([key, value]) => desired[key] === value);
+}
+
+/**
+ * When a device that came back began its way back: its dial, or, for one
+ * that reconnected by itself (no event marks that dial), the moment the
+ * manager registered it (`lastSeen`), which leaves its handshake out.
+ */
+function reconnectedSince(sim: SimDevice, state: DeviceState, now: number): number {
+  if (sim.dialAt > sim.droppedAt) return sim.dialAt;
+  return now - Math.max(0, Date.now() - state.lastSeen);
+}
+
+function addKept(books: { -readonly [K in keyof KeptStats]: number }, add: KeptStats): void {
+  books.kept += add.kept;
+  books.delivered += add.delivered;
+  books.expired += add.expired;
+  books.dropped += add.dropped;
 }

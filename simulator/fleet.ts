@@ -133,8 +133,14 @@ export class SimDevice {
   churned = false;
   /** True while churn is closing it on purpose. */
   churning = false;
-  /** When the current connection attempt started (`performance.now()`). */
+  /**
+   * When the simulator last dialled this device (`performance.now()`). A device
+   * that reconnects by itself (`reconnect`) dials again with no event to mark it:
+   * then `droppedAt` is later.
+   */
   dialAt = 0;
+  /** When its last connection dropped, as the device saw it (`performance.now()`); -1 before. */
+  droppedAt = -1;
   /** Tag of each scenario command received, with the time it was processed (steady traffic is not kept). */
   readonly received = new Map<string, number>();
   /** The manager's side of the current connection, once the manager registered it. */
@@ -227,6 +233,7 @@ export class SimDevice {
     recorder: Recorder,
   ): void {
     this.lastEnd = end;
+    this.droppedAt = performance.now();
     count(recorder.deviceEnds, end.reason);
     // A device that reconnects keeps its counters (and stays this SimDevice's device).
     if (willReconnect) return;

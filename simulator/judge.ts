@@ -353,10 +353,12 @@ function expectReturn(restart: RestartReport, expect: Expect): void {
 
 /**
  * The desired-state scenario: every connected device in step, every device in
- * step soon after coming back, every ttl message accounted for.
+ * step soon after coming back, every ttl message accounted for; across a
+ * restart, the desired state read back by the new manager and every device
+ * taken away coming back with the change to make.
  */
 function expectDesired(desired: DesiredReport, expect: Expect): void {
-  const { devices, reconnects, afterReconnect, ttl } = desired;
+  const { devices, reconnects, afterReconnect, ttl, restart } = desired;
   const outOfStep = devices.connected - devices.inStep;
   expect(
     "every connected device in step with its desired state",
@@ -365,13 +367,27 @@ function expectDesired(desired: DesiredReport, expect: Expect): void {
       ` (worst ${ms(desired.worst)} from a change or a reconnect to in step)` +
       desired.outOfStepSamples.map((sample) => `; ${sample}`).join(""),
   );
+  if (restart) {
+    expect(
+      "the new manager read the desired state set before the restart",
+      restart.devices > 0 && restart.known === restart.devices,
+      `${restart.known} / ${restart.devices} devices, from the store the closed manager wrote`,
+    );
+  }
+  // Across a restart, the devices away at its change must all have come back with it to make.
+  const awayShown = !restart || (restart.away > 0 && restart.awayBackOutOfStep === restart.away);
   expect(
-    `every device in step within ${IN_STEP_AFTER_RECONNECT_LIMIT_MS / 1000} s of reconnecting`,
-    afterReconnect.max <= IN_STEP_AFTER_RECONNECT_LIMIT_MS,
-    reconnects.outOfStep === 0
+    `every device in step within ${IN_STEP_AFTER_RECONNECT_LIMIT_MS / 1000} s of reconnecting` +
+      (restart ? " after the restart" : ""),
+    afterReconnect.max <= IN_STEP_AFTER_RECONNECT_LIMIT_MS && awayShown,
+    (reconnects.outOfStep === 0
       ? `none of ${reconnects.total} came back out of step`
       : `${afterReconnect.count} of ${reconnects.outOfStep} out of step got in step, ` +
-        `p99 ${ms(afterReconnect.p99)}, max ${ms(afterReconnect.max)}`,
+        `p99 ${ms(afterReconnect.p99)}, max ${ms(afterReconnect.max)}`) +
+      (restart
+        ? `; ${restart.awayBackOutOfStep} of the ${restart.away} away at the restart's change ` +
+          `came back out of step`
+        : ""),
   );
   const books = ttl.manager;
   const accounted = books.delivered + books.expired + books.dropped + books.stillKept;

@@ -390,7 +390,7 @@ function renderRestart(restart: RestartReport): string[] {
  * ```
  */
 export function desiredSection(desired: DesiredReport): ReportSection {
-  const { devices, afterChange, afterReconnect, reconnects, ttl } = desired;
+  const { devices, afterChange, afterReconnect, reconnects, ttl, restart } = desired;
   const books = ttl.manager;
   const failed = Object.entries(ttl.failed).map(([reason, n]) => `${n} ${reason}`);
   const latency = (summary: DesiredReport["afterChange"]) =>
@@ -411,6 +411,16 @@ export function desiredSection(desired: DesiredReport): ReportSection {
       `${latency(afterReconnect)}  (${reconnects.outOfStep} of ${reconnects.total} came back ` +
       `out of step)`,
     ],
+    ...(restart
+      ? [
+        [
+          "across the restart",
+          `${restart.away} devices away at the change just before it, ` +
+          `${restart.awayBackOutOfStep} of them back out of step; ` +
+          `the new manager read ${restart.known} / ${restart.devices} desired states from the store`,
+        ] satisfies ReportRow,
+      ]
+      : []),
     [
       "ttl messages to devices away",
       `${ttl.sent} sent: ${ttl.kept} kept, ${ttl.direct} delivered at once (already back)` +
@@ -425,7 +435,9 @@ export function desiredSection(desired: DesiredReport): ReportSection {
   ];
   return {
     title: `desired state: ${desired.changes} changes to every lock and light, one every ` +
-      `${desired.every} s, the last once churn and steady traffic had stopped; ` +
+      `${desired.every} s, ` +
+      (restart ? "one just before the restart, " : "") +
+      `the last once churn and steady traffic had stopped; ` +
       `${desired.awayChanges} to single devices while they were away`,
     rows,
   };

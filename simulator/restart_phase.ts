@@ -2,7 +2,9 @@
  * The restart phase: `restart` seconds into the steady phase the manager is
  * closed, a new one listens on the same port `restartDown` seconds later, and
  * the run waits for the fleet to come back by itself, recording when each
- * device did. `restart.ts` measures the return from those times.
+ * device did. `restart.ts` measures the return from those times. The desired
+ * scenario crosses the restart through two hooks: one just before the close,
+ * one once the fleet is back.
  *
  * @module
  */
@@ -51,13 +53,18 @@ export interface RestartContext {
   readonly onClose: (record: RestartRecord) => void;
   /** Names the run's phase for the status line and the memory samples. */
   readonly setPhase: (phase: string) => void;
+  /** Runs just before the close; devices it takes away are not part of the fleet that must come back. */
+  readonly beforeClose?: () => Promise<void>;
+  /** Runs once the fleet is back (or the wait for it gave up). */
+  readonly afterReturn?: () => Promise<void>;
 }
 
 /**
- * Runs the restart: waits `restart` seconds, closes the manager, starts a new
- * one on the same port `restartDown` seconds after the close, and waits until
- * every device that was registered at the close is registered again (or a
- * deadline well past the backoff's longest wait).
+ * Runs the restart: waits `restart` seconds, runs `beforeClose`, closes the
+ * manager, starts a new one on the same port `restartDown` seconds after the
+ * close, waits until every device that was registered at the close is
+ * registered again (or a deadline well past the backoff's longest wait), then
+ * runs `afterReturn`.
  *
  * @example
  * ```ts ignore
@@ -70,6 +77,8 @@ export async function restartManager(context: RestartContext): Promise<void> {
   const closed = context.manager();
   if (!closed || signal?.aborted) return;
   context.setPhase("restart");
+  await context.beforeClose?.();
+  if (signal?.aborted) return;
   const record: RestartRecord = {
     closed,
     downAt: performance.now(),
@@ -106,6 +115,7 @@ export async function restartManager(context: RestartContext): Promise<void> {
       missing: record.fleet.size - record.back.size,
     });
   }
+  await context.afterReturn?.();
   context.setPhase("steady");
 }
 

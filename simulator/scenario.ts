@@ -8,7 +8,8 @@
  * runs add steady traffic (`steady.ts`), churn (`churn.ts`) and a memory
  * timeline (`memory.ts`); the desired-state scenario (`desired.ts`) changes
  * the fleet's desired state while churn takes devices away; a restart (`restart_phase.ts`) closes the manager
- * mid-run and measures how the fleet comes back to a new one. The books are
+ * mid-run and measures how the fleet comes back to a new one (with the desired
+ * scenario, on the same SQLite file: the state crosses the restart). The books are
  * kept by `ledger.ts`; unhandled rejections and uncaught errors are counted
  * (`process_failures.ts`).
  *
@@ -16,7 +17,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { Manager, MemoryStore } from "@iot-manager/core";
+import { type DeviceStore, Manager, MemoryStore, SqliteStore } from "@iot-manager/core";
 import { Churn } from "./churn.ts";
 import { DesiredScenario } from "./desired.ts";
 import { Dialer } from "./dialer.ts";
@@ -60,6 +61,8 @@ const STEADY_ROUNDS = 3;
  *
  * @throws {TypeError} When `restart` or `desired` is combined with options it
  *   cannot run with (see {@linkcode restartClashes} and {@linkcode desiredClashes}).
+ * @throws {Error} When `restart` and `desired` are both on and no temporary
+ *   directory can be made for the manager's SQLite file (no write permission).
  *
  * @example
  * ```ts
@@ -84,7 +87,39 @@ export async function runSimulation(
   if (desiredClash.length > 0) {
     throw new TypeError(`desired cannot be combined with ${desiredClash.join(", ")}`);
   }
-  return await new Run(resolved).execute();
+  // The desired state crosses a restart in a file both managers open: a real restart of state.
+  const stateDirectory = resolved.restart !== undefined && resolved.desired
+    ? await makeStateDirectory()
+    : null;
+  try {
+    return await new Run(resolved, stateDirectory && `${stateDirectory}/state.db`).execute();
+  } finally {
+    if (stateDirectory) await removeStateDirectory(stateDirectory);
+  }
+}
+
+/** A temporary directory for the manager's SQLite file (and its journal). */
+async function makeStateDirectory(): Promise<string> {
+  try {
+    return await Deno.makeTempDir({ prefix: "iot-manager-simulate-" });
+  } catch (error) {
+    throw new Error(
+      "restart with desired keeps the manager's state in an SQLite file in a temporary " +
+        `directory, which could not be made (run with --allow-write): ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+async function removeStateDirectory(directory: string): Promise<void> {
+  try {
+    await Deno.remove(directory, { recursive: true });
+  } catch (error) {
+    log.warn("Could not remove the manager's state directory {directory}: {error}", {
+      directory,
+      error,
+    });
+  }
 }
 
 /** What most parts of the run share. */
@@ -112,7 +147,12 @@ class Run {
   readonly #timeline: TimelineRecorder | null;
   #manager: Manager | null = null;
   /** The embedded manager's store, where the desired scenario counts what is still kept. */
-  #store: MemoryStore | null = null;
+  #store: DeviceStore | null = null;
+  /**
+   * The SQLite file every embedded manager of the run keeps its state in (a
+   * restart with the desired scenario); null: each has a `MemoryStore` of its own.
+   */
+  readonly #stateFile: string | null;
   /** Heartbeat rounds of managers closed by a restart. */
   #retiredRounds = 0;
   #target!: Target;
@@ -127,8 +167,9 @@ class Run {
   #aliveAtShutdown: SimDevice[] = [];
   #stopTelemetry = () => {};
 
-  constructor(options: SimulationOptions) {
+  constructor(options: SimulationOptions, stateFile: string | null) {
     this.#options = options;
+    this.#stateFile = stateFile;
     const random = seededRandom(options.seed);
     const { sims, malformed } = castFleet(options, random);
     this.#sims = sims;
@@ -238,9 +279,13 @@ class Run {
     });
   }
 
-  /** Starts the embedded manager on `port` (0: any) and makes it the run's manager. */
+  /**
+   * Starts the embedded manager on `port` (0: any) and makes it the run's
+   * manager; the desired scenario, if under way, follows it.
+   */
   async #listen(port: number): Promise<Manager> {
-    const store = new MemoryStore();
+    // A manager closes its store: a restart's new manager opens the file again.
+    const store = this.#stateFile ? new SqliteStore(this.#stateFile) : new MemoryStore();
     const manager = await Manager.listen({
       validTypes: ["light", "lock"],
       hostname: "127.0.0.1",
@@ -255,6 +300,8 @@ class Run {
     this.#manager = manager;
     this.#store = store;
     this.#ledger.watch(manager);
+    // In the same turn as the listen: before any device can be registered.
+    this.#desired?.follow(manager, store);
     return manager;
   }
 
@@ -293,6 +340,7 @@ class Run {
         ...this.#shared,
         manager,
         store: this.#store,
+        start: (sim) => this.#dialer.start(sim),
       }, this.#options.desiredEvery);
       this.#desired.start();
     }
@@ -301,6 +349,7 @@ class Run {
       (this.#steady?.onTag(sim, tag, receivedAt) ?? false);
     try {
       if (this.#options.restart !== undefined) {
+        const desired = this.#desired;
         await restartManager({
           options: this.#options,
           sims: this.#sims,
@@ -308,6 +357,8 @@ class Run {
           listen: (port) => this.#listen(port),
           onClose: (record) => void (this.#ledger.restart = record),
           setPhase: (phase) => void (this.#phase = phase),
+          beforeClose: desired ? () => desired.beforeRestart() : undefined,
+          afterReturn: desired ? () => desired.afterRestart() : undefined,
         });
       }
       await this.#steadyWait();

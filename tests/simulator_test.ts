@@ -325,6 +325,83 @@ Deno.test("simulator --desired --json: the fleet converges under churn and every
   ) assert.ok(table.includes(label), `the table shows ${label}:\n${table}`);
 });
 
+Deno.test("simulator --restart --desired --json: the state crosses the restart, the fleet converges, every ttl message is accounted for", async () => {
+  // The manager's SQLite file goes in a temporary directory: write permission there only.
+  const temporary = Deno.env.get("TMPDIR") ?? "/tmp";
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      `--allow-write=${temporary}`,
+      new URL("../simulator/main.ts", import.meta.url).pathname,
+      "--json",
+      "--no-status",
+      ...["--lights", "12", "--locks", "8", "--requests", "5"],
+      ...["--heartbeat", "0.2", "--heartbeat-timeout", "1", "--duration", "1"],
+      ...["--restart", "0.2", "--restart-down", "0.5", "--reconnect-max-delay", "1"],
+      ...["--desired", "--desired-every", "0.3"],
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const report: SimulationReport = JSON.parse(new TextDecoder().decode(stdout));
+  const table = `${renderReport(report)}\n${new TextDecoder().decode(stderr)}`;
+  // Timing verdicts are judged, but left to the real run.
+  const timing = new Set([
+    "busiest 100 ms of the return at most 5 % of the fleet",
+    "every device back within 15 s of losing the manager",
+    "every device in step within 1 s of reconnecting after the restart",
+  ]);
+  const failed = report.expectations.filter((e) => !e.ok && !timing.has(e.name));
+  assert.deepEqual(failed, [], table);
+  assert.equal(code, report.ok ? 0 : 1);
+  const judged = new Map(report.expectations.map((e) => [e.name, e]));
+  for (
+    const name of [
+      ...timing,
+      "every device back after the restart",
+      "every connected device in step with its desired state",
+      "the new manager read the desired state set before the restart",
+      "every ttl message delivered or counted as expired",
+    ]
+  ) assert.equal(typeof judged.get(name)?.ok, "boolean", `${name} is judged`);
+
+  // One lock and one light (a tenth of each, at least one) were away when the fleet was changed.
+  const desired = report.desired!;
+  assert.ok(desired, table);
+  assert.deepEqual(desired.restart, { away: 2, awayBackOutOfStep: 2, devices: 20, known: 20 });
+  const restart = report.restart!;
+  assert.ok(restart, table);
+  assert.deepEqual([restart.expected, restart.back], [18, 18], "the rest came back by itself");
+  // Every device back, all of it in step once the changes went on after the restart.
+  assert.equal(desired.settled, true, table);
+  assert.deepEqual(desired.devices, { connected: 20, inStep: 20, mode1: 0 }, table);
+  assert.ok(desired.changes >= 2, `${desired.changes} changes`);
+  assert.ok(desired.reconnects.outOfStep >= 2, table);
+  assert.equal(desired.afterReconnect.count, desired.reconnects.outOfStep, table);
+
+  // Kept by the closed manager, in the file; delivered or expired by the new one.
+  const { ttl } = desired;
+  assert.deepEqual([ttl.sent, ttl.kept, ttl.direct, ttl.failed], [4, 4, 0, {}], table);
+  const books = ttl.manager;
+  assert.deepEqual(
+    books,
+    { kept: 4, delivered: 2, expired: 2, dropped: 0, stillKept: 0 },
+    "the 60 s messages outlived the restart, the 10 ms ones could not",
+  );
+  assert.equal(ttl.received.kept, books.delivered, table);
+  assert.equal(report.disconnects.unexpected, 0, table);
+  for (
+    const label of [
+      "desired state: ",
+      "one just before the restart",
+      "across the restart                          2 devices away",
+      "devices back / expected              18 / 18",
+    ]
+  ) assert.ok(table.includes(label), `the table shows ${label}:\n${table}`);
+});
+
 Deno.test("the desired expectations fail on a device out of step, a slow return and a lost message", () => {
   const desired: DesiredFigures = {
     every: 1,
@@ -347,6 +424,7 @@ Deno.test("the desired expectations fail on a device out of step, a slow return 
       received: { kept: 2, direct: 0, failed: 0 },
       manager: { kept: 4, delivered: 2, expired: 2, dropped: 0, stillKept: 0 },
     },
+    restart: null,
   };
   const names = {
     inStep: "every connected device in step with its desired state",
@@ -397,6 +475,59 @@ Deno.test("the desired expectations fail on a device out of step, a slow return 
   assert.match(timedOut.ttl.detail, /1 failed: timeout/);
   const none = verdicts({ ...desired, changes: 0 });
   assert.equal(none.inStep.ok, false, "no change made: nothing was shown");
+});
+
+Deno.test("across a restart, the desired expectations fail on state the new manager lost and on a device back in step by accident", () => {
+  const desired: DesiredFigures = {
+    every: 1,
+    changes: 3,
+    awayChanges: 0,
+    settled: true,
+    mode1: 0,
+    connected: [
+      { uuid: "a", type: "lock", delta: {} },
+      { uuid: "b", type: "light", delta: {} },
+    ],
+    afterChange: { count: 4, p50: 3, p99: 9, max: 9 },
+    afterReconnect: { count: 1, p50: 4, p99: 4, max: 4 },
+    reconnects: { total: 2, outOfStep: 1 },
+    ttl: {
+      sent: 2,
+      kept: 2,
+      direct: 0,
+      failed: {},
+      received: { kept: 1, direct: 0, failed: 0 },
+      manager: { kept: 2, delivered: 1, expired: 1, dropped: 0, stillKept: 0 },
+    },
+    restart: { away: 1, awayBackOutOfStep: 1, devices: 2, known: 2 },
+  };
+  const names = {
+    known: "the new manager read the desired state set before the restart",
+    reconnect: "every device in step within 1 s of reconnecting after the restart",
+  };
+  const verdicts = (figures: DesiredFigures) => {
+    const report = judge(runFigures(figures));
+    const byName = new Map(report.expectations.map((e) => [e.name, e]));
+    return { report, known: byName.get(names.known)!, reconnect: byName.get(names.reconnect)! };
+  };
+  const good = verdicts(desired);
+  assert.deepEqual([good.known.ok, good.reconnect.ok, good.report.ok], [true, true, true]);
+  assert.equal(good.known.detail, "2 / 2 devices, from the store the closed manager wrote");
+  assert.match(good.reconnect.detail, /; 1 of the 1 away at the restart's change came back/);
+  assert.ok(renderReport(good.report).includes("across the restart"));
+
+  const restart = desired.restart!;
+  const forgotten = verdicts({ ...desired, restart: { ...restart, known: 1 } });
+  assert.equal(forgotten.known.ok, false, "a device whose desired state did not cross");
+  // Back in step without being told: the change did not reach it through the new manager.
+  const unshown = verdicts({ ...desired, restart: { ...restart, awayBackOutOfStep: 0 } });
+  assert.equal(unshown.reconnect.ok, false);
+  const slow = verdicts({
+    ...desired,
+    afterReconnect: { count: 1, p50: 1200, p99: 1200, max: 1200 },
+  });
+  assert.equal(slow.reconnect.ok, false);
+  assert.match(slow.reconnect.detail, /max 1200\.0 ms/);
 });
 
 /** The figures of an external run that did nothing but the desired scenario. */
@@ -638,7 +769,6 @@ Deno.test("the CLI parses every flag and refuses bad ones", () => {
       ["--restart", "1", "--silent", "0.1"],
       ["--restart", "1", "--steady-requests", "5"],
       ["--restart", "1", "--connect", "devices.example:8595"],
-      ["--restart", "1", "--desired"],
       ["--desired-every", "2"],
       ["--desired", "--desired-every", "0"],
       ["--desired", "--connect", "devices.example:8595"],
