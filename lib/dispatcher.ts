@@ -13,6 +13,7 @@ import type { Client } from "./client.ts";
 import type { Connection } from "./connection.ts";
 import type { ConnectionEnd } from "./errors.ts";
 import { withGrace } from "./graceful.ts";
+import type { ManagerMetrics } from "./metrics.ts";
 import { HandlerPool } from "./pool.ts";
 import { AsyncQueue } from "./queue.ts";
 import { Subscribers } from "./subscribers.ts";
@@ -87,22 +88,26 @@ export class Dispatcher {
   readonly #messageSubs = new Subscribers<AsyncQueue<DeviceMessage>>();
   #closed = false;
 
-  constructor(options: DispatcherOptions, log: Logger) {
+  constructor(options: DispatcherOptions, log: Logger, metrics: ManagerMetrics) {
     this.#log = log;
     this.#pool = new HandlerPool({
       concurrency: options.maxConcurrentHandlers,
-      onError: (error, context) =>
+      onError: (error, context) => {
+        metrics.handlersFailed++;
         log.error("A {event} handler failed for device {uuid}: {error}", {
           ...context,
           error,
           message: String(error),
-        }),
+        });
+      },
       slotTimeout: options.handlerTimeout,
-      onSlow: (context, seconds) =>
+      onSlow: (context, seconds) => {
+        metrics.handlersSlow++;
         log.warn(
           "A {event} handler for device {uuid} is still running after {seconds} s; its slot is freed",
           { ...context, seconds, reason: "handler-timeout" },
-        ),
+        );
+      },
     });
   }
 

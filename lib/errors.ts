@@ -111,6 +111,22 @@ export type InvalidInfoReason =
   | "auth"
   | "conflict";
 
+/** Every {@linkcode EndReason}, for counters that start at 0. */
+export const END_REASONS: readonly EndReason[] = [
+  "closed",
+  "ended",
+  "heartbeat",
+  "replaced",
+  "kicked",
+  "manager-closed",
+  "protocol",
+  "io",
+  "buffer-full",
+  "write-timeout",
+  "keepalive",
+  "refused",
+];
+
 const INVALID_INFO_REASONS: ReadonlySet<string> = new Set<InvalidInfoReason>([
   "encoding",
   "uuid",
@@ -123,6 +139,11 @@ const INVALID_INFO_REASONS: ReadonlySet<string> = new Set<InvalidInfoReason>([
   "auth",
   "conflict",
 ]);
+
+/** Every {@linkcode InvalidInfoReason}, for counters that start at 0. */
+export function invalidInfoReasons(): InvalidInfoReason[] {
+  return [...INVALID_INFO_REASONS] as InvalidInfoReason[];
+}
 
 /**
  * Whether `reason` is one of the {@linkcode InvalidInfoReason} codes (as read

@@ -136,10 +136,14 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       this.#log,
       this.#metrics,
     );
-    this.#dispatcher = new Dispatcher({
-      maxConcurrentHandlers: this.#options.maxConcurrentHandlers,
-      handlerTimeout: this.#options.handlerTimeout,
-    }, this.#log);
+    this.#dispatcher = new Dispatcher(
+      {
+        maxConcurrentHandlers: this.#options.maxConcurrentHandlers,
+        handlerTimeout: this.#options.handlerTimeout,
+      },
+      this.#log,
+      this.#metrics,
+    );
     this.#store = options.store ?? new MemoryStore();
     this.#states = new DeviceStates(this.#registry, {
       store: this.#store,
@@ -258,6 +262,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    */
   stats(): ManagerStats {
     return managerStats(this.#metrics, {
+      types: this.validTypes,
       connections: this.#registry.all(),
       pending: this.#admission.pending,
       rounds: this.#heartbeat.rounds,

@@ -10,6 +10,7 @@
 
 import { Histogram, type HistogramSnapshot } from "./histogram.ts";
 import type { KeptStats } from "./kept.ts";
+import { END_REASONS, invalidInfoReasons } from "./errors.ts";
 
 /** Heartbeat round-trip buckets, in milliseconds. */
 export const RTT_BUCKETS_MS: readonly number[] = [
@@ -69,8 +70,13 @@ export interface ManagerStats {
   readonly heartbeat: { readonly rounds: number; readonly rttMs: HistogramSnapshot };
   /** Bytes queued unsent: the fullest connection's buffer, and all of them together. */
   readonly sendBuffer: { readonly maxBytes: number; readonly totalBytes: number };
-  /** Event handler calls running and waiting for a slot. */
-  readonly handlers: { readonly running: number; readonly waiting: number };
+  /** Event handler calls running and waiting for a slot; those that threw or ran past `handlerTimeout`. */
+  readonly handlers: {
+    readonly running: number;
+    readonly waiting: number;
+    readonly failed: number;
+    readonly slow: number;
+  };
   /** Messages kept for absent devices. */
   readonly kept: KeptStats;
   /** With a cluster adapter: devices connected to the other managers, as last known. */
@@ -80,8 +86,14 @@ export interface ManagerStats {
 /** The counters the manager's hot paths add to. */
 export class ManagerMetrics {
   handshakesAccepted = 0;
-  readonly handshakesRefused: Map<string, number> = new Map();
-  readonly disconnects: Map<string, number> = new Map();
+  // Every known reason starts at 0, so a rate over the first event of a reason is not lost.
+  readonly handshakesRefused: Map<string, number> = new Map(
+    [...invalidInfoReasons(), "limit", "closed", "io"].map((reason) => [reason, 0]),
+  );
+  readonly disconnects: Map<string, number> = new Map(END_REASONS.map((reason) => [reason, 0]));
+  /** Handler calls that threw, and that ran past `handlerTimeout`. */
+  handlersFailed = 0;
+  handlersSlow = 0;
   messagesReceived = 0;
   receivedBytes = 0;
   messagesSent = 0;
@@ -91,6 +103,8 @@ export class ManagerMetrics {
   readonly heartbeatRtt: Histogram = new Histogram(RTT_BUCKETS_MS);
   /** Called with each heartbeat round trip (ms), after it is counted (OpenTelemetry records it). */
   onRtt: ((ms: number) => void) | null = null;
+  /** Called with the devices each fan-out reached (OpenTelemetry records it). */
+  onFanOut: ((count: number) => void) | null = null;
 
   /** A handshake was refused for `reason`. */
   refused(reason: string): void {
@@ -118,6 +132,7 @@ export class ManagerMetrics {
   fannedOut(count: number): void {
     this.fanOuts++;
     this.fanOutDeliveries.record(count);
+    this.onFanOut?.(count);
   }
 
   /** A beat answered a heartbeat after `ms` milliseconds. */
@@ -129,6 +144,8 @@ export class ManagerMetrics {
 
 /** What a snapshot reads off the manager's live state. */
 export interface LiveState {
+  /** The manager's device types: each is counted, at 0 when none is connected. */
+  readonly types: readonly string[];
   readonly connections: Iterable<{
     readonly type: string;
     readonly mode: 1 | 2;
@@ -143,7 +160,7 @@ export interface LiveState {
 
 /** Builds the snapshot from the counters and the live state (one pass over the connections). */
 export function managerStats(metrics: ManagerMetrics, live: LiveState): ManagerStats {
-  const byType: Record<string, number> = {};
+  const byType: Record<string, number> = Object.fromEntries(live.types.map((type) => [type, 0]));
   const byMode = { 1: 0, 2: 0 };
   let connected = 0;
   let maxBytes = 0;
@@ -173,7 +190,7 @@ export function managerStats(metrics: ManagerMetrics, live: LiveState): ManagerS
     fanOut: { sends: metrics.fanOuts, deliveries: metrics.fanOutDeliveries.snapshot() },
     heartbeat: { rounds: live.rounds, rttMs: metrics.heartbeatRtt.snapshot() },
     sendBuffer: { maxBytes, totalBytes },
-    handlers: { ...live.handlers },
+    handlers: { ...live.handlers, failed: metrics.handlersFailed, slow: metrics.handlersSlow },
     kept: live.kept,
     ...(live.remoteDevices === undefined ? {} : { cluster: { remoteDevices: live.remoteDevices } }),
   };

@@ -12,7 +12,12 @@
  */
 
 import { type Attributes, metrics } from "@opentelemetry/api";
-import type { ManagerMetrics, ManagerStats } from "./metrics.ts";
+import {
+  FAN_OUT_BUCKETS,
+  type ManagerMetrics,
+  type ManagerStats,
+  RTT_BUCKETS_MS,
+} from "./metrics.ts";
 
 /** The instrumentation scope's name: the package. */
 export const METER_NAME = "@iot-manager/core";
@@ -37,6 +42,8 @@ export function publishMetrics(
     meter.createObservableCounter(`iot_manager.${name}`, { description, unit });
   const instruments = {
     devices: gauge("devices.connected", "Devices connected now, by type.", "{device}"),
+    byMode: gauge("devices.connected_by_mode", "Devices connected now, by mode.", "{device}"),
+    handlerFailures: counter("handler.failures", "Handler calls that threw or ran late.", "{call}"),
     accepted: counter("handshakes.accepted", "Handshakes that admitted a device.", "{handshake}"),
     refused: counter("handshakes.refused", "Handshakes refused, by reason.", "{handshake}"),
     pending: gauge("handshakes.pending", "Connections still in their handshake.", "{connection}"),
@@ -52,9 +59,17 @@ export function publishMetrics(
     kept: counter("kept.messages", "Messages kept for absent devices, by outcome.", "{message}"),
     remote: gauge("cluster.remote_devices", "Devices on the other managers.", "{device}"),
   };
+  // Seconds, as OpenTelemetry's conventions and Prometheus have durations, on the library's own
+  // buckets (the SDK default, 0-5-10-25 ms..., would put every loopback beat in one bucket).
   const rtt = meter.createHistogram("iot_manager.heartbeat.rtt", {
     description: "Round trip from heartbeat to beat.",
-    unit: "ms",
+    unit: "s",
+    advice: { explicitBucketBoundaries: RTT_BUCKETS_MS.map((ms) => ms / 1000) },
+  });
+  const fanOut = meter.createHistogram("iot_manager.fanout.deliveries", {
+    description: "Devices reached per sendAll or sendType.",
+    unit: "{device}",
+    advice: { explicitBucketBoundaries: [...FAN_OUT_BUCKETS] },
   });
   const with_ = (extra: Attributes) => ({ ...attributes, ...extra });
   const observe: Parameters<typeof meter.addBatchObservableCallback>[0] = (result) => {
@@ -62,7 +77,11 @@ export function publishMetrics(
     for (const [type, count] of Object.entries(stats.devices.byType)) {
       result.observe(instruments.devices, count, with_({ type }));
     }
-    if (stats.devices.connected === 0) result.observe(instruments.devices, 0, attributes);
+    for (const mode of [1, 2] as const) {
+      result.observe(instruments.byMode, stats.devices.byMode[mode], with_({ mode }));
+    }
+    result.observe(instruments.handlerFailures, stats.handlers.failed, with_({ kind: "threw" }));
+    result.observe(instruments.handlerFailures, stats.handlers.slow, with_({ kind: "timeout" }));
     result.observe(instruments.accepted, stats.handshakes.accepted, attributes);
     for (const [reason, count] of Object.entries(stats.handshakes.refused)) {
       result.observe(instruments.refused, count, with_({ reason }));
@@ -88,9 +107,11 @@ export function publishMetrics(
   };
   const observables = Object.values(instruments);
   meter.addBatchObservableCallback(observe, observables);
-  counters.onRtt = (ms) => rtt.record(ms, attributes);
+  counters.onRtt = (ms) => rtt.record(ms / 1000, attributes);
+  counters.onFanOut = (count) => fanOut.record(count, attributes);
   return () => {
     meter.removeBatchObservableCallback(observe, observables);
     counters.onRtt = null;
+    counters.onFanOut = null;
   };
 }

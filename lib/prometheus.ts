@@ -33,10 +33,10 @@ export function prometheusText(stats: ManagerStats): string {
   const sample = (name: string, value: number, labels: Labels = {}) =>
     out.push(`iot_manager_${name}${renderLabels(labels)} ${renderNumber(value)}`);
 
-  family("devices_connected", "gauge", "Devices connected now, by type and protocol mode.");
-  const byType = Object.entries(stats.devices.byType);
-  if (byType.length === 0) sample("devices_connected", 0);
-  for (const [type, count] of byType) sample("devices_connected", count, { type });
+  family("devices_connected", "gauge", "Devices connected now, by type (every valid type).");
+  for (const [type, count] of Object.entries(stats.devices.byType)) {
+    sample("devices_connected", count, { type });
+  }
   family("devices_connected_by_mode", "gauge", "Devices connected now, by protocol mode.");
   for (const mode of [1, 2] as const) {
     sample("devices_connected_by_mode", stats.devices.byMode[mode], { mode });
@@ -73,6 +73,13 @@ export function prometheusText(stats: ManagerStats): string {
   family("handler_calls", "gauge", "Event handler calls running, and waiting for a slot.");
   sample("handler_calls", stats.handlers.running, { state: "running" });
   sample("handler_calls", stats.handlers.waiting, { state: "waiting" });
+  family(
+    "handler_failures_total",
+    "counter",
+    "Handler calls that threw, or ran past handlerTimeout.",
+  );
+  sample("handler_failures_total", stats.handlers.failed, { kind: "threw" });
+  sample("handler_failures_total", stats.handlers.slow, { kind: "timeout" });
   family("kept_messages_total", "counter", "Messages kept for absent devices, by outcome.");
   for (const [outcome, count] of Object.entries(stats.kept)) {
     sample("kept_messages_total", count, { outcome });

@@ -44,7 +44,7 @@ function stats(figures: {
     fanOut: { sends: 0, deliveries: empty },
     heartbeat: { rounds: figures.rounds ?? 0, rttMs },
     sendBuffer: { maxBytes: 0, totalBytes: 0 },
-    handlers: { running: 0, waiting: 0 },
+    handlers: { running: 0, waiting: 0, failed: 0, slow: 0 },
     kept: { kept: 0, delivered: 0, expired: 0, dropped: 0 },
   };
 }

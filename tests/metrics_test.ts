@@ -51,4 +51,21 @@ Deno.test("stats count devices, refusals, disconnects, messages, fan-outs and he
   assert.match(text, /^iot_manager_devices_connected\{type="light"\} 1$/m);
   assert.match(text, /^iot_manager_handshakes_refused_total\{reason="uuid"\} 1$/m);
   assert.match(text, /^iot_manager_heartbeat_rtt_seconds_bucket\{le="\+Inf"\} \d+$/m);
+  // Every known reason is there from the start, at 0, so the first one shows in a rate.
+  assert.match(text, /^iot_manager_handshakes_refused_total\{reason="auth"\} 0$/m);
+  assert.match(text, /^iot_manager_disconnects_total\{reason="heartbeat"\} 0$/m);
+});
+
+Deno.test("stats count handler calls that throw", async () => {
+  await using manager = await startManager();
+  manager.on("connect", () => {
+    throw new Error("handler exploded");
+  });
+  await using light = await Device.connect({ port: manager.port, type: "light" });
+  await waitFor(() => manager.stats().handlers.failed === 1, "the failure counted");
+  assert.match(
+    prometheusText(manager.stats()),
+    /^iot_manager_handler_failures_total\{kind="threw"\} 1$/m,
+  );
+  assert.equal(light.connected, true);
 });

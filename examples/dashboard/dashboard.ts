@@ -99,7 +99,15 @@ export class Dashboard implements AsyncDisposable {
     }
     if (get && url.pathname === "/events") return this.#events();
     if (get && url.pathname === "/metrics") return this.#metrics(request);
-    if (request.method === "POST" && url.pathname === "/api/send") return await this.#send(request);
+    if (request.method === "POST" && url.pathname === "/api/send") {
+      // A command may only come from this dashboard's own page: another site's form (CSRF)
+      // carries its own Origin, and the browser always sends one with a cross-site POST.
+      const origin = request.headers.get("origin");
+      if (origin !== null && origin !== url.origin) {
+        return new Response("Forbidden: a command from another origin", { status: 403 });
+      }
+      return await this.#send(request);
+    }
     return new Response("Not found", { status: 404 });
   };
 

@@ -185,3 +185,20 @@ Deno.test({
       }
     }),
 });
+
+Deno.test("dashboard: a command posted from another site's page is refused (CSRF)", async () => {
+  await using stack = await startStack(3);
+  const post = (origin: string) =>
+    fetch(new URL("/api/send", stack.url), {
+      method: "POST",
+      headers: { origin, "content-type": "application/x-www-form-urlencoded" },
+      body: "target=type&type=lock&message=unlock",
+      redirect: "manual",
+    });
+  const foreign = await post("http://evil.example");
+  assert.equal(foreign.status, 403);
+  await foreign.body?.cancel();
+  const own = await post(new URL(stack.url).origin);
+  assert.notEqual(own.status, 403, "the dashboard's own page may send");
+  await own.body?.cancel();
+});

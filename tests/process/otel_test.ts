@@ -71,6 +71,10 @@ Deno.test("Deno's OpenTelemetry exporter sends the manager's device count, messa
       "an export with two lights, a message and timed heartbeats",
       30_000,
     );
+    const rtt = latest("iot_manager.heartbeat.rtt")!.histogram!.dataPoints[0] as DataPoint & {
+      explicitBounds?: number[];
+    };
+    assert.equal(rtt.explicitBounds?.[0], 0.001, "seconds, on the library's buckets");
     const accepted = latest("iot_manager.handshakes.accepted")!.sum!.dataPoints[0];
     assert.equal(value(accepted), 2);
     assert.ok(accepted.attributes?.some((a) => a.key === "server.port"));
