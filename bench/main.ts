@@ -4,7 +4,8 @@
  * and Mosquitto, measured in one run so the ratios hold on a noisy machine.
  *
  * ```sh
- * deno task bench            # 1,000, 5,000 and 10,000 devices; writes bench/RESULTS.md and results.svg
+ * deno task bench            # 1,000, 5,000 and 10,000 devices; writes bench/RESULTS.md, results.svg
+ *                            # and results.html (the figures and plots as one self-contained page)
  * deno task bench --quick    # 1,000 devices only, prints the table, writes nothing
  * deno task bench --json     # prints the figures as JSON on stdout (the table goes to stderr)
  * deno task bench --cluster  # only the cluster figures (3 managers on Redis); writes bench/RESULTS-cluster.md
@@ -28,6 +29,7 @@ import { type CompareSettings, measureComparison } from "./compare.ts";
 import { environment, openFileLimit } from "./machine.ts";
 import { aligned, writeDocuments } from "./output.ts";
 import { resultsChart } from "./report/chart.ts";
+import { renderBenchHtml } from "./report/html.ts";
 import { clusterProblems, clusterTables } from "./report/cluster.ts";
 import { compareProblems, compareTable } from "./report/compare.ts";
 import {
@@ -75,7 +77,8 @@ const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
   --rounds=N      with --compare: how many rounds (default ${COMPARE_ROUNDS})
   --json          print every figure as JSON on stdout (the table then goes to stderr)
 
-A full run (1,000, 5,000 and 10,000 devices) writes bench/RESULTS.md and bench/results.svg.
+A full run (1,000, 5,000 and 10,000 devices) writes bench/RESULTS.md, bench/results.svg and
+bench/results.html (the figures and plots as one page that opens without a network).
 Mosquitto rows need /usr/sbin/mosquitto (apt-get install mosquitto); without it they are skipped.
 --cluster needs redis-server (apt-get install redis-server); without it there is nothing to run.`;
 
@@ -326,6 +329,7 @@ async function main(): Promise<number> {
     const wrote = await writeDocuments({
       "RESULTS.md": resultsMarkdown(bench),
       "results.svg": resultsChart(results),
+      "results.html": renderBenchHtml(bench),
     });
     out(`Done in ${Math.round(bench.seconds)} s; wrote ${wrote}.`);
   }
