@@ -4,12 +4,15 @@
  * and Mosquitto, measured in one run so the ratios hold on a noisy machine.
  *
  * ```sh
- * deno task bench            # 1,000, 5,000 and 10,000 devices; writes bench/RESULTS.md and results.svg
+ * deno task bench            # 1,000, 5,000 and 10,000 devices; writes bench/RESULTS.md, results.svg
+ *                            # and results.html (the figures and plots as one self-contained page)
  * deno task bench --quick    # 1,000 devices only, prints the table, writes nothing
  * deno task bench --json     # prints the figures as JSON on stdout (the table goes to stderr)
  * deno task bench --cluster  # only the cluster figures (3 managers on Redis); writes bench/RESULTS-cluster.md
  * deno task bench --segmentation [--revision=HEAD] [--baseline=52d3202]
  *                            # handshake CPU for one write vs 8-byte segments; writes bench/RESULTS-segmentation.md
+ * deno task bench --compare --baseline=2d3800a [--revision=HEAD] [--rounds=6]
+ *                            # the manager's fan-out at two revisions, in turns; writes bench/RESULTS-compare.md
  * ```
  *
  * @module
@@ -22,15 +25,25 @@ import { measureMosquitto } from "./systems/mosquitto.ts";
 import { type ClusterSettings, findRedis, measureCluster } from "./cluster.ts";
 import { findMosquitto } from "./mqtt.ts";
 import { measureSegmentation, type SegmentationSettings } from "./segmentation.ts";
+import { type CompareSettings, measureComparison } from "./compare.ts";
 import { environment, openFileLimit } from "./machine.ts";
 import { aligned, writeDocuments } from "./output.ts";
 import { resultsChart } from "./report/chart.ts";
+import { renderBenchHtml } from "./report/html.ts";
 import { clusterProblems, clusterTables } from "./report/cluster.ts";
-import { clusterMarkdown, resultsMarkdown, segmentationMarkdown } from "./report/markdown.ts";
+import { compareProblems, compareTable } from "./report/compare.ts";
+import {
+  clusterMarkdown,
+  compareMarkdown,
+  resultsMarkdown,
+  segmentationMarkdown,
+} from "./report/markdown.ts";
 import type {
   BenchResults,
   ClusterResults,
+  CompareResults,
   Failure,
+  Run,
   ScenarioResult,
   SegmentationResults,
 } from "./report/results.ts";
@@ -38,8 +51,12 @@ import { problems, resultsTable } from "./report/scenarios.ts";
 import { segmentationProblems, segmentationTables } from "./report/segmentation.ts";
 import { evaluateTargets, segmentationTargets, targetsTable } from "./report/targets.ts";
 
+/** Rounds of `--compare` unless `--rounds` says otherwise. */
+const COMPARE_ROUNDS = 6;
+
 const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
        deno task bench --segmentation [--revision=REV] [--baseline=REV] [--json]
+       deno task bench --compare --baseline=REV [--revision=REV] [--rounds=N] [--json]
 
   --quick         1,000 devices only (mode 2, mode 1, TLS) with 10 s of heartbeats; prints the
                   table and writes no files
@@ -48,13 +65,20 @@ const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
   --segmentation  only the handshake figures: the manager's CPU to read a 64 KiB mode-1 answer
                   sent in one write, in 8-byte segments, and in paced 8-byte segments, against a
                   bare Deno reader; writes bench/RESULTS-segmentation.md (~1 min)
-  --revision=REV  with --segmentation: measure the manager at git revision REV instead of the
-                  working tree's (checked out in a temporary git worktree, removed at the end)
+  --compare       only the manager's fan-out (200 x sendAll) and broadcast latency at 1,000,
+                  5,000 and 10,000 devices (mode 2) and 1,000 (mode 1), at --revision and at
+                  --baseline in turns, N rounds; writes bench/RESULTS-compare.md (~1.5 min a round)
+  --revision=REV  with --segmentation or --compare: measure the manager at git revision REV
+                  instead of the working tree's (checked out in a temporary git worktree,
+                  removed at the end)
   --baseline=REV  with --segmentation: also measure the manager at git revision REV, the
-                  "before" (e.g. 52d3202), in a temporary git worktree likewise
+                  "before" (e.g. 52d3202), in a temporary git worktree likewise; with --compare
+                  (where it is needed): the revision to compare with
+  --rounds=N      with --compare: how many rounds (default ${COMPARE_ROUNDS})
   --json          print every figure as JSON on stdout (the table then goes to stderr)
 
-A full run (1,000, 5,000 and 10,000 devices) writes bench/RESULTS.md and bench/results.svg.
+A full run (1,000, 5,000 and 10,000 devices) writes bench/RESULTS.md, bench/results.svg and
+bench/results.html (the figures and plots as one page that opens without a network).
 Mosquitto rows need /usr/sbin/mosquitto (apt-get install mosquitto); without it they are skipped.
 --cluster needs redis-server (apt-get install redis-server); without it there is nothing to run.`;
 
@@ -62,8 +86,10 @@ interface Options {
   readonly quick: boolean;
   readonly cluster: boolean;
   readonly segmentation: boolean;
+  readonly compare: boolean;
   readonly revision: string | null;
   readonly baseline: string | null;
+  readonly rounds: number;
   readonly json: boolean;
 }
 
@@ -72,8 +98,10 @@ function parseArgs(args: readonly string[]): Options {
     quick: false,
     cluster: false,
     segmentation: false,
+    compare: false,
     revision: null,
     baseline: null,
+    rounds: COMPARE_ROUNDS,
     json: false,
   };
   for (let i = 0; i < args.length; i++) {
@@ -81,6 +109,9 @@ function parseArgs(args: readonly string[]): Options {
     if (arg === "--quick") options.quick = true;
     else if (arg === "--cluster") options.cluster = true;
     else if (arg === "--segmentation") options.segmentation = true;
+    else if (arg === "--compare") options.compare = true;
+    else if (arg.startsWith("--rounds=")) options.rounds = Number(arg.slice("--rounds=".length));
+    else if (arg === "--rounds" && i + 1 < args.length) options.rounds = Number(args[++i]);
     else if (arg.startsWith("--baseline=")) options.baseline = arg.slice("--baseline=".length);
     else if (arg === "--baseline" && i + 1 < args.length) options.baseline = args[++i];
     else if (arg.startsWith("--revision=")) options.revision = arg.slice("--revision=".length);
@@ -94,17 +125,34 @@ function parseArgs(args: readonly string[]): Options {
       Deno.exit(2);
     }
   }
-  if ([options.quick, options.cluster, options.segmentation].filter(Boolean).length > 1) {
+  const runs = [options.quick, options.cluster, options.segmentation, options.compare];
+  if (runs.filter(Boolean).length > 1) {
     console.error(
-      `--quick, --cluster and --segmentation do not combine: each is a run of its own.\n\n${USAGE}`,
+      `--quick, --cluster, --segmentation and --compare do not combine: each is a run of its ` +
+        `own.\n\n${USAGE}`,
     );
     Deno.exit(2);
   }
+  const revisions = options.segmentation || options.compare;
   for (const revision of [options.revision, options.baseline]) {
-    if (revision !== null && (!options.segmentation || revision === "")) {
-      console.error(`--revision=REV and --baseline=REV go with --segmentation.\n\n${USAGE}`);
+    if (revision !== null && (!revisions || revision === "")) {
+      console.error(
+        `--revision=REV and --baseline=REV go with --segmentation or --compare.\n\n${USAGE}`,
+      );
       Deno.exit(2);
     }
+  }
+  if (options.compare && options.baseline === null) {
+    console.error(`--compare needs --baseline=REV: the revision to compare with.\n\n${USAGE}`);
+    Deno.exit(2);
+  }
+  if (!Number.isInteger(options.rounds) || options.rounds < 1 || options.rounds > 100) {
+    console.error(`--rounds takes a whole number from 1 to 100.\n\n${USAGE}`);
+    Deno.exit(2);
+  }
+  if (options.rounds !== COMPARE_ROUNDS && !options.compare) {
+    console.error(`--rounds=N goes with --compare.\n\n${USAGE}`);
+    Deno.exit(2);
   }
   return options;
 }
@@ -183,6 +231,17 @@ const CLUSTER: ClusterSettings = {
   fanOutBudgetMs: 10_000,
 };
 
+/** Whether the open-file limit is too low for `devices` sockets (and says so on stderr). */
+async function tooFewOpenFiles(devices: number, where: string, advice = ""): Promise<boolean> {
+  const limit = await openFileLimit();
+  if (limit === null || limit >= devices + 200) return false;
+  console.error(
+    `The open-file limit is ${limit}; ${devices.toLocaleString("en-US")} devices need at least ` +
+      `${devices + 200} ${where}. Raise it (ulimit -n 20000)${advice}.`,
+  );
+  return true;
+}
+
 async function attempt<T>(
   run: () => Promise<T>,
   log: (message: string) => void,
@@ -206,18 +265,12 @@ async function main(): Promise<number> {
   };
   if (options.cluster) return await runCluster(options, startedAt, out, log);
   if (options.segmentation) return await runSegmentation(options, startedAt, out, log);
+  if (options.compare) return await runCompare(options, startedAt, out, log);
 
   const plan = scenarios(options.quick);
   const config = settings(options.quick);
-  const limit = await openFileLimit();
   const largest = Math.max(...plan.map((s) => s.devices));
-  if (limit !== null && limit < largest + 200) {
-    console.error(
-      `The open-file limit is ${limit}; ${largest.toLocaleString("en-US")} devices need at least ` +
-        `${largest + 200} per process. Raise it (ulimit -n 20000) or use --quick.`,
-    );
-    return 1;
-  }
+  if (await tooFewOpenFiles(largest, "per process", " or use --quick")) return 1;
   const mosquittoBinary = findMosquitto();
   let mosquittoVersion: string | null = null;
   if (!mosquittoBinary) {
@@ -276,6 +329,7 @@ async function main(): Promise<number> {
     const wrote = await writeDocuments({
       "RESULTS.md": resultsMarkdown(bench),
       "results.svg": resultsChart(results),
+      "results.html": renderBenchHtml(bench),
     });
     out(`Done in ${Math.round(bench.seconds)} s; wrote ${wrote}.`);
   }
@@ -299,14 +353,7 @@ async function runCluster(
     return 0;
   }
   const devices = CLUSTER.managers * CLUSTER.devicesPerManager;
-  const limit = await openFileLimit();
-  if (limit !== null && limit < devices + 200) {
-    console.error(
-      `The open-file limit is ${limit}; ${devices.toLocaleString("en-US")} devices need at least ` +
-        `${devices + 200} in the load generator. Raise it (ulimit -n 20000).`,
-    );
-    return 1;
-  }
+  if (await tooFewOpenFiles(devices, "in the load generator")) return 1;
   const config = settings(false);
   const cluster = await attempt(
     () => measureCluster(redisBinary, config, CLUSTER, (message) => log(`cluster: ${message}`)),
@@ -323,17 +370,45 @@ async function runCluster(
     settings: { ...shownSettings, ...CLUSTER },
     cluster,
   };
-  if ("redisVersion" in cluster) out(`\n${await aligned(`${clusterTables(cluster)}\n`)}`);
   const issues = clusterProblems(cluster);
+  return await finishRun(options, out, results, issues, issues.length > 0, {
+    document: "RESULTS-cluster.md",
+    figures: "redisVersion" in cluster
+      ? { tables: [clusterTables(cluster)], markdown: () => clusterMarkdown(results) }
+      : null,
+  });
+}
+
+/**
+ * The end of a run of its own (`--cluster`, `--segmentation`, `--compare`):
+ * its tables lined up, its problems, its document in `bench/` when it has
+ * figures (else the old one is left as it was), its JSON with `--json`; the
+ * exit code is 1 when `failed`.
+ */
+async function finishRun(
+  options: Options,
+  out: (message: string) => void,
+  results: Run,
+  issues: readonly string[],
+  failed: boolean,
+  { document, figures }: {
+    readonly document: string;
+    readonly figures: { readonly tables: readonly string[]; markdown(): string } | null;
+  },
+): Promise<number> {
+  for (const [i, table] of (figures?.tables ?? []).entries()) {
+    out(`${i === 0 ? "\n" : ""}${await aligned(`${table}\n`)}`);
+  }
   for (const line of issues) out(line);
-  if ("redisVersion" in cluster) {
-    const wrote = await writeDocuments({ "RESULTS-cluster.md": clusterMarkdown(results) });
-    out(`Done in ${Math.round(results.seconds)} s; wrote ${wrote}.`);
+  const seconds = Math.round(results.seconds);
+  if (figures) {
+    const wrote = await writeDocuments({ [document]: figures.markdown() });
+    out(`Done in ${seconds} s; wrote ${wrote}.`);
   } else {
-    out(`Failed after ${Math.round(results.seconds)} s; bench/RESULTS-cluster.md is unchanged.`);
+    out(`Failed after ${seconds} s; bench/${document} is unchanged.`);
   }
   if (options.json) console.log(JSON.stringify(results, null, 2));
-  return issues.length > 0 ? 1 : 0;
+  return failed ? 1 : 0;
 }
 
 /** `--segmentation`: the bare reader, the manager, the baseline; prints, writes RESULTS-segmentation.md. */
@@ -363,24 +438,69 @@ async function runSegmentation(
     settings: SEGMENTATION,
     segmentation,
   };
-  if ("bare" in segmentation) {
-    out(`\n${await aligned(`${segmentationTables(segmentation, SEGMENTATION)}\n`)}`);
-    out(await aligned(`${segmentationTargets(segmentation, SEGMENTATION)}\n`));
-  }
   const issues = segmentationProblems(segmentation);
-  for (const line of issues) out(line);
-  if ("bare" in segmentation) {
-    const wrote = await writeDocuments({
-      "RESULTS-segmentation.md": segmentationMarkdown(results),
-    });
-    out(`Done in ${Math.round(results.seconds)} s; wrote ${wrote}.`);
-  } else {
-    out(
-      `Failed after ${Math.round(results.seconds)} s; bench/RESULTS-segmentation.md is unchanged.`,
-    );
-  }
-  if (options.json) console.log(JSON.stringify(results, null, 2));
-  return issues.some((line) => line.includes(": error: ")) ? 1 : 0;
+  const failed = issues.some((line) => line.includes(": error: "));
+  return await finishRun(options, out, results, issues, failed, {
+    document: "RESULTS-segmentation.md",
+    figures: "bare" in segmentation
+      ? {
+        tables: [
+          segmentationTables(segmentation, SEGMENTATION),
+          segmentationTargets(segmentation, SEGMENTATION),
+        ],
+        markdown: () => segmentationMarkdown(results),
+      }
+      : null,
+  });
+}
+
+/**
+ * `--compare`: the manager's fan-out at `--revision` (or the working tree) and
+ * `--baseline`, in turns; prints the table, writes RESULTS-compare.md.
+ */
+async function runCompare(
+  options: Options,
+  startedAt: number,
+  out: (message: string) => void,
+  log: (message: string) => void,
+): Promise<number> {
+  const compare: CompareSettings = {
+    rounds: options.rounds,
+    scenarios: scenarios(false).filter((scenario) => !scenario.tls),
+  };
+  const largest = Math.max(...compare.scenarios.map((s) => s.devices));
+  if (await tooFewOpenFiles(largest, "per process")) return 1;
+  const config = settings(false);
+  const figures = await attempt(
+    () =>
+      measureComparison(
+        compare,
+        config,
+        { revision: options.revision, baseline: options.baseline! },
+        (message) => log(`compare: ${message}`),
+      ),
+    log,
+  );
+  const { tls: _tls, ...shownSettings } = config;
+  const results: CompareResults = {
+    command: [
+      "deno task bench --compare",
+      ...(options.revision !== null ? [`--revision=${options.revision}`] : []),
+      `--baseline=${options.baseline}`,
+      `--rounds=${options.rounds}`,
+    ].join(" "),
+    seconds: (performance.now() - startedAt) / 1000,
+    environment: await environment(null),
+    settings: { ...shownSettings, rounds: options.rounds },
+    compare: figures,
+  };
+  const issues = compareProblems(figures);
+  return await finishRun(options, out, results, issues, issues.length > 0, {
+    document: "RESULTS-compare.md",
+    figures: "scenarios" in figures
+      ? { tables: [compareTable(figures)], markdown: () => compareMarkdown(results) }
+      : null,
+  });
 }
 
 if (import.meta.main) Deno.exit(await main());

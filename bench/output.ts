@@ -33,16 +33,19 @@ async function formatFiles(files: readonly URL[]): Promise<void> {
 }
 
 /**
- * Writes each document (file name in `bench/`, then its text) and lays them
- * out; returns their paths for the closing line ("bench/RESULTS.md and ...").
+ * Writes each document (file name in `bench/`, then its text) and lays it out,
+ * the HTML page excepted (its inlined scripts are not for a formatter, and
+ * `fmt.exclude` leaves it out of the check); returns their paths for the
+ * closing line ("bench/RESULTS.md, bench/results.svg and ...").
  */
 export async function writeDocuments(documents: Readonly<Record<string, string>>): Promise<string> {
   const files: URL[] = [];
   for (const [name, text] of Object.entries(documents)) {
     const file = new URL(`./${name}`, import.meta.url);
     await Deno.writeTextFile(file, text);
-    files.push(file);
+    if (!name.endsWith(".html")) files.push(file);
   }
   await formatFiles(files);
-  return Object.keys(documents).map((name) => `bench/${name}`).join(" and ");
+  const paths = Object.keys(documents).map((name) => `bench/${name}`);
+  return paths.length > 1 ? `${paths.slice(0, -1).join(", ")} and ${paths.at(-1)}` : paths[0];
 }

@@ -91,6 +91,8 @@ export function startServer(name: string, config: ServerConfig): ServerProcess {
     `--config=${configFile}`,
     "--allow-net=127.0.0.1",
     "--allow-env",
+    // Another revision's mod.ts is imported at run time, which reads it.
+    ...(config.module ? ["--allow-read"] : []),
     "--v8-flags=--expose-gc",
     serverModule,
     JSON.stringify(config),

@@ -18,6 +18,7 @@ import type {
 } from "./handshake_server.ts";
 import { percentile } from "./figures.ts";
 import { type Log, sleep } from "./phases.ts";
+import { checkout, type Revisions, ROOT } from "./revisions.ts";
 import { type Cutting, deviceAnswer, handshake } from "./segmented_device.ts";
 import {
   clockTicksPerSecond,
@@ -108,7 +109,6 @@ export interface SegmentationFigures {
 }
 
 const CHILD_PERMISSIONS = ["--allow-net=127.0.0.1", "--allow-read"];
-const decoder = new TextDecoder();
 
 /** Server CPU now: per-thread nanoseconds and the tick counter. */
 async function sampleCpu(pid: number) {
@@ -295,48 +295,6 @@ function describe(figures: CaseFigures): string {
     ` and ${figures.readsPerHandshake.toFixed(0)} reads each`;
 }
 
-async function git(args: readonly string[], cwd: string): Promise<string> {
-  const { success, stdout, stderr } = await new Deno.Command("git", {
-    args: [...args],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!success) throw new Error(`git ${args.join(" ")}: ${decoder.decode(stderr).trim()}`);
-  return decoder.decode(stdout).trim();
-}
-
-/**
- * A detached worktree of `revision` in a new directory under the system's
- * temporary directory (made by git, not by the bench), removed when disposed.
- */
-async function worktree(
-  root: string,
-  revision: string,
-): Promise<AsyncDisposable & { path: string; commit: string }> {
-  const commit = await git(["rev-parse", "--verify", `${revision}^{commit}`], root);
-  const temporary = Deno.env.get("TMPDIR") ?? "/tmp";
-  const path = `${temporary}/iot-manager-bench-${commit.slice(0, 7)}-${
-    crypto.randomUUID().slice(0, 8)
-  }`;
-  await git(["worktree", "add", "--detach", "--quiet", path, commit], root);
-  return {
-    path,
-    commit,
-    [Symbol.asyncDispose]: async () => {
-      await git(["worktree", "remove", "--force", path], root);
-    },
-  };
-}
-
-/** Which managers `--segmentation` measures. */
-export interface Revisions {
-  /** The manager to measure: a git revision, or `null` for the working tree. */
-  readonly revision: string | null;
-  /** A manager to compare with (the "before"): a git revision, or `null` for none. */
-  readonly baseline: string | null;
-}
-
 /**
  * Every `--segmentation` figure: the bare reader, the manager (the working
  * tree's, or `revisions.revision`'s), and with `revisions.baseline` the
@@ -348,24 +306,14 @@ export async function measureSegmentation(
   revisions: Revisions,
   log: Log,
 ): Promise<SegmentationFigures> {
-  const root = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
   // This tree's deno.json for every server: its import map resolves an older mod.ts's imports too.
-  const denoConfig = `${root}/deno.json`;
+  const denoConfig = `${ROOT}/deno.json`;
   const errors: string[] = [];
   await using stack = new AsyncDisposableStack();
-  const checkout = async (revision: string) => {
-    const tree = stack.use(await worktree(root, revision));
-    log(`${revision} checked out in ${tree.path}`);
-    return tree;
-  };
-  const current = revisions.revision === null
-    ? {
-      path: root,
-      commit: await git(["rev-parse", "HEAD"], root),
-      uncommitted: await git(["status", "--porcelain", "--", "mod.ts", "lib/"], root) !== "",
-    }
-    : { ...await checkout(revisions.revision), uncommitted: false };
-  const before = revisions.baseline === null ? null : await checkout(revisions.baseline);
+  const current = await checkout(stack, revisions.revision, log);
+  const before = revisions.baseline === null
+    ? null
+    : await checkout(stack, revisions.baseline, log);
   const manager = (path: string): HandshakeServerConfig => ({
     target: "manager",
     module: `${path}/mod.ts`,

@@ -26,6 +26,11 @@ export interface ServerConfig {
   readonly heartbeatTimeout?: number;
   /** Bare only: bytes of each socket's read buffer. */
   readonly readBufferSize?: number;
+  /**
+   * Manager only: absolute path of the `mod.ts` to load the `Manager` from (another
+   * revision's, `bench --compare`); the working tree's when absent.
+   */
+  readonly module?: string;
   /** Manager only: join a cluster through `RedisAdapter` (`bench --cluster`). */
   readonly cluster?: { readonly url: string; readonly prefix: string; readonly nodeTtl: number };
 }
@@ -86,7 +91,10 @@ async function managerCommands(config: ServerConfig): Promise<Record<string, Com
   const cluster = config.cluster
     ? new (await import("@iot-manager/core/redis")).RedisAdapter(config.cluster)
     : undefined;
-  const manager = await Manager.listen({
+  const { Manager: Loaded } = config.module
+    ? await import(new URL(config.module, "file:///").href) as { Manager: typeof Manager }
+    : { Manager };
+  const manager = await Loaded.listen({
     validTypes: ["light", "lock"],
     hostname: "127.0.0.1",
     port: 0,

@@ -1,6 +1,7 @@
-// The HTML report's charts, run by the browser: html_report.ts inlines this file after uPlot and
-// the report's JSON (`#report-data`). It reads the report and draws one uPlot chart into each
-// `[data-chart]` element the page has; the figures and tables are in the HTML already.
+// The HTML report's charts, run by the browser: html_report.ts inlines this file after uPlot,
+// the report's JSON (`#report-data`) and the shared helpers (`ReportCharts`, from
+// report_page/charts.js). It reads the report and draws one uPlot chart into each `[data-chart]`
+// element the page has; the figures and tables are in the HTML already.
 "use strict";
 
 (function drawReport() {
@@ -9,18 +10,7 @@
   if (!plots) return;
   const { samples, phases } = plots.timeline;
   const MIB = 1048576;
-  const colors = {
-    blue: "#2563eb",
-    green: "#16a34a",
-    orange: "#ea580c",
-    purple: "#7c3aed",
-    red: "#dc2626",
-    gray: "#64748b",
-  };
-  const alpha = (hex, a) =>
-    `rgba(${parseInt(hex.slice(1, 3), 16)},${parseInt(hex.slice(3, 5), 16)},${
-      parseInt(hex.slice(5, 7), 16)
-    },${a})`;
+  const { colors, alpha, round, formatMs, chart, line, decadeSplits } = ReportCharts;
 
   const elapsed = samples.map((sample) => sample.elapsed);
   const column = (key) => samples.map((sample) => sample[key]);
@@ -44,13 +34,6 @@
     for (const phase of phases) if (phase.at <= seconds) name = phase.name;
     return name;
   };
-  const round = (value, digits) =>
-    value == null ? "–" : Number(value.toFixed(digits)).toLocaleString("en");
-  const formatMs = (value) =>
-    value >= 1000
-      ? `${round(value / 1000, 2)} s`
-      : `${value < 1 ? round(value, 3) : value < 10 ? round(value, 2) : round(value, 0)} ms`;
-
   /** Shades every other phase of the run and names each one where it fits. */
   const phasesPlugin = {
     hooks: {
@@ -80,21 +63,6 @@
     },
   };
 
-  const charts = [];
-  /** Draws a chart into `[data-chart=name]`, sized to its box, redrawn when the window resizes. */
-  const chart = (name, options, data) => {
-    const box = document.querySelector(`[data-chart="${name}"]`);
-    if (!box) return;
-    const size = () => ({ width: Math.max(280, box.clientWidth), height: 240 });
-    const plot = new uPlot({ ...size(), ...options }, data, box);
-    charts.push(() => plot.setSize(size()));
-  };
-  let resizing;
-  addEventListener("resize", () => {
-    clearTimeout(resizing);
-    resizing = setTimeout(() => charts.forEach((resize) => resize()), 100);
-  });
-
   /** Options shared by the charts over time. */
   const overTime = (series, axes, extra = {}) => ({
     plugins: [phasesPlugin],
@@ -107,15 +75,6 @@
     legend: { live: true },
     cursor: { drag: { x: true, y: false } },
   });
-  const line = (label, color, extra = {}) => ({
-    label,
-    stroke: color,
-    width: 2,
-    points: { show: false },
-    value: (_u, v) => round(v, 0),
-    ...extra,
-  });
-
   if (samples.length > 1) {
     const disconnects = perSecond("disconnects");
     const anyDisconnect = samples.at(-1).disconnects > 0;
@@ -220,22 +179,6 @@
     );
   }
 
-  /**
-   * Log-scale ticks, as exponents: 1 to 9 of each decade, thinned so that no two are closer than
-   * a twelfth of the axis (1, 2 and 5 of a decade survive where there is room for them).
-   */
-  const decadeSplits = (_u, _axis, min, max) => {
-    const gap = (max - min) / 12;
-    const splits = [];
-    for (let exponent = Math.floor(min); exponent <= Math.ceil(max); exponent++) {
-      for (const step of [1, 2, 5, 3, 4, 6, 7, 8, 9]) {
-        const at = exponent + Math.log10(step);
-        if (at < min || at > max) continue;
-        if (splits.every((other) => Math.abs(other - at) >= gap)) splits.push(at);
-      }
-    }
-    return splits.sort((a, b) => a - b);
-  };
   const BUCKET_WIDTH = 0.1; // ten buckets per decade, as stats.ts counts them
 
   /**
@@ -345,5 +288,5 @@
     ]);
   }
 
-  document.documentElement.dataset.charts = String(charts.length);
+  ReportCharts.done();
 })();

@@ -9,8 +9,6 @@ import {
 import { type DesiredFigures, judge, type RunFigures } from "../simulator/judge.ts";
 import { judgeMemory, type MemorySample } from "../simulator/memory.ts";
 import { defaultOptions, parseCli, UsageError } from "../simulator/options.ts";
-import uPlotStyle from "uplot/dist/uPlot.min.css" with { type: "text" };
-import uPlotScript from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import { renderHtmlReport } from "../simulator/html_report.ts";
 import { renderReport, type SimulationReport } from "../simulator/report.ts";
 import { measureReturn } from "../simulator/restart.ts";
@@ -18,6 +16,7 @@ import { runSimulation } from "../simulator/scenario.ts";
 import { distribution, LatencyHistogram, summarize } from "../simulator/stats.ts";
 import { TimelineRecorder } from "../simulator/timeline.ts";
 import { startManager, tlsFiles, waitFor } from "./_helpers.ts";
+import { assertSelfContained, chartBoxes, embeddedData } from "./_report_page.ts";
 
 /** Asserts that a run met every expectation, showing the failed ones if not. */
 function assertPassed(report: SimulationReport): void {
@@ -793,12 +792,7 @@ Deno.test("the CLI's --html: a file to write, and plots kept for it", () => {
   assert.throws(() => parseCli(["--html"]), UsageError);
 });
 
-/** The JSON the page carries in `#report-data`. */
-function embeddedReport(html: string): SimulationReport {
-  const match = /<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html);
-  assert.ok(match, "the page carries the report's JSON");
-  return JSON.parse(match[1]);
-}
+const embeddedReport = (html: string) => embeddedData<SimulationReport>(html);
 
 Deno.test("the HTML report is one self-contained page with the figures, the verdicts and the plots' data", async () => {
   const report = await runSimulation({
@@ -813,13 +807,7 @@ Deno.test("the HTML report is one self-contained page with the figures, the verd
   });
   assertPassed(report);
   const html = renderHtmlReport(report, { generatedAt: new Date("2026-01-02T03:04:05Z") });
-  assert.ok(html.startsWith("<!doctype html>"));
-  // Nothing to fetch: no script, stylesheet or image comes from elsewhere, uPlot is inlined whole.
-  assert.doesNotMatch(html, /<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=/i);
-  assert.doesNotMatch(html, /\b(src|href)\s*=\s*["']?(https?:)?\/\//i);
-  assert.doesNotMatch(html, /@import|url\(\s*["']?https?:/i);
-  assert.ok(html.includes(`<script>${uPlotScript}</script>`), "uPlot's script is inlined");
-  assert.ok(html.includes(`<style>${uPlotStyle}</style>`), "uPlot's stylesheet is inlined");
+  assertSelfContained(html);
   // The figures and the verdicts, readable without JavaScript.
   assert.match(html, /<title>iot-manager simulator: PASS, 6 devices, /);
   assert.ok(html.includes(">6 / 6<"), "the devices card");
@@ -835,8 +823,7 @@ Deno.test("the HTML report is one self-contained page with the figures, the verd
     assert.ok(html.includes(label), label);
   }
   // A box for each plot, and the data behind them: the report itself.
-  const boxes = [...html.matchAll(/class="plot" data-chart="(\w+)"/g)].map((match) => match[1]);
-  assert.deepEqual(boxes, [
+  assert.deepEqual(chartBoxes(html), [
     "connected",
     "messages",
     "heartbeats",
@@ -863,7 +850,7 @@ Deno.test("the HTML report shows a failed run's FAIL lines and escapes what it q
   assert.ok(html.includes('<td class="verdict">FAIL</td><td>no errors</td><td>1</td>'));
   assert.ok(html.includes("result: FAIL"));
   assert.ok(html.includes("a device sent &#60;script&#62;alert(1)&#60;/script&#62;"));
-  assert.equal(html.split("<script>").length, 3, "only uPlot's and the page's own scripts");
+  assertSelfContained(html);
   assert.ok(html.includes("kept no time series"), "no plots without plots: true");
   assert.doesNotMatch(html, /class="plot" data-chart=/);
   assert.equal(embeddedReport(html).errors.samples[0], report.errors.samples[0]);

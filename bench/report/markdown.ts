@@ -8,14 +8,18 @@
  */
 
 import type { ClusterFigures } from "../cluster.ts";
+import type { CompareFigures } from "../compare.ts";
 import { READ_SIZE } from "../handshake_server.ts";
 import type { SegmentationFigures } from "../segmentation.ts";
+import { WARM_UP_MESSAGES as WARM_UP } from "../phases.ts";
 import { ACK_TIMEOUT_SECONDS } from "../systems/manager.ts";
 import { clusterProblems, clusterTables } from "./cluster.ts";
+import { COMPARE_COST_LIMIT, compareProblems, compareRounds, compareTable } from "./compare.ts";
 import { bulletList, count } from "./format.ts";
 import {
   type BenchResults,
   type ClusterResults,
+  type CompareResults,
   type Environment,
   ok,
   type Run,
@@ -287,5 +291,53 @@ ${issues.length > 0 ? `**Failures and notes**\n\n${bulletList(issues)}\n` : ""}
   reader gets fewer, larger ones), the bare reader's figure is taken at the manager's reads, on the
   straight line through its one-write and segmented figures (CPU against reads), so the runtime's
   cost of reads one made and the other did not is not counted as parsing.
+`;
+}
+
+/** `bench/RESULTS-compare.md`. */
+export function compareMarkdown(results: CompareResults): string {
+  const s = results.settings;
+  const f = results.compare;
+  const issues = compareProblems(f);
+  const figures = ok<CompareFigures>(f) ? f : null;
+  const git = figures
+    ? [figures.measured, figures.baseline].map((side) =>
+      `${side.revision} = ${side.commit.slice(0, 7)}${
+        side.uncommitted ? " with uncommitted changes to lib/" : ""
+      }`
+    ).join("; ")
+    : "unknown";
+  return `${
+    headOfRun(
+      "revision comparison",
+      results,
+      "The other figures are\nin [RESULTS.md](RESULTS.md).",
+      ["managers measured", git],
+      figures && `${compareTable(figures)}\n\nEvery round:\n\n${compareRounds(figures)}`,
+    )
+  }
+${issues.length > 0 ? `**Failures**\n\n${bulletList(issues)}\n` : ""}
+## How it was measured
+
+- The manager's fan-out as in [RESULTS.md](RESULTS.md): a \`bench/server.ts\` process, warmed up
+  with ${s.warmUpDevices} throwaway connections, the fleet connected (one load-generator process of
+  raw sockets), ${WARM_UP} \`sendAll\` calls to warm up, then ${s.fanOutMessages} back-to-back
+  \`sendAll\` calls of a 64-byte message timed from the first call to the last device receiving its
+  last message, ${s.burstRuns} times (fewer once ${s.burstBudgetMs / 1000} s have gone by), the
+  median kept; then ${s.latencyRounds} single \`sendAll\` calls, each timed to the last device.
+- The server process loads \`Manager\` from the \`mod.ts\` of a temporary \`git worktree\` of each
+  revision (removed at the end), or of the working tree, resolved through this tree's
+  \`deno.json\`; the bench, the load generator and the server's own code are this tree's at both.
+- ${s.rounds} rounds. In each, every scenario runs at both revisions, one right after the other, in
+  a fresh process each; which revision goes first alternates from round to round (ABBA), so a
+  drift in the machine's speed touches both alike. Each cell gives the median over the rounds and,
+  in brackets, the least and the most.
+- The ratio is taken round by round (the two runs of a round were back to back), then its median
+  and spread are given; the cost is 1 − that median. The target is a cost of at most
+  ${COMPARE_COST_LIMIT * 100} %. CPU is the manager process's time on CPU over all its broadcast
+  phases (the warm-up, every burst, the single calls), the sum of its threads'
+  \`/proc/<pid>/task/<tid>/schedstat\` (nanoseconds), per million deliveries: the fan-out's
+  throughput is shared with the load generator on the same cores, while this is the manager's own
+  work, which is what a counter on its hot path adds to.
 `;
 }

@@ -8,6 +8,7 @@
  */
 
 import type { ClusterFigures, ClusterSettings } from "../cluster.ts";
+import type { CompareFigures } from "../compare.ts";
 import type { Latency } from "../figures.ts";
 import type { Scenario, Settings } from "../phases.ts";
 import type { SegmentationFigures, SegmentationSettings } from "../segmentation.ts";
@@ -71,6 +72,12 @@ export interface ClusterResults extends Run {
 export interface SegmentationResults extends Run {
   readonly settings: SegmentationSettings;
   readonly segmentation: SegmentationFigures | Failure;
+}
+
+/** What a `--compare` run produced, as `--compare --json` prints it. */
+export interface CompareResults extends Run {
+  readonly settings: Omit<Settings, "tls"> & { readonly rounds: number };
+  readonly compare: CompareFigures | Failure;
 }
 
 /** One target and how this run did against it. */

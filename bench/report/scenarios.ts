@@ -156,32 +156,37 @@ export function tableRows(results: readonly ScenarioResult[]): Row[] {
   return rows;
 }
 
+/** The results table's columns after the scenario's; {@linkcode measureCells} fills them. */
+export const MEASURE_COLUMNS: readonly string[] = [
+  "measure",
+  "iot-manager",
+  "bare Deno TCP",
+  "vs bare",
+  "Mosquitto",
+  "vs Mosquitto",
+  "target",
+  "result",
+];
+
+/** A row's cells under {@linkcode MEASURE_COLUMNS}. */
+export function measureCells(row: Row): string[] {
+  return [
+    row.measure,
+    row.ours,
+    row.bare,
+    row.vsBare,
+    row.mosquitto,
+    row.vsMosquitto,
+    row.target,
+    row.result,
+  ];
+}
+
 /** The results table in Markdown. */
 export function resultsTable(results: readonly ScenarioResult[]): string {
-  const rows = tableRows(results);
   return markdownTable(
-    [
-      "scenario",
-      "measure",
-      "iot-manager",
-      "bare Deno TCP",
-      "vs bare",
-      "Mosquitto",
-      "vs Mosquitto",
-      "target",
-      "result",
-    ],
-    rows.map((row) => [
-      row.scenario,
-      row.measure,
-      row.ours,
-      row.bare,
-      row.vsBare,
-      row.mosquitto,
-      row.vsMosquitto,
-      row.target,
-      row.result,
-    ]),
+    ["scenario", ...MEASURE_COLUMNS],
+    tableRows(results).map((row) => [row.scenario, ...measureCells(row)]),
   );
 }
 

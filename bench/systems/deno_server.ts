@@ -95,17 +95,24 @@ export async function connectWarm(
   system: DenoServer,
   scenario: Scenario,
   settings: Settings,
+  options: Omit<ConnectOptions, "acks"> = {},
 ): Promise<Connected & { readonly memory: MemoryFigures }> {
   await using stack = new AsyncDisposableStack();
-  const [connected, idle] = await open(system, scenario, settings, {}, async (server, port) => {
-    await warmUpConnections(
-      () => fleetOf(system, scenario, settings, port),
-      settings,
-      () => server.call<number>("size"),
-    );
-    if (system.handshake) await server.call("disconnects"); // forget the warm-up devices leaving
-    return await server.call<Deno.MemoryUsage>("memory");
-  });
+  const [connected, idle] = await open(
+    system,
+    scenario,
+    settings,
+    options,
+    async (server, port) => {
+      await warmUpConnections(
+        () => fleetOf(system, scenario, settings, port),
+        settings,
+        () => server.call<number>("size"),
+      );
+      if (system.handshake) await server.call("disconnects"); // forget the warm-up devices leaving
+      return await server.call<Deno.MemoryUsage>("memory");
+    },
+  );
   stack.use(connected);
   const loaded = await connected.server.call<Deno.MemoryUsage>("memory");
   stack.move();
