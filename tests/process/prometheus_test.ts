@@ -40,7 +40,15 @@ class PrometheusServer implements AsyncDisposable {
   static async start(target: string): Promise<PrometheusServer> {
     const server = new PrometheusServer(await Deno.makeTempDir(), target);
     await waitForPort(server.port, 30_000);
-    return server;
+    // Listening is not ready: until its storage is open, Prometheus answers 503.
+    const deadline = Date.now() + 30_000;
+    while (true) {
+      const response = await fetch(`http://127.0.0.1:${server.port}/-/ready`);
+      await response.body?.cancel();
+      if (response.ok) return server;
+      if (Date.now() > deadline) throw new Error(`Prometheus not ready: ${response.status}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** The value of an instant query's first result, or undefined while there is none. */
@@ -48,7 +56,12 @@ class PrometheusServer implements AsyncDisposable {
     const url = `http://127.0.0.1:${this.port}/api/v1/query?query=${
       encodeURIComponent(expression)
     }`;
-    const body = await (await fetch(url)).json();
+    const response = await fetch(url);
+    if (!response.ok) {
+      await response.body?.cancel();
+      return undefined; // not ready yet (503): the caller polls
+    }
+    const body = await response.json();
     assert.equal(body.status, "success", JSON.stringify(body));
     const result = body.data.result as { value: [number, string] }[];
     return result.length === 0 ? undefined : Number(result[0].value[1]);
