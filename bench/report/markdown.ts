@@ -83,6 +83,9 @@ ${produced(results)}${
     results.quick ? " (quick run: 1,000 devices only)" : ""
   }. Re-run it to get figures for your machine; only ratios measured in the same run compare.
 Several managers on Redis: [RESULTS-cluster.md](RESULTS-cluster.md) (\`deno task bench --cluster\`).
+What the manager's counters (\`manager.stats()\`) cost its fan-out, measured in turns with the
+revision before them: [RESULTS-compare.md](RESULTS-compare.md) (\`deno task bench --compare\`).
+The same figures with plots: [results.html](results.html), one page that opens without a network.
 
 ${
     environmentTable(env, [
