@@ -10,7 +10,7 @@
 import type { Connection } from "./connection.ts";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
 import { DeliveryError, type DeliveryFailure } from "./errors.ts";
-import { type DeviceInfo, encodeMessage } from "./protocol/mod.ts";
+import { type DeviceInfo, encodeMessage, FRAME_HEADER_SIZE } from "./protocol/mod.ts";
 import type { ManagerMetrics } from "./metrics.ts";
 import type { Registry } from "./registry.ts";
 
@@ -97,13 +97,13 @@ export class Router {
 
   /** To every device; resolves with how many it was queued for. */
   async sendAll(data: string | Uint8Array): Promise<number> {
-    const local = this.#counted(fanOut(this.#registry.all(), data), data);
+    const local = this.#counted(fanOut(this.#registry.all(), data));
     return this.#cluster ? local + await this.#cluster.sendAll(data) : local;
   }
 
   /** To every device of `type`. */
   async sendType(type: string, data: string | Uint8Array): Promise<number> {
-    const local = this.#counted(fanOut(this.#registry.ofType(type), data), data);
+    const local = this.#counted(fanOut(this.#registry.ofType(type), data));
     return this.#cluster ? local + await this.#cluster.sendType(type, data) : local;
   }
 
@@ -113,7 +113,7 @@ export class Router {
     if (!connection) return this.#cluster ? this.#cluster.send(uuid, data) : Promise.resolve(0);
     const bytes = encodeMessage(data, connection.mode);
     if (!connection.enqueue(bytes)) return Promise.resolve(0);
-    this.#metrics.sent(1, bytes.length);
+    this.#metrics.sent(1, payloadSize(bytes, connection.mode));
     return Promise.resolve(1);
   }
 
@@ -160,12 +160,9 @@ export class Router {
   }
 
   /** Counts a fan-out that reached `reached` devices (each counted as sent by its connection when acked). */
-  #counted(reached: number, data: string | Uint8Array): number {
+  #counted({ reached, payload }: { reached: number; payload: number }): number {
     this.#metrics.fannedOut(reached);
-    this.#metrics.sent(
-      reached,
-      typeof data === "string" ? encoder.encode(data).length : data.length,
-    );
+    this.#metrics.sent(reached, payload);
     return reached;
   }
 
@@ -192,11 +189,11 @@ export class Router {
     const registry = this.#registry;
     return {
       ...identity,
-      deliverAll: (data) => fanOut(registry.all(), data),
-      deliverType: (type, data) => fanOut(registry.ofType(type), data),
+      deliverAll: (data) => fanOut(registry.all(), data).reached,
+      deliverType: (type, data) => fanOut(registry.ofType(type), data).reached,
       deliver: (uuid, data) => {
         const connection = registry.get(uuid);
-        return connection ? fanOut([connection], data) : 0;
+        return connection ? fanOut([connection], data).reached : 0;
       },
       localDevices: () => [...registry.all()].map((connection) => connection.info),
       evict: (uuid, message) => registry.get(uuid)?.terminate("replaced", message),
@@ -205,7 +202,10 @@ export class Router {
 }
 
 /** Queues `data` on every target, encoded once per protocol mode; returns how many took it. */
-function fanOut(targets: Iterable<Connection>, data: string | Uint8Array): number {
+function fanOut(
+  targets: Iterable<Connection>,
+  data: string | Uint8Array,
+): { reached: number; payload: number } {
   let mode1: Uint8Array | undefined;
   let mode2: Uint8Array | undefined;
   let reached = 0;
@@ -215,7 +215,14 @@ function fanOut(targets: Iterable<Connection>, data: string | Uint8Array): numbe
       : (mode2 ??= encodeMessage(data, 2));
     if (connection.enqueue(bytes)) reached++;
   }
-  return reached;
+  // The payload's size, read off what was encoded anyway (a string is not encoded again to count).
+  const payload = mode1 ? mode1.length : mode2 ? payloadSize(mode2, 2) : 0;
+  return { reached, payload };
+}
+
+/** The application payload's size in an encoded message: mode 2 has a frame header in front. */
+function payloadSize(encoded: Uint8Array, mode: 1 | 2): number {
+  return mode === 2 ? encoded.length - FRAME_HEADER_SIZE : encoded.length;
 }
 
 const encoder = new TextEncoder();

@@ -20,6 +20,7 @@ Deno.test("stats count devices, refusals, disconnects, messages, fan-outs and he
   await light.send("on");
   await manager.sendType("light", "status");
   await manager.sendAll("ping");
+  await manager.send(light.uuid, "x"); // payload bytes only: mode 2's frame header is not counted
   await waitFor(() => manager.stats().heartbeat.rttMs.count >= 2, "two beats timed");
   await waitFor(() => manager.stats().messages.received === 1, "the message counted");
 
@@ -31,7 +32,8 @@ Deno.test("stats count devices, refusals, disconnects, messages, fan-outs and he
   });
   assert.equal(stats.handshakes.accepted, 2);
   assert.equal(stats.messages.receivedBytes, 2);
-  assert.equal(stats.messages.sent, 3, "one to the light by type, two by sendAll");
+  assert.equal(stats.messages.sent, 4, "one to the light by type, two by sendAll, one by send");
+  assert.equal(stats.messages.sentBytes, 6 + 4 * 2 + 1);
   assert.equal(stats.fanOut.sends, 2);
   assert.deepEqual(stats.fanOut.deliveries.count, 2);
   assert.equal(stats.fanOut.deliveries.sum, 3);
