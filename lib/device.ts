@@ -32,7 +32,7 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { computeProof } from "./auth.ts";
-import { ReconnectPolicy, reconnectSettings } from "./reconnect.ts";
+import { backoffDelay, ReconnectPolicy, reconnectSettings } from "./reconnect.ts";
 import {
   type DeviceEvents,
   type DeviceOptions,
@@ -40,7 +40,7 @@ import {
   validateData,
   validateOptions,
 } from "./device_options.ts";
-import { ConnectionEnd } from "./errors.ts";
+import { ConnectionEnd, TimeoutError } from "./errors.ts";
 import { type Link, type LinkHooks, openLink } from "./link.ts";
 import {
   type DeviceInfo,
@@ -172,7 +172,9 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
    * manager's `WELCOME` arrives, in mode 1 (which has no acknowledgement) once
    * the answer is written; a mode-1 answer the manager rejects shows as the
    * connection closing (reason `"closed"`). Reconnecting, when enabled, applies
-   * to later drops; this first attempt fails fast.
+   * to later drops; this first connection fails fast unless `waitForManager`
+   * gives it seconds to keep trying an unreachable manager (with the reconnect
+   * backoff), after which the last attempt's error is thrown.
    *
    * @throws {TypeError} On invalid options.
    * @throws {InvalidInfo} When a mode-2 manager refuses the handshake: `reason` is the manager's
@@ -195,7 +197,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
    */
   static async connect(options: DeviceOptions): Promise<Device> {
     const device = new Device(options);
-    device.#link = await device.#open();
+    device.#link = await device.#openFirst(options.waitForManager ?? 0);
     device.#reconnect?.opened();
     device.#watch(device.#link);
     if (options.signal) {
@@ -358,6 +360,55 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
     this.#finish(new ConnectionEnd("kicked", reason));
   }
 
+  /**
+   * The first connection: one attempt, or, for `waitSeconds`, attempts spaced
+   * by the reconnect backoff while the manager cannot be reached. A refusal
+   * (`InvalidInfo`), a bad option or the `signal` ends the trying at once.
+   */
+  async #openFirst(waitSeconds: number): Promise<Link> {
+    if (waitSeconds === 0) return await this.#open();
+    const deadline = performance.now() + waitSeconds * 1000;
+    const settings = this.#reconnect?.settings ?? reconnectSettings(true)!;
+    const signal = this.#options.signal;
+    let delay = settings.initialDelay * 1000;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#open();
+      } catch (error) {
+        const unreachable = error instanceof ConnectionEnd || error instanceof TimeoutError;
+        delay = backoffDelay(delay, settings);
+        const left = deadline - performance.now();
+        if (!unreachable || signal?.aborted || left <= 0) throw error;
+        this.#log.debug(
+          "Device {uuid} cannot reach the manager yet (attempt {attempt}: {message}); again in {delay} ms",
+          {
+            uuid: this.uuid,
+            attempt,
+            message: (error as Error).message,
+            delay: Math.round(Math.min(delay, left)),
+          },
+        );
+        await this.#pause(Math.min(delay, left));
+      }
+    }
+  }
+
+  /** Waits `ms` milliseconds, or less when `close()` or the `signal` cuts the wait short. */
+  #pause(ms: number): Promise<void> {
+    const signal = this.#options.signal;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        this.#wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener("abort", done, { once: true });
+      this.#wake = done;
+    });
+  }
+
   /** Opens one connection and completes the handshake, or fails with everything closed. */
   async #open(): Promise<Link> {
     const options = this.#options;
@@ -425,14 +476,7 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
         delay: Math.round(delay),
         attempt,
       });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#pause(delay);
       if (this.#closing) return;
       try {
         const link = await this.#open();

@@ -63,6 +63,16 @@ export interface DeviceOptions {
   /** Seconds allowed for each connection attempt, handshake included. @default 15 */
   readonly connectTimeout?: number;
   /**
+   * Seconds the first connection keeps trying while the manager cannot be
+   * reached (connection refused or reset, no handshake within
+   * `connectTimeout`), waiting between attempts with the reconnect backoff
+   * (`reconnect`'s settings, or its defaults when `reconnect` is off). A device
+   * started a moment before its manager then still arrives, as a real one
+   * that retries would. A refusal by the manager (`InvalidInfo`) is not
+   * retried. 0: the first attempt fails fast. @default 0
+   */
+  readonly waitForManager?: number;
+  /**
    * Seconds without a byte from the manager after which it counts as gone: the
    * connection ends with reason `"keepalive"` and the device reconnects if it
    * may. MQTT clients do the same with their keepalive. Measured in this
@@ -87,7 +97,11 @@ export interface DeviceOptions {
   readonly maxFrameSize?: number;
   /** Bytes queued for sending before the manager counts as not reading and the connection ends. @default 1048576 */
   readonly maxBufferedBytes?: number;
-  /** Closes the device when aborted (reason `"kicked"`). */
+  /**
+   * Closes the device when aborted (reason `"kicked"`); aborted while
+   * `connect()` is still trying, it rejects with the signal's reason, as
+   * `fetch` does.
+   */
   readonly signal?: AbortSignal;
   /** LogTape category root; the device logs under `[...logCategory, "device"]`. @default ["iot-manager"] */
   readonly logCategory?: string | readonly string[];
@@ -183,6 +197,10 @@ export function validateOptions(options: DeviceOptions): void {
     if (value !== undefined && !(typeof value === "number" && value > 0)) {
       throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
     }
+  }
+  const wait = options.waitForManager;
+  if (wait !== undefined && !(typeof wait === "number" && wait >= 0)) {
+    throw new TypeError(`waitForManager must be a number of seconds >= 0, got ${String(wait)}`);
   }
   const jitter = reconnect.jitter;
   if (jitter !== undefined && !(typeof jitter === "number" && jitter >= 0 && jitter <= 1)) {

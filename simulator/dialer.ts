@@ -8,6 +8,7 @@
  * @module
  */
 
+import { ConnectionEnd, TimeoutError } from "@iot-manager/core";
 import { encodeFrame, FrameType } from "@iot-manager/core/protocol";
 import type { Recorder, SimDevice, Target } from "./fleet.ts";
 import type { Ledger } from "./ledger.ts";
@@ -23,10 +24,43 @@ export interface DialerContext {
   readonly target: Target;
   /** True with an embedded manager, whose events say when a device is registered. */
   readonly embedded: boolean;
-  readonly options: Pick<SimulationOptions, "rate" | "concurrency" | "signal">;
+  readonly options: Pick<SimulationOptions, "rate" | "concurrency" | "connectWait" | "signal">;
   readonly recorder: Recorder;
   readonly ledger: Ledger;
   readonly random: () => number;
+}
+
+/**
+ * Nothing at the target accepted the first device within `connectWait`
+ * seconds: the run stops there rather than dial the whole fleet into nothing.
+ *
+ * @example
+ * ```ts
+ * import { ManagerUnreachable } from "./dialer.ts";
+ * const error = new ManagerUnreachable("127.0.0.1:1", 5, new Error("Connection refused"));
+ * console.log(error.message);
+ * // no manager reachable at 127.0.0.1:1 within 5 s: Connection refused
+ * ```
+ */
+export class ManagerUnreachable extends Error {
+  /** `host:port` that was dialed. */
+  readonly address: string;
+
+  /**
+   * @param address `host:port` that was dialed.
+   * @param seconds How long the device kept trying.
+   * @param cause The last attempt's error.
+   */
+  constructor(address: string, seconds: number, cause: unknown) {
+    super(
+      `no manager reachable at ${address} within ${seconds} s: ${
+        (cause as Error)?.message ?? String(cause)
+      }`,
+      { cause },
+    );
+    this.name = "ManagerUnreachable";
+    this.address = address;
+  }
 }
 
 /**
@@ -47,23 +81,53 @@ export class Dialer {
 
   /** Connects one device; a failure is recorded as an error, not thrown. */
   async start(sim: SimDevice): Promise<void> {
-    const { recorder, ledger, embedded } = this.#context;
     try {
-      const device = await sim.start(this.#context.target, recorder);
-      // Embedded, the manager's view of each drop is the one that counts.
-      if (!embedded) {
-        device.on("disconnect", (end) => ledger.deviceDropped(sim, end));
-        ledger.deviceConnected(sim);
-      }
+      await this.#connect(sim);
     } catch (error) {
-      recorder.error(`${sim.type} ${sim.uuid} could not connect: ${(error as Error).message}`);
+      this.#context.recorder.error(
+        `${sim.type} ${sim.uuid} could not connect: ${(error as Error).message}`,
+      );
     }
   }
 
-  /** Connects `sims` and sends `malformed` bad handshakes, shuffled together, at the run's rate. */
+  async #connect(sim: SimDevice): Promise<void> {
+    const { recorder, ledger, embedded, options } = this.#context;
+    const device = await sim.start(this.#context.target, recorder, options.connectWait);
+    // Embedded, the manager's view of each drop is the one that counts.
+    if (!embedded) {
+      device.on("disconnect", (end) => ledger.deviceDropped(sim, end));
+      ledger.deviceConnected(sim);
+    }
+  }
+
+  /**
+   * Connects `sims` and sends `malformed` bad handshakes, shuffled together, at
+   * the run's rate. Against an external manager the first device goes alone.
+   *
+   * @throws {ManagerUnreachable} When that first device cannot reach the
+   *   manager within `connectWait` seconds (the rest are not dialed).
+   */
   async connectFleet(sims: readonly SimDevice[], malformed: number): Promise<void> {
-    const { target, options, recorder, ledger } = this.#context;
-    const jobs: (() => Promise<void>)[] = sims.map((sim) => () => this.start(sim));
+    const { target, options, recorder, ledger, embedded } = this.#context;
+    let rest = sims;
+    if (!embedded && sims.length > 0) {
+      try {
+        await this.#connect(sims[0]);
+      } catch (error) {
+        if (error instanceof ConnectionEnd || error instanceof TimeoutError) {
+          throw new ManagerUnreachable(
+            `${target.hostname}:${target.port}`,
+            options.connectWait,
+            error,
+          );
+        }
+        recorder.error(
+          `${sims[0].type} ${sims[0].uuid} could not connect: ${(error as Error).message}`,
+        );
+      }
+      rest = sims.slice(1);
+    }
+    const jobs: (() => Promise<void>)[] = rest.map((sim) => () => this.start(sim));
     for (let i = 0; i < malformed; i++) {
       jobs.push(async () => {
         try {

@@ -185,8 +185,11 @@ export class SimDevice {
       this.client?.connected === true && this.registeredAt >= this.dialAt;
   }
 
-  /** Connects and starts answering commands. Rejects when the connection fails. */
-  async start(target: Target, recorder: Recorder): Promise<Device> {
+  /**
+   * Connects and starts answering commands, trying for `waitForManager`
+   * seconds while the manager cannot be reached. Rejects when the connection fails.
+   */
+  async start(target: Target, recorder: Recorder, waitForManager = 0): Promise<Device> {
     this.dialAt = performance.now();
     const device = await Device.connect({
       hostname: target.hostname,
@@ -199,6 +202,7 @@ export class SimDevice {
       answerHeartbeats: this.role !== "silent",
       highWaterMark: this.role === "slow" ? 1 : undefined,
       connectTimeout: 30,
+      waitForManager,
       reconnect: this.#options.reconnect,
     });
     this.device = device;

@@ -74,3 +74,21 @@ export function ms(value: number): string {
 export function signed(value: number): string {
   return `${value >= 0 ? "+" : ""}${value.toFixed(1)}`;
 }
+
+/**
+ * One figure of a latency summary with its unit, or `n/a` when nothing was
+ * measured (no samples: a 0 would read as instant).
+ *
+ * @example
+ * ```ts
+ * import { msOf } from "./format.ts";
+ * console.log(msOf({ count: 3, p50: 1.5, p99: 4, max: 4 }, "p99")); // "4.00 ms"
+ * console.log(msOf({ count: 0, p50: 0, p99: 0, max: 0 }, "p99")); // "n/a"
+ * ```
+ */
+export function msOf(
+  summary: { readonly count: number } & Readonly<Record<"p50" | "p99" | "max", number>>,
+  key: "p50" | "p99" | "max",
+): string {
+  return summary.count === 0 ? "n/a" : ms(summary[key]);
+}

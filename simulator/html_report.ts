@@ -23,7 +23,7 @@ import {
   section,
   verdictTable,
 } from "../report_page/page.ts";
-import { mib, ms } from "./format.ts";
+import { mib, msOf } from "./format.ts";
 import pageScript from "./html_report_page.js" with { type: "text" };
 import {
   desiredSection,
@@ -34,7 +34,7 @@ import {
   summaryRows,
 } from "./report.ts";
 import { RETURN_BUSIEST_LIMIT, RETURN_WINDOW_MS } from "./restart.ts";
-import type { Tally } from "./stats.ts";
+import type { LatencySummary, Tally } from "./stats.ts";
 
 /** Options of {@linkcode renderHtmlReport}. */
 export interface HtmlReportOptions {
@@ -78,8 +78,9 @@ export function renderHtmlReport(
       `<section>\n  <h2>Figures</h2>\n  ${figuresTable(summaryRows(report))}\n</section>`,
       sections(report),
     ].join("\n"),
-    footer: "Written by <code>deno task simulate --html</code>; the same report as " +
-      "<code>--json</code> is in\nthis file (<code>#report-data</code>).",
+    footer: "Written by <code>deno task simulate --html</code>; the run's report (what " +
+      "<code>--json</code> prints, before its figures\nare renamed with units and rounded) is in " +
+      "this file (<code>#report-data</code>).",
     data: report,
     script: pageScript,
   });
@@ -104,8 +105,8 @@ function headlineCards(report: SimulationReport): string {
     ],
     [
       "handshake p99",
-      ms(handshake.p99),
-      `p50 ${ms(handshake.p50)}, max ${ms(handshake.max)}; ${handshake.count} handshakes`,
+      msOf(handshake, "p99"),
+      `p50 ${msOf(handshake, "p50")}, max ${msOf(handshake, "max")}; ${handshake.count} handshakes`,
       null,
     ],
   ];
@@ -113,15 +114,15 @@ function headlineCards(report: SimulationReport): string {
     list.push(
       [
         "broadcast p99",
-        ms(broadcasts.latency.p99),
-        `p50 ${ms(broadcasts.latency.p50)}, max ${ms(broadcasts.latency.max)}; ` +
+        msOf(broadcasts.latency, "p99"),
+        `p50 ${msOf(broadcasts.latency, "p50")}, max ${msOf(broadcasts.latency, "max")}; ` +
         `${broadcasts.delivered} / ${broadcasts.expected} deliveries`,
         broadcasts.delivered === broadcasts.expected,
       ],
       [
         "requests answered",
         `${requests.answered} / ${requests.sent}`,
-        `p50 ${ms(requests.latency.p50)}, p99 ${ms(requests.latency.p99)}`,
+        `p50 ${msOf(requests.latency, "p50")}, p99 ${msOf(requests.latency, "p99")}`,
         requests.answered === requests.sent,
       ],
     );
@@ -201,8 +202,8 @@ function charts(report: SimulationReport): string {
         "external memory" + (report.memory?.forcedGc ? "; dots: heap after a forced GC" : ""),
     );
   }
-  const percentiles = (summary: { p50: number; p99: number; max: number }) =>
-    `p50 ${ms(summary.p50)}, p99 ${ms(summary.p99)}, max ${ms(summary.max)}`;
+  const percentiles = (summary: LatencySummary) =>
+    `p50 ${msOf(summary, "p50")}, p99 ${msOf(summary, "p99")}, max ${msOf(summary, "max")}`;
   if (latency.handshake.upTo.length > 0) {
     figure(
       "handshake",

@@ -8,10 +8,17 @@
 import { resolve } from "node:path";
 import { configure, getConsoleSink } from "@logtape/logtape";
 import { renderHtmlReport } from "./html_report.ts";
-import { parseCli, usage, UsageError } from "./options.ts";
+import { jsonReport } from "./json_report.ts";
+import { parseCli, UsageError, usageFor } from "./options.ts";
 import { renderReport } from "./report.ts";
+import { ManagerUnreachable } from "./dialer.ts";
 import { runSimulation } from "./scenario.ts";
 import { createStatusPrinter } from "./status.ts";
+
+/** How the user started the simulator, for `--help`: from the repository or from JSR. */
+const COMMAND = import.meta.url.startsWith("file:")
+  ? "deno task simulate"
+  : "deno run -A jsr:@iot-manager/core/simulate";
 
 const encoder = new TextEncoder();
 const writeErr = (text: string) => Deno.stderr.writeSync(encoder.encode(text));
@@ -22,11 +29,11 @@ async function main(args: readonly string[]): Promise<number> {
     request = parseCli(args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    writeErr(`${error.message}\n\n${usage}`);
+    writeErr(`simulate: ${error.message} (see --help)\n`);
     return 2;
   }
   if (request.help) {
-    console.log(usage);
+    console.log(usageFor(COMMAND));
     return 0;
   }
   // Asked now, not after a long run: a terminal gets its prompt before the run, a script fails fast.
@@ -64,13 +71,29 @@ async function main(args: readonly string[]): Promise<number> {
     ? createStatusPrinter(Deno.stderr.isTerminal(), writeErr)
     : undefined;
   try {
-    const report = await runSimulation({
-      ...request.options,
-      onStatus: printer?.update,
-      signal: controller.signal,
-    });
+    let report;
+    try {
+      report = await runSimulation({
+        ...request.options,
+        onStatus: printer?.update,
+        signal: controller.signal,
+      });
+    } catch (error) {
+      printer?.finish();
+      if (!(error instanceof ManagerUnreachable)) throw error;
+      writeErr(
+        `simulate: ${error.message}; start the manager first, or give it longer with --connect-wait\n`,
+      );
+      return 2;
+    }
     printer?.finish();
-    console.log(request.json ? JSON.stringify(report, null, 2) : renderReport(report));
+    if (request.json) {
+      // As `deno task bench --json`: the figures on stdout, the table for people on stderr.
+      console.log(JSON.stringify(jsonReport(report), null, 2));
+      writeErr(`${renderReport(report)}\n`);
+    } else {
+      console.log(renderReport(report));
+    }
     if (request.html !== undefined) {
       try {
         Deno.writeTextFileSync(request.html, renderHtmlReport(report, { generatedAt: new Date() }));

@@ -32,6 +32,8 @@ export interface MemorySample {
 export interface MemoryVerdict {
   /** False when no verdict is possible: no forced GC, or too few samples after the warm-up. */
   readonly judged: boolean;
+  /** Samples taken after the warm-up, in the steady phase: the ones the verdict reads (2 needed). */
+  readonly samplesAfterWarmUp: number;
   /** True when judged and the growth stayed within `limit`. */
   readonly ok: boolean;
   /** Why it was not judged; empty when it was. */
@@ -113,6 +115,7 @@ export function judgeMemory(
   const end = median(last.map((sample) => sample.heapUsed));
   const limit = baseline * HEAP_GROWTH_LIMIT;
   const figures = {
+    samplesAfterWarmUp: after.length,
     baseline,
     baselineAt: first.at(-1)?.elapsed ?? 0,
     end,

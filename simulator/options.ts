@@ -30,6 +30,13 @@ export interface SimulationOptions {
   readonly locks: number;
   /** An external manager to connect to; without it an embedded manager is started. */
   readonly connect?: { readonly hostname: string; readonly port: number };
+  /**
+   * Seconds each device's first connection keeps trying to reach the manager
+   * (the device's `waitForManager`). Against an external manager the first
+   * device goes alone: when it cannot reach the manager in this time the run
+   * stops with {@linkcode ManagerUnreachable} instead of dialing the rest.
+   */
+  readonly connectWait: number;
   /** Devices connect with TLS; `caCerts`, when given, are the roots they trust. */
   readonly tls?: { readonly caCerts?: readonly string[] };
   /** PEM certificate and key for the embedded manager (with `tls`). */
@@ -149,6 +156,7 @@ export const defaultOptions: SimulationOptions = {
   desired: false,
   desiredEvery: 1,
   restartDown: 3,
+  connectWait: 5,
   memoryEvery: 0,
   warmUp: 120,
   plots: false,
@@ -182,7 +190,21 @@ const logLevels: readonly LogLevelName[] = ["trace", "debug", "info", "warning",
  * console.log(usage.split("\n")[0]); // Usage: deno task simulate [options]
  * ```
  */
-export const usage = `Usage: deno task simulate [options]
+export const usage: string = usageFor("deno task simulate");
+
+/**
+ * The `--help` text for the command the simulator was started with: `deno
+ * task simulate` in the repository, `deno run -A
+ * jsr:@iot-manager/core/simulate` from the package.
+ *
+ * @example
+ * ```ts
+ * import { usageFor } from "./options.ts";
+ * console.log(usageFor("simulate").split("\n")[0]); // Usage: simulate [options]
+ * ```
+ */
+export function usageFor(command: string): string {
+  return `Usage: ${command} [options]
 
 Simulates a fleet of lights and locks. Without --connect it starts an embedded
 manager, connects the fleet, plays a scenario (broadcasts, sends by type and to
@@ -191,6 +213,9 @@ prints a report. Exit code 0 only when every expectation held.
 
 Target
   --connect host:port    run the devices against an external manager for --duration
+  --connect-wait s       seconds each device keeps trying to reach the manager, as a
+                         real device retries (default ${defaultOptions.connectWait}); when the first cannot
+                         reach it by then, the run stops with exit code 2
   --tls                  devices connect with TLS
   --ca file              PEM CA certificate the devices trust (with --tls)
   --cert file --key file PEM certificate and key for the embedded manager (with --tls)
@@ -254,6 +279,7 @@ Output
   --log-level level      trace, debug, info, warning, error, fatal (default warning)
   -h, --help             this text
 `;
+}
 
 /**
  * A command line that cannot be run; the CLI prints it with the usage and exits with 2.
@@ -297,12 +323,13 @@ export function parseCli(
   let values;
   try {
     ({ values } = parseArgs({
-      args: [...args],
+      args: joinNegativeValues(args),
       strict: true,
       allowPositionals: false,
       options: {
         help: { type: "boolean", short: "h" },
         connect: { type: "string" },
+        "connect-wait": { type: "string" },
         tls: { type: "boolean" },
         ca: { type: "string" },
         cert: { type: "string" },
@@ -408,6 +435,7 @@ export function parseCli(
   const heartbeat = number("heartbeat", values.heartbeat, d.heartbeat, 0.01);
   const options: SimulationOptions = {
     lights: whole("lights", values.lights, d.lights),
+    connectWait: number("connect-wait", values["connect-wait"], d.connectWait),
     locks: whole("locks", values.locks, d.locks),
     connect,
     tls,
@@ -447,6 +475,16 @@ export function parseCli(
     },
   };
   if (values.html === "") throw new UsageError("--html needs a file name");
+  if (
+    options.memoryEvery > 0 && options.duration !== undefined &&
+    options.warmUp + 2 * options.memoryEvery > options.duration
+  ) {
+    throw new UsageError(
+      `--warm-up ${options.warmUp} leaves no room in --duration ${options.duration} for the two ` +
+        `--memory-every ${options.memoryEvery} samples the memory verdict needs: ` +
+        `give a longer --duration or a shorter --warm-up`,
+    );
+  }
   if (options.lights + options.locks === 0) {
     throw new UsageError("no devices: --lights 0 --locks 0");
   }
@@ -481,6 +519,25 @@ export function parseCli(
     logLevel,
     statusLine: !values["no-status"],
   };
+}
+
+/**
+ * `--lights -5` as `--lights=-5`: `parseArgs` takes a value that starts with
+ * a dash for a flag, and would say the option's argument is ambiguous instead
+ * of letting the number's check say it must be at least 0.
+ */
+function joinNegativeValues(args: readonly string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1];
+    if (/^--[a-z0-9-]+$/.test(args[i]) && next !== undefined && /^-[\d.]/.test(next)) {
+      joined.push(`${args[i]}=${next}`);
+      i++;
+    } else {
+      joined.push(args[i]);
+    }
+  }
+  return joined;
 }
 
 /**

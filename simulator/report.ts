@@ -6,7 +6,7 @@
  */
 
 import type { DesiredReport } from "./desired.ts";
-import { MIB, mib, ms, percent, seconds, signed } from "./format.ts";
+import { MIB, mib, msOf, percent, seconds, signed } from "./format.ts";
 import { HEAP_GROWTH_LIMIT, type MemoryReport } from "./memory.ts";
 import { type RestartReport, RETURN_WINDOW_MS } from "./restart.ts";
 import type { LatencyDistribution, LatencySummary, Tally } from "./stats.ts";
@@ -229,23 +229,23 @@ export function summaryRows(report: SimulationReport): ReportRow[] {
     ],
     [
       "handshake latency p50 / p99",
-      `${ms(handshake.p50)} / ${ms(handshake.p99)}  (max ${ms(handshake.max)})`,
+      `${msOf(handshake, "p50")} / ${msOf(handshake, "p99")}  (max ${msOf(handshake, "max")})`,
     ],
   ];
   if (embedded) {
     rows.push(
       [
         "broadcast latency p50 / p99 / max",
-        `${ms(broadcasts.latency.p50)} / ${ms(broadcasts.latency.p99)} / ${
-          ms(broadcasts.latency.max)
+        `${msOf(broadcasts.latency, "p50")} / ${msOf(broadcasts.latency, "p99")} / ${
+          msOf(broadcasts.latency, "max")
         }  ` +
         `(${broadcasts.sent} broadcasts, ${broadcasts.delivered} / ${broadcasts.expected} deliveries)`,
       ],
       ["unicasts delivered / sent", `${report.unicasts.delivered} / ${report.unicasts.sent}`],
       [
         "requests answered / sent",
-        `${requests.answered} / ${requests.sent}  (p50 ${ms(requests.latency.p50)}, p99 ${
-          ms(requests.latency.p99)
+        `${requests.answered} / ${requests.sent}  (p50 ${msOf(requests.latency, "p50")}, p99 ${
+          msOf(requests.latency, "p99")
         })`,
       ],
     );
@@ -256,8 +256,8 @@ export function summaryRows(report: SimulationReport): ReportRow[] {
     rows.push([
       "steady broadcasts",
       `${sent} sent, ${delivered} / ${due - excused} deliveries to live devices ` +
-      `(${excused} excused, ${missed} missed); p50 / p99 / max ${ms(latency.p50)} / ` +
-      `${ms(latency.p99)} / ${ms(latency.max)}`,
+      `(${excused} excused, ${missed} missed); p50 / p99 / max ${msOf(latency, "p50")} / ` +
+      `${msOf(latency, "p99")} / ${msOf(latency, "max")}`,
     ]);
   }
   if (steady && steady.requests.sent > 0) {
@@ -265,7 +265,7 @@ export function summaryRows(report: SimulationReport): ReportRow[] {
     rows.push([
       "steady requests",
       `${answered} / ${sent - excused} answered (${excused} excused, ${failed} failed); ` +
-      `p50 / p99 / max ${ms(latency.p50)} / ${ms(latency.p99)} / ${ms(latency.max)}`,
+      `p50 / p99 / max ${msOf(latency, "p50")} / ${msOf(latency, "p99")} / ${msOf(latency, "max")}`,
     ]);
   }
   rows.push(
@@ -394,7 +394,7 @@ export function desiredSection(desired: DesiredReport): ReportSection {
   const books = ttl.manager;
   const failed = Object.entries(ttl.failed).map(([reason, n]) => `${n} ${reason}`);
   const latency = (summary: DesiredReport["afterChange"]) =>
-    `${ms(summary.p50)} / ${ms(summary.p99)} / ${ms(summary.max)}`;
+    `${msOf(summary, "p50")} / ${msOf(summary, "p99")} / ${msOf(summary, "max")}`;
   const rows: ReportRow[] = [
     [
       "devices in step / connected",
@@ -492,9 +492,12 @@ export function memoryVerdictLines(memory: MemoryReport): string[] {
     `${signed(bytes / MIB)} MiB (${bytes >= 0 ? "+" : ""}${
       of > 0 ? ((bytes / of) * 100).toFixed(1) : "0.0"
     } %)`;
+  const warmUp = `warm-up: the first ${memory.warmUp} s of the steady phase ` +
+    `(${memory.steadyStart.toFixed(1)} s to ${memory.steadyEnd.toFixed(1)} s)`;
+  // No samples after the warm-up: figures would read as a measurement of nothing.
+  if (verdict.samplesAfterWarmUp < 2) return [warmUp, `memory not judged: ${verdict.reason}`];
   return [
-    `warm-up: the first ${memory.warmUp} s of the steady phase ` +
-    `(${memory.steadyStart.toFixed(1)} s to ${memory.steadyEnd.toFixed(1)} s)`,
+    warmUp,
     `heapUsed ${mib(verdict.baseline)} MiB after warm-up (at ${
       verdict.baselineAt.toFixed(0)
     } s), ` +

@@ -20,7 +20,7 @@ import { getLogger } from "@logtape/logtape";
 import { type DeviceStore, Manager, MemoryStore, SqliteStore } from "@iot-manager/core";
 import { Churn } from "./churn.ts";
 import { DesiredScenario } from "./desired.ts";
-import { Dialer } from "./dialer.ts";
+import { Dialer, ManagerUnreachable } from "./dialer.ts";
 import {
   countConnected,
   heartbeatTotals,
@@ -61,6 +61,8 @@ const STEADY_ROUNDS = 3;
  *
  * @throws {TypeError} When `restart` or `desired` is combined with options it
  *   cannot run with (see {@linkcode restartClashes} and {@linkcode desiredClashes}).
+ * @throws {ManagerUnreachable} Against an external manager (`connect`), when
+ *   the first device cannot reach it within `connectWait` seconds.
  * @throws {Error} When `restart` and `desired` are both on and no temporary
  *   directory can be made for the manager's SQLite file (no write permission).
  *
@@ -252,10 +254,13 @@ class Run {
       this.#phase = "steady";
       await this.#steadyPhase();
     } catch (error) {
+      if (error instanceof ManagerUnreachable) {
+        await this.#shutdown();
+        throw error;
+      }
       this.#recorder.error(`the run failed: ${(error as Error).stack ?? String(error)}`);
-    } finally {
-      await this.#shutdown();
     }
+    await this.#shutdown();
     return judge(this.#figures(failures.counts()));
   }
 
