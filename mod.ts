@@ -82,6 +82,8 @@ export {
   type InvalidInfoReason,
   IotManagerError,
   isInvalidInfoReason,
+  ListenError,
+  type ListenFailure,
   ProtocolError,
   type ProtocolErrorReason,
   TimeoutError,

@@ -1,6 +1,11 @@
 import { Manager } from "@iot-manager/core";
 
-await using manager = await Manager.listen({ validTypes: ["light", "lock"], port: 8595 });
+const port = Number(Deno.args[0] ?? 8595); // deno run --allow-net examples/quick_start.ts [port]
+await using manager = await Manager.listen({ validTypes: ["light", "lock"], port })
+  .catch((error) => {
+    console.error(error.message); // one line, e.g. "cannot listen on 127.0.0.1:8595: the port is already in use (...)"
+    Deno.exit(2);
+  });
 console.log(`Manager listening on ${manager.hostname}:${manager.port}`);
 
 manager.on("connect", (client) => console.log(`+ ${client.type} ${client.uuid}`, client.data));

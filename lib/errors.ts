@@ -308,3 +308,99 @@ export class TimeoutError extends IotManagerError {
     this.name = "TimeoutError";
   }
 }
+
+/**
+ * Why a manager could not listen (`ListenError.reason`):
+ * - `"address-in-use"`: another program (or another manager) holds the port.
+ * - `"permission-denied"`: the process may not listen there (a port below
+ *   1024 without the right, or Deno run without `--allow-net` for it).
+ * - `"address-not-available"`: `hostname` is not an address of this machine.
+ * - `"io"`: anything else the operating system said; `cause` has it.
+ */
+export type ListenFailure =
+  | "address-in-use"
+  | "permission-denied"
+  | "address-not-available"
+  | "io";
+
+/**
+ * `Manager.listen` could not open its port. The message is one line that
+ * says where and why, e.g. `cannot listen on 127.0.0.1:8595: the port is
+ * already in use (another program holds it; choose another port, or 0 for
+ * any free one)`; `cause` is the operating system's error.
+ *
+ * @example
+ * ```ts
+ * import { ListenError, Manager } from "@iot-manager/core";
+ * await using first = await Manager.listen({ validTypes: ["light"], port: 0 });
+ * try {
+ *   await Manager.listen({ validTypes: ["light"], port: first.port });
+ * } catch (error) {
+ *   if (error instanceof ListenError) console.log(error.reason); // "address-in-use"
+ * }
+ * ```
+ */
+export class ListenError extends IotManagerError {
+  /** Machine-readable cause. */
+  readonly reason: ListenFailure;
+  /** The interface it tried to listen on. */
+  readonly hostname: string;
+  /** The port it tried to listen on. */
+  readonly port: number;
+
+  /**
+   * Creates the error; the message is made from the three.
+   *
+   * @param reason Machine-readable cause.
+   * @param hostname The interface.
+   * @param port The port.
+   * @param options Standard error options (`cause`: the operating system's error).
+   */
+  constructor(reason: ListenFailure, hostname: string, port: number, options?: ErrorOptions) {
+    super(
+      `cannot listen on ${hostname}:${port}: ${LISTEN_FAILURES[reason](options?.cause)}`,
+      options,
+    );
+    this.name = "ListenError";
+    this.reason = reason;
+    this.hostname = hostname;
+    this.port = port;
+  }
+
+  /**
+   * The `ListenError` for an error thrown by `Deno.listen`, `Deno.serve` or a
+   * `node:net` server's `listen` (by its `code`).
+   *
+   * @example
+   * ```ts
+   * import { ListenError } from "@iot-manager/core";
+   * const error = ListenError.from(new Deno.errors.AddrInUse("taken"), "127.0.0.1", 8595);
+   * console.log(error.reason); // "address-in-use"
+   * ```
+   */
+  static from(error: unknown, hostname: string, port: number): ListenError {
+    const code = (error as { code?: unknown } | null)?.code;
+    const reason: ListenFailure = error instanceof Deno.errors.AddrInUse || code === "EADDRINUSE"
+      ? "address-in-use"
+      : error instanceof Deno.errors.PermissionDenied ||
+          error instanceof Deno.errors.NotCapable || code === "EACCES"
+      ? "permission-denied"
+      : error instanceof Deno.errors.AddrNotAvailable || code === "EADDRNOTAVAIL"
+      ? "address-not-available"
+      : "io";
+    return new ListenError(reason, hostname, port, { cause: error });
+  }
+}
+
+const LISTEN_FAILURES: Readonly<Record<ListenFailure, (cause: unknown) => string>> = {
+  "address-in-use": () =>
+    "the port is already in use (another program holds it; choose another port, or 0 for any free one)",
+  "permission-denied": (cause) =>
+    `permission denied (${
+      cause instanceof Deno.errors.NotCapable
+        ? "run Deno with --allow-net for it"
+        : "ports below 1024 need privileges; choose a higher port"
+    })`,
+  "address-not-available": () => "no such address on this machine (check the hostname)",
+  "io": (cause) => (cause as Error)?.message ?? String(cause),
+};

@@ -185,7 +185,9 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * Starts a manager listening on `hostname:port`, with TLS when `tls` is given.
    *
    * @throws {TypeError} On invalid options.
-   * @throws {Deno.errors.AddrInUse} When the port is taken.
+   * @throws {ListenError} When the port cannot be opened: `reason` `"address-in-use"`,
+   *   `"permission-denied"`, `"address-not-available"` or `"io"`; the message is one line
+   *   that says where and why.
    *
    * @example
    * ```ts

@@ -16,6 +16,7 @@
 
 import net from "node:net";
 import tls from "node:tls";
+import { ListenError } from "./errors.ts";
 
 /**
  * One connection's byte stream; a `Deno.Conn` is one.
@@ -71,7 +72,7 @@ export interface TlsServerFiles {
 /**
  * Listens on `hostname:port`, with TLS when `tls` is given.
  *
- * @throws {Deno.errors.AddrInUse} When the port is taken.
+ * @throws {ListenError} When the port cannot be opened (taken, not allowed, no such address).
  *
  * @example
  * ```ts ignore
@@ -83,7 +84,12 @@ export async function listenTransport(
   options: { hostname: string; port: number; tls?: TlsServerFiles },
 ): Promise<TransportListener> {
   if (!options.tls) {
-    const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname: options.hostname, port: options.port });
+    } catch (error) {
+      throw ListenError.from(error, options.hostname, options.port);
+    }
     return {
       addr: listener.addr,
       accept: async () => {
@@ -167,13 +173,12 @@ class TlsListener implements TransportListener {
     const context = tls.createSecureContext({ cert: files.cert, key: files.key });
     const server = net.createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
-      server.once("error", (error: Error & { code?: string }) =>
-        reject(
-          error.code === "EADDRINUSE"
-            ? new Deno.errors.AddrInUse(`${hostname}:${port} is already in use`)
-            : error,
-        ));
-      server.listen({ host: hostname, port }, resolve);
+      server.once("error", (error) => reject(ListenError.from(error, hostname, port)));
+      try {
+        server.listen({ host: hostname, port }, resolve);
+      } catch (error) {
+        reject(ListenError.from(error, hostname, port));
+      }
     });
     const address = server.address() as net.AddressInfo;
     return new TlsListener(server, context, {

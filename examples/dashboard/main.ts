@@ -8,6 +8,7 @@
 
 import { configure, getConsoleSink } from "@logtape/logtape";
 import { parseArgs } from "node:util";
+import { ListenError } from "@iot-manager/core";
 import { startDashboard } from "./stack.ts";
 
 const usage = `Usage: deno task dashboard [options]
@@ -19,16 +20,23 @@ const usage = `Usage: deno task dashboard [options]
   --log-level L     trace, debug, info, warning, error (default info)
   --help            this text`;
 
-const { values } = parseArgs({
-  options: {
-    port: { type: "string", default: "8080" },
-    hostname: { type: "string", default: "127.0.0.1" },
-    "manager-port": { type: "string", default: "8595" },
-    simulate: { type: "string", default: "0" },
-    "log-level": { type: "string", default: "info" },
-    help: { type: "boolean", default: false },
-  },
-});
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: "string", default: "8080" },
+        hostname: { type: "string", default: "127.0.0.1" },
+        "manager-port": { type: "string", default: "8595" },
+        simulate: { type: "string", default: "0" },
+        "log-level": { type: "string", default: "info" },
+        help: { type: "boolean", default: false },
+      },
+    });
+  } catch (error) {
+    console.error(`dashboard: ${(error as Error).message} (see --help)`);
+    Deno.exit(2);
+  }
+})();
 if (values.help) {
   console.log(usage);
   Deno.exit(0);
@@ -37,7 +45,9 @@ const numbers = ["port", "manager-port", "simulate"] as const;
 for (const name of numbers) {
   if (!/^\d+$/.test(values[name])) {
     console.error(
-      `--${name} must be a whole number, got ${JSON.stringify(values[name])}\n\n${usage}`,
+      `dashboard: --${name} must be a whole number, got ${
+        JSON.stringify(values[name])
+      } (see --help)`,
     );
     Deno.exit(2);
   }
@@ -61,6 +71,12 @@ const stack = await startDashboard({
   manager: { port: Number(values["manager-port"]) },
   simulate: Number(values.simulate),
   onListen: (url) => console.log(`Dashboard: ${url} (Prometheus: ${url}metrics)`),
+}).catch((error) => {
+  if (!(error instanceof ListenError)) throw error;
+  // One line that says which port, and which flag moves it.
+  const flag = error.port === Number(values["manager-port"]) ? "--manager-port" : "--port";
+  console.error(`dashboard: ${error.message}; ${flag} N picks another`);
+  Deno.exit(2);
 });
 console.log(`Devices connect to ${stack.manager.hostname}:${stack.manager.port}`);
 if (stack.fleet.devices.length > 0) console.log(`Simulating ${stack.fleet.devices.length} devices`);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Manager, type ManagerOptions } from "@iot-manager/core";
+import { ListenError, Manager, type ManagerOptions } from "@iot-manager/core";
 import { Dashboard, type DashboardOptions } from "./dashboard.ts";
 import { type SimulatedFleet, startFleet } from "./fleet.ts";
 
@@ -39,6 +39,8 @@ export interface DashboardStack extends AsyncDisposable {
 /**
  * Starts a manager, the dashboard and `simulate` devices.
  *
+ * @throws {ListenError} When the manager's port or the web port cannot be
+ *   opened (nothing is left running then).
  * @example
  * ```ts ignore
  * await using stack = await startDashboard({ port: 0, simulate: 50 });
@@ -64,7 +66,7 @@ export async function startDashboard(options: StackOptions = {}): Promise<Dashbo
   } catch (error) {
     await dashboard.close();
     await manager.close();
-    throw error;
+    throw ListenError.from(error, hostname, options.port ?? 8080);
   }
   const url = `http://${server.addr.hostname}:${server.addr.port}/`;
   let fleet: SimulatedFleet;
