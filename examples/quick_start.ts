@@ -1,3 +1,13 @@
+/**
+ * The quick start of README.md: a manager for lights and locks on
+ * 127.0.0.1:8595 (or the port given as the first argument) that prints who
+ * connects and what they send, and answers `status?`. Published as
+ * `jsr:@iot-manager/core/quick-start`:
+ * `deno run --allow-net jsr:@iot-manager/core/quick-start [port]`.
+ *
+ * @module
+ */
+
 import { Manager } from "@iot-manager/core";
 
 const port = Number(Deno.args[0] ?? 8595); // deno run --allow-net examples/quick_start.ts [port]

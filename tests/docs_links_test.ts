@@ -69,3 +69,32 @@ Deno.test("every link in README.md and docs/ resolves in the repository and in t
   }
   assert.deepEqual(broken, []);
 });
+
+Deno.test("deno doc --lint in deno task check covers every published entry point, and nothing else", () => {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root)));
+  const exported = Object.values<string>(config.exports).map((path) => path.replace(/^\.\//, ""));
+  for (const task of ["check", "doc"]) {
+    const linted = /deno doc --lint ([^&]+)/.exec(config.tasks[task])![1].trim().split(/\s+/);
+    assert.deepEqual([...linted].sort(), [...exported].sort(), `task ${task}`);
+  }
+});
+
+Deno.test("deno publish --dry-run is clean: no warnings", async () => {
+  const { stdout, stderr, success } = await new Deno.Command(Deno.execPath(), {
+    args: ["publish", "--dry-run", "--allow-dirty"],
+    cwd: root,
+    env: { NO_COLOR: "1" },
+  }).output();
+  const listing = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  assert.ok(success, listing);
+  assert.doesNotMatch(listing, /warning/i, listing);
+});
+
+Deno.test("README's quick start is examples/quick_start.ts as written", () => {
+  const readme = Deno.readTextFileSync(new URL("README.md", root));
+  const section = readme.slice(readme.indexOf("## Quick start"));
+  const block = /```ts\n([\s\S]*?)```/.exec(section)![1];
+  const file = Deno.readTextFileSync(new URL("examples/quick_start.ts", root))
+    .replace(/^\/\*\*[\s\S]*?\*\/\n\n/, "");
+  assert.equal(block, file);
+});
