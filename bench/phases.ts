@@ -93,6 +93,8 @@ export function startServer(name: string, config: ServerConfig): ServerProcess {
     "--allow-env",
     // Another revision's mod.ts is imported at run time, which reads it.
     ...(config.module ? ["--allow-read"] : []),
+    // bench/memory_profile.ts: heap snapshots written there.
+    ...(config.snapshotDir ? [`--allow-write=${config.snapshotDir}`] : []),
     "--v8-flags=--expose-gc",
     serverModule,
     JSON.stringify(config),

@@ -31,6 +31,8 @@ export interface ServerConfig {
    * revision's, `bench --compare`); the working tree's when absent.
    */
   readonly module?: string;
+  /** Manager only: a directory the `heapSnapshot` command may write to (`bench/memory_profile.ts`). */
+  readonly snapshotDir?: string;
   /** Manager only: join a cluster through `RedisAdapter` (`bench --cluster`). */
   readonly cluster?: { readonly url: string; readonly prefix: string; readonly nodeTtl: number };
 }
@@ -133,6 +135,11 @@ async function managerCommands(config: ServerConfig): Promise<Record<string, Com
   return {
     info: (): ServerInfo => ({ pid: Deno.pid, port: manager.port }),
     memory: settledMemory,
+    /** Writes a V8 heap snapshot to `path` (bench/memory_profile.ts); answers the path. */
+    heapSnapshot: async ({ path }) => {
+      await settledMemory();
+      return (await import("node:v8")).writeHeapSnapshot(String(path));
+    },
     size: () => manager.size,
     /** Devices listed by `getClientData()`: with a cluster, every node's. */
     clusterSize: () => manager.getClientData().length,
@@ -271,6 +278,10 @@ function bareCommands(config: ServerConfig): Record<string, CommandHandler> {
   return {
     info: (): ServerInfo => ({ pid: Deno.pid, port: (listener.addr as Deno.NetAddr).port }),
     memory: settledMemory,
+    heapSnapshot: async ({ path }) => {
+      await settledMemory();
+      return (await import("node:v8")).writeHeapSnapshot(String(path));
+    },
     size: () => sockets.size,
     time: wallClock,
     sendAll: ({ count, mode }): SendTiming => {
