@@ -363,7 +363,8 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
   /**
    * The first connection: one attempt, or, for `waitSeconds`, attempts spaced
    * by the reconnect backoff while the manager cannot be reached. A refusal
-   * (`InvalidInfo`), a bad option or the `signal` ends the trying at once.
+   * (`InvalidInfo`), a peer that breaks the protocol, a bad option or the
+   * `signal` ends the trying at once.
    */
   async #openFirst(waitSeconds: number): Promise<Link> {
     if (waitSeconds === 0) return await this.#open();
@@ -375,7 +376,9 @@ export class Device implements AsyncIterable<Uint8Array>, AsyncDisposable {
       try {
         return await this.#open();
       } catch (error) {
-        const unreachable = error instanceof ConnectionEnd || error instanceof TimeoutError;
+        // A peer that breaks the protocol is there, and would break it again: not retried.
+        const unreachable = error instanceof TimeoutError ||
+          (error instanceof ConnectionEnd && error.reason !== "protocol");
         delay = backoffDelay(delay, settings);
         const left = deadline - performance.now();
         if (!unreachable || signal?.aborted || left <= 0) throw error;

@@ -68,7 +68,8 @@ export interface DeviceOptions {
    * `connectTimeout`), waiting between attempts with the reconnect backoff
    * (`reconnect`'s settings, or its defaults when `reconnect` is off). A device
    * started a moment before its manager then still arrives, as a real one
-   * that retries would. A refusal by the manager (`InvalidInfo`) is not
+   * that retries would. A refusal by the manager (`InvalidInfo`) and a peer
+   * that breaks the protocol (`ConnectionEnd` reason `"protocol"`) are not
    * retried. 0: the first attempt fails fast. @default 0
    */
   readonly waitForManager?: number;
@@ -200,7 +201,9 @@ export function validateOptions(options: DeviceOptions): void {
   }
   const wait = options.waitForManager;
   if (wait !== undefined && !(typeof wait === "number" && wait >= 0)) {
-    throw new TypeError(`waitForManager must be a number of seconds >= 0, got ${String(wait)}`);
+    throw new TypeError(
+      `waitForManager must be a number of seconds >= 0, got ${JSON.stringify(wait)}`,
+    );
   }
   const jitter = reconnect.jitter;
   if (jitter !== undefined && !(typeof jitter === "number" && jitter >= 0 && jitter <= 1)) {

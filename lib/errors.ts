@@ -326,8 +326,8 @@ export type ListenFailure =
 /**
  * `Manager.listen` could not open its port. The message is one line that
  * says where and why, e.g. `cannot listen on 127.0.0.1:8595: the port is
- * already in use (another program holds it; choose another port, or 0 for
- * any free one)`; `cause` is the operating system's error.
+ * already in use (choose another port, or 0 for any free one)`; `cause` is
+ * the operating system's error.
  *
  * @example
  * ```ts
@@ -393,8 +393,7 @@ export class ListenError extends IotManagerError {
 }
 
 const LISTEN_FAILURES: Readonly<Record<ListenFailure, (cause: unknown) => string>> = {
-  "address-in-use": () =>
-    "the port is already in use (another program holds it; choose another port, or 0 for any free one)",
+  "address-in-use": () => "the port is already in use (choose another port, or 0 for any free one)",
   "permission-denied": (cause) =>
     `permission denied (${
       cause instanceof Deno.errors.NotCapable

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ConnectionEnd, TimeoutError } from "@iot-manager/core";
+import { ConnectionEnd, InvalidInfo, IotManagerError, TimeoutError } from "@iot-manager/core";
 import { encodeFrame, FrameType } from "@iot-manager/core/protocol";
 import type { Recorder, SimDevice, Target } from "./fleet.ts";
 import type { Ledger } from "./ledger.ts";
@@ -30,36 +30,84 @@ export interface DialerContext {
   readonly random: () => number;
 }
 
+/** Why the first device could not join an external manager (`FirstConnectFailed.reason`). */
+export type FirstConnectFailure = "unreachable" | "refused" | "not-a-manager" | "no-handshake";
+
 /**
- * Nothing at the target accepted the first device within `connectWait`
- * seconds: the run stops there rather than dial the whole fleet into nothing.
+ * Against an external manager the first device dials alone; when it cannot
+ * join, the run stops there rather than dial the whole fleet into the same
+ * failure. The message is one line that says what was found at the address.
  *
  * @example
  * ```ts
- * import { ManagerUnreachable } from "./dialer.ts";
- * const error = new ManagerUnreachable("127.0.0.1:1", 5, new Error("Connection refused"));
- * console.log(error.message);
- * // no manager reachable at 127.0.0.1:1 within 5 s: Connection refused
+ * import { ConnectionEnd } from "@iot-manager/core";
+ * import { FirstConnectFailed } from "./dialer.ts";
+ * const cause = new ConnectionEnd("io", "cannot connect: Connection refused");
+ * const error = FirstConnectFailed.of(cause, "127.0.0.1:1", 5.01);
+ * console.log(error.reason, error.message);
+ * // unreachable no manager reachable at 127.0.0.1:1 (tried for 5.0 s): cannot connect: ...
  * ```
  */
-export class ManagerUnreachable extends Error {
+export class FirstConnectFailed extends Error {
+  /** What was found at the address. */
+  readonly reason: FirstConnectFailure;
   /** `host:port` that was dialed. */
   readonly address: string;
 
   /**
+   * @param reason What was found at the address.
    * @param address `host:port` that was dialed.
-   * @param seconds How long the device kept trying.
+   * @param message The whole message.
    * @param cause The last attempt's error.
    */
-  constructor(address: string, seconds: number, cause: unknown) {
-    super(
-      `no manager reachable at ${address} within ${seconds} s: ${
-        (cause as Error)?.message ?? String(cause)
-      }`,
-      { cause },
-    );
-    this.name = "ManagerUnreachable";
+  constructor(reason: FirstConnectFailure, address: string, message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = "FirstConnectFailed";
+    this.reason = reason;
     this.address = address;
+  }
+
+  /**
+   * The failure a `Device.connect` error means.
+   *
+   * @param error What `Device.connect` threw.
+   * @param address `host:port` that was dialed.
+   * @param seconds How long the device tried.
+   */
+  static of(error: unknown, address: string, seconds: number): FirstConnectFailed {
+    const detail = (error as Error)?.message ?? String(error);
+    const tried = `(tried for ${seconds.toFixed(1)} s)`;
+    if (error instanceof InvalidInfo) {
+      return new FirstConnectFailed(
+        "refused",
+        address,
+        `the manager at ${address} refused the first device (${error.reason}): ${detail}`,
+        error,
+      );
+    }
+    if (error instanceof ConnectionEnd && error.reason === "protocol") {
+      return new FirstConnectFailed(
+        "not-a-manager",
+        address,
+        `something at ${address} answers, but not in the iot-manager protocol: ${detail}`,
+        error,
+      );
+    }
+    if (error instanceof TimeoutError) {
+      return new FirstConnectFailed(
+        "no-handshake",
+        address,
+        `something at ${address} accepts connections but completed no handshake ${tried}: ${detail}`,
+        error,
+      );
+    }
+    return new FirstConnectFailed(
+      "unreachable",
+      address,
+      `no manager reachable at ${address} ${tried}: ${detail}; start the manager first, ` +
+        "or give it longer with --connect-wait",
+      error,
+    );
   }
 }
 
@@ -90,13 +138,22 @@ export class Dialer {
     }
   }
 
-  async #connect(sim: SimDevice): Promise<void> {
+  /**
+   * Connects one device. The `first` against an external manager is not
+   * timed (it may have waited for the manager), and each of its attempts is
+   * allowed no longer than the whole wait: a silent listener is not waited on
+   * for 30 s.
+   */
+  async #connect(sim: SimDevice, first = false): Promise<void> {
     const { recorder, ledger, embedded, options } = this.#context;
-    const device = await sim.start(this.#context.target, recorder, options.connectWait);
+    const device = await sim.start(this.#context.target, recorder, {
+      waitForManager: options.connectWait,
+      connectTimeout: first ? Math.max(1, options.connectWait) : undefined,
+    });
     // Embedded, the manager's view of each drop is the one that counts.
     if (!embedded) {
       device.on("disconnect", (end) => ledger.deviceDropped(sim, end));
-      ledger.deviceConnected(sim);
+      ledger.deviceConnected(sim, !first);
     }
   }
 
@@ -104,26 +161,21 @@ export class Dialer {
    * Connects `sims` and sends `malformed` bad handshakes, shuffled together, at
    * the run's rate. Against an external manager the first device goes alone.
    *
-   * @throws {ManagerUnreachable} When that first device cannot reach the
-   *   manager within `connectWait` seconds (the rest are not dialed).
+   * @throws {FirstConnectFailed} When that first device cannot join: nothing
+   *   reachable within `connectWait` seconds, a refusal, or a peer that is not
+   *   a manager (the rest are not dialed).
    */
   async connectFleet(sims: readonly SimDevice[], malformed: number): Promise<void> {
     const { target, options, recorder, ledger, embedded } = this.#context;
     let rest = sims;
     if (!embedded && sims.length > 0) {
+      const startedAt = performance.now();
       try {
-        await this.#connect(sims[0]);
+        await this.#connect(sims[0], true);
       } catch (error) {
-        if (error instanceof ConnectionEnd || error instanceof TimeoutError) {
-          throw new ManagerUnreachable(
-            `${target.hostname}:${target.port}`,
-            options.connectWait,
-            error,
-          );
-        }
-        recorder.error(
-          `${sims[0].type} ${sims[0].uuid} could not connect: ${(error as Error).message}`,
-        );
+        if (!(error instanceof IotManagerError)) throw error;
+        const seconds = (performance.now() - startedAt) / 1000;
+        throw FirstConnectFailed.of(error, `${target.hostname}:${target.port}`, seconds);
       }
       rest = sims.slice(1);
     }

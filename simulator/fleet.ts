@@ -186,10 +186,15 @@ export class SimDevice {
   }
 
   /**
-   * Connects and starts answering commands, trying for `waitForManager`
-   * seconds while the manager cannot be reached. Rejects when the connection fails.
+   * Connects and starts answering commands, trying for `connect.waitForManager`
+   * seconds while the manager cannot be reached, each attempt allowed
+   * `connect.connectTimeout` seconds (default 30). Rejects when the connection fails.
    */
-  async start(target: Target, recorder: Recorder, waitForManager = 0): Promise<Device> {
+  async start(
+    target: Target,
+    recorder: Recorder,
+    connect: { readonly waitForManager?: number; readonly connectTimeout?: number } = {},
+  ): Promise<Device> {
     this.dialAt = performance.now();
     const device = await Device.connect({
       hostname: target.hostname,
@@ -201,8 +206,8 @@ export class SimDevice {
       mode: this.mode,
       answerHeartbeats: this.role !== "silent",
       highWaterMark: this.role === "slow" ? 1 : undefined,
-      connectTimeout: 30,
-      waitForManager,
+      connectTimeout: connect.connectTimeout ?? 30,
+      waitForManager: connect.waitForManager ?? 0,
       reconnect: this.#options.reconnect,
     });
     this.device = device;

@@ -25,7 +25,7 @@ const inBytes = (name: string): Rule => [`${name}Bytes`, BYTES];
 /**
  * Fields by their path in the report (`[]` for any element of a list). A
  * latency summary (`count`, `p50`, `p99`, `max`, in milliseconds) is found by
- * its shape wherever it is.
+ * its shape wherever it is; with no samples its figures are `null`.
  */
 const RULES: Readonly<Record<string, Rule>> = {
   "seconds": ["durationSeconds", SECONDS],
@@ -60,6 +60,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   "restart.reconnect.initialDelay": inSeconds("initialDelay"),
   "restart.reconnect.maxDelay": inSeconds("maxDelay"),
   "restart.reconnect.jitter": ["jitter", SHARE],
+  "restart.perWindow": ["per100MsWindow", 0],
 };
 
 /** Paths left exactly as they are: the raw material of plots. */
@@ -87,11 +88,13 @@ function convert(value: unknown, path: string): unknown {
   if (Array.isArray(value)) return value.map((item) => convert(item, `${path}[]`));
   if (value === null || typeof value !== "object") return value;
   if (isLatencySummary(value)) {
+    // Nothing measured is null, as the table's "n/a": a 0 would read as instant.
+    const figure = (ms: number) => value.count === 0 ? null : round(ms, MS);
     return {
       count: value.count,
-      p50Ms: round(value.p50, MS),
-      p99Ms: round(value.p99, MS),
-      maxMs: round(value.max, MS),
+      p50Ms: figure(value.p50),
+      p99Ms: figure(value.p99),
+      maxMs: figure(value.max),
     };
   }
   const out: Record<string, unknown> = {};
@@ -103,6 +106,7 @@ function convert(value: unknown, path: string): unknown {
     }
     const rule = RULES[fieldPath];
     if (rule && typeof field === "number") out[rule[0]] = round(field, rule[1]);
+    else if (rule) out[rule[0]] = convert(field, fieldPath);
     else out[key] = convert(field, fieldPath);
   }
   return out;

@@ -5,13 +5,13 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { configure, getConsoleSink } from "@logtape/logtape";
 import { renderHtmlReport } from "./html_report.ts";
 import { jsonReport } from "./json_report.ts";
 import { parseCli, UsageError, usageFor } from "./options.ts";
 import { renderReport } from "./report.ts";
-import { ManagerUnreachable } from "./dialer.ts";
+import { FirstConnectFailed } from "./dialer.ts";
 import { runSimulation } from "./scenario.ts";
 import { createStatusPrinter } from "./status.ts";
 
@@ -43,6 +43,13 @@ async function main(args: readonly string[]): Promise<number> {
   ) {
     writeErr(`--html ${request.html}: no permission to write it (run with --allow-write)\n`);
     return 2;
+  }
+  if (request.html !== undefined) {
+    const problem = unwritable(request.html);
+    if (problem) {
+      writeErr(`simulate: --html ${request.html}: ${problem} (see --help)\n`);
+      return 2;
+    }
   }
   // Every level goes to stderr: stdout holds only the report.
   await configure({
@@ -80,10 +87,8 @@ async function main(args: readonly string[]): Promise<number> {
       });
     } catch (error) {
       printer?.finish();
-      if (!(error instanceof ManagerUnreachable)) throw error;
-      writeErr(
-        `simulate: ${error.message}; start the manager first, or give it longer with --connect-wait\n`,
-      );
+      if (!(error instanceof FirstConnectFailed)) throw error;
+      writeErr(`simulate: ${error.message}\n`);
       return 2;
     }
     printer?.finish();
@@ -107,6 +112,22 @@ async function main(args: readonly string[]): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
   }
+}
+
+/** Why a page could not be written at `path` after the run, or undefined when it can be. */
+function unwritable(path: string): string | undefined {
+  try {
+    if (Deno.statSync(path).isDirectory) return "is a directory";
+    return undefined; // an existing file: replaced after the run
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) return (error as Error).message;
+  }
+  try {
+    if (!Deno.statSync(dirname(resolve(path))).isDirectory) return "its directory is a file";
+  } catch {
+    return `no directory ${dirname(resolve(path))}`;
+  }
+  return undefined;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

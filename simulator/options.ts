@@ -33,8 +33,9 @@ export interface SimulationOptions {
   /**
    * Seconds each device's first connection keeps trying to reach the manager
    * (the device's `waitForManager`). Against an external manager the first
-   * device goes alone: when it cannot reach the manager in this time the run
-   * stops with {@linkcode ManagerUnreachable} instead of dialing the rest.
+   * device goes alone: when it cannot join (unreachable in this time,
+   * refused, or not a manager) the run stops with `FirstConnectFailed`
+   * (`dialer.ts`) instead of dialing the rest.
    */
   readonly connectWait: number;
   /** Devices connect with TLS; `caCerts`, when given, are the roots they trust. */
@@ -384,7 +385,9 @@ export function parseCli(
   };
   const whole = (name: string, value: string | undefined, fallback: number, min = 0) => {
     const parsed = number(name, value, fallback, min);
-    if (!Number.isInteger(parsed)) throw new UsageError(`--${name} must be a whole number`);
+    if (!Number.isInteger(parsed)) {
+      throw new UsageError(`--${name} must be a whole number, got ${value}`);
+    }
     return parsed;
   };
   const share = (name: string, value: string | undefined) => {
@@ -398,6 +401,9 @@ export function parseCli(
     const match = /^(.+):(\d+)$/.exec(values.connect);
     if (!match) throw new UsageError(`--connect must be host:port, got ${values.connect}`);
     connect = { hostname: match[1].replace(/^\[(.*)\]$/, "$1"), port: Number(match[2]) };
+    if (connect.port < 1 || connect.port > 65535) {
+      throw new UsageError(`--connect port must be 1 to 65535, got ${match[2]}`);
+    }
   }
 
   const modeFlag = values.mode ?? "2";
@@ -488,8 +494,22 @@ export function parseCli(
   if (options.lights + options.locks === 0) {
     throw new UsageError("no devices: --lights 0 --locks 0");
   }
-  if (connect && (options.steadyBroadcast > 0 || options.steadyRequests > 0)) {
-    throw new UsageError("--steady-broadcast and --steady-requests need the embedded manager");
+  if (connect) {
+    // The embedded manager's settings and scenario: against an external manager they would do nothing.
+    const embeddedOnly = [
+      "steady-broadcast",
+      "steady-requests",
+      "heartbeat",
+      "heartbeat-timeout",
+      "requests",
+    ].filter((name) => values[name as keyof typeof values] !== undefined);
+    if (embeddedOnly.length > 0) {
+      throw new UsageError(
+        `--${embeddedOnly.join(", --")} ${
+          embeddedOnly.length === 1 ? "sets" : "set"
+        } the embedded manager, not one given with --connect`,
+      );
+    }
   }
   if (!options.desired && values["desired-every"] !== undefined) {
     throw new UsageError("--desired-every needs --desired");

@@ -492,8 +492,8 @@ export function memoryVerdictLines(memory: MemoryReport): string[] {
     `${signed(bytes / MIB)} MiB (${bytes >= 0 ? "+" : ""}${
       of > 0 ? ((bytes / of) * 100).toFixed(1) : "0.0"
     } %)`;
-  const warmUp = `warm-up: the first ${memory.warmUp} s of the steady phase ` +
-    `(${memory.steadyStart.toFixed(1)} s to ${memory.steadyEnd.toFixed(1)} s)`;
+  const warmUp = `warm-up: the first ${memory.warmUp} s of the steady phase, which ran ` +
+    `from ${memory.steadyStart.toFixed(1)} s to ${memory.steadyEnd.toFixed(1)} s`;
   // No samples after the warm-up: figures would read as a measurement of nothing.
   if (verdict.samplesAfterWarmUp < 2) return [warmUp, `memory not judged: ${verdict.reason}`];
   return [

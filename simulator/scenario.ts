@@ -20,7 +20,7 @@ import { getLogger } from "@logtape/logtape";
 import { type DeviceStore, Manager, MemoryStore, SqliteStore } from "@iot-manager/core";
 import { Churn } from "./churn.ts";
 import { DesiredScenario } from "./desired.ts";
-import { Dialer, ManagerUnreachable } from "./dialer.ts";
+import { Dialer, FirstConnectFailed } from "./dialer.ts";
 import {
   countConnected,
   heartbeatTotals,
@@ -61,8 +61,9 @@ const STEADY_ROUNDS = 3;
  *
  * @throws {TypeError} When `restart` or `desired` is combined with options it
  *   cannot run with (see {@linkcode restartClashes} and {@linkcode desiredClashes}).
- * @throws {ManagerUnreachable} Against an external manager (`connect`), when
- *   the first device cannot reach it within `connectWait` seconds.
+ * @throws {FirstConnectFailed} Against an external manager (`connect`), when
+ *   the first device cannot join it (unreachable within `connectWait`
+ *   seconds, refused, or not a manager).
  * @throws {Error} When `restart` and `desired` are both on and no temporary
  *   directory can be made for the manager's SQLite file (no write permission).
  *
@@ -254,7 +255,7 @@ class Run {
       this.#phase = "steady";
       await this.#steadyPhase();
     } catch (error) {
-      if (error instanceof ManagerUnreachable) {
+      if (error instanceof FirstConnectFailed) {
         await this.#shutdown();
         throw error;
       }

@@ -15,7 +15,7 @@ for (const tls of [false, true]) {
     assert.equal(
       error.message,
       `cannot listen on 127.0.0.1:${first.port}: the port is already in use ` +
-        "(another program holds it; choose another port, or 0 for any free one)",
+        "(choose another port, or 0 for any free one)",
     );
     assert.ok(error.cause instanceof Error, "the operating system's error is the cause");
     // The first manager still serves.

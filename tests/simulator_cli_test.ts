@@ -14,9 +14,20 @@ import { freePort, startManager } from "./_helpers.ts";
 const MAIN = new URL("../simulator/main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
-async function simulate(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function simulate(
+  args: string[],
+  permissions: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net=127.0.0.1", "--allow-read", MAIN, "--no-status", ...args],
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      ...permissions,
+      MAIN,
+      "--no-status",
+      ...args,
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -54,6 +65,78 @@ Deno.test("CLI: a usage error is one line that points to --help, exit code 2", a
   assert.match(help.stdout, /--connect-wait s/);
 });
 
+Deno.test("CLI: more usage errors caught before the run", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--lights", "1.5"], /--lights must be a whole number, got 1\.5/],
+    [["--connect", "127.0.0.1:99999"], /--connect port must be 1 to 65535, got 99999/],
+    [["--connect", "127.0.0.1:9", "--requests", "5"], /--requests sets the embedded manager/],
+  ];
+  for (const [args, pattern] of cases) {
+    const { code, stdout, stderr } = await simulate(["--duration", "30", ...args]);
+    assert.equal(code, 2, stderr);
+    assert.equal(stdout, "", "no run");
+    assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+    assert.match(stderr, pattern);
+  }
+  // A page that could not be written after the run is refused before it.
+  const page = await simulate(["--html", "/nonexistent/r.html"], ["--allow-write=/nonexistent"]);
+  assert.equal(page.code, 2, page.stderr);
+  assert.equal(page.stdout, "");
+  assert.match(page.stderr, /^simulate: --html \/nonexistent\/r\.html: no directory \/nonexistent/);
+});
+
+Deno.test("CLI: --connect to a manager that refuses the fleet, a silent listener or another protocol: one line, exit 2", async () => {
+  // A manager for thermostats only: the first light is refused, the rest are not dialed.
+  await using manager = await startManager({ validTypes: ["thermostat"] });
+  const refused = await simulate([
+    ...["--connect", `127.0.0.1:${manager.port}`, "--duration", "30"],
+  ]);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.equal(refused.stderr.trimEnd().split("\n").length, 1, refused.stderr);
+  assert.match(
+    refused.stderr,
+    new RegExp(
+      `^simulate: the manager at 127\\.0\\.0\\.1:${manager.port} refused the first device \\(type\\)`,
+    ),
+  );
+
+  // Something that accepts and says nothing; then something that speaks another protocol.
+  using silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) held.push(conn);
+  })().catch(() => {});
+  const quiet = await simulate([
+    ...["--connect", `127.0.0.1:${silent.addr.port}`, "--connect-wait", "1", "--duration", "30"],
+  ]);
+  assert.equal(quiet.code, 2, quiet.stderr);
+  assert.match(
+    quiet.stderr,
+    /^simulate: something at 127\.0\.0\.1:\d+ accepts connections but completed no handshake/,
+  );
+
+  using other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const banners = (async () => {
+    for await (const conn of other) {
+      await conn.write(new TextEncoder().encode("SSH-2.0-OpenSSH_9.6\r\n"));
+      held.push(conn);
+    }
+  })().catch(() => {});
+  const ssh = await simulate([
+    ...["--connect", `127.0.0.1:${other.addr.port}`, "--connect-wait", "30", "--duration", "30"],
+  ]);
+  assert.equal(ssh.code, 2, ssh.stderr);
+  // The last line (the device's own warning about the bytes may come before it).
+  assert.match(
+    ssh.stderr.trimEnd().split("\n").at(-1)!,
+    /^simulate: something at 127\.0\.0\.1:\d+ answers, but not in the iot-manager protocol/,
+  );
+  for (const conn of held) conn.close();
+  silent.close();
+  other.close();
+  await Promise.all([accepting, banners]);
+});
+
 Deno.test("CLI: --connect where nothing listens stops after --connect-wait with one line, exit code 2", async () => {
   const port = freePort();
   const { code, stdout, stderr } = await simulate([
@@ -65,7 +148,7 @@ Deno.test("CLI: --connect where nothing listens stops after --connect-wait with 
   assert.match(
     stderr,
     new RegExp(
-      `^simulate: no manager reachable at 127\\.0\\.0\\.1:${port} within 0\\.5 s: .*refused`,
+      `^simulate: no manager reachable at 127\\.0\\.0\\.1:${port} \\(tried for \\d\\.\\d s\\): .*refused`,
     ),
   );
 });
@@ -83,6 +166,10 @@ Deno.test("CLI: a fleet started before its manager still arrives, and --json nam
   assert.ok(manager.port === port);
   const report = JSON.parse(stdout);
   assert.deepEqual(report.devices.connected, 6, stderr);
+  // The first device waited for the manager: it is not timed, the other five are.
+  assert.equal(report.handshake.count, 5, stderr);
+  // Nothing was broadcast against an external manager: no figures rather than zeros.
+  assert.deepEqual(report.broadcasts.latency, { count: 0, p50Ms: null, p99Ms: null, maxMs: null });
   // The table goes to stderr, for people.
   assert.match(stderr, /result: PASS/);
   assert.equal(typeof report.handshake.p99Ms, "number");

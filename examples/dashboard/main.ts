@@ -17,7 +17,7 @@ const usage = `Usage: deno task dashboard [options]
   --hostname H      web and manager interface (default 127.0.0.1)
   --manager-port N  port devices connect to (default 8595; 0 lets the OS pick)
   --simulate N      also start N simulated lights and locks (default 0)
-  --log-level L     trace, debug, info, warning, error (default info)
+  --log-level L     trace, debug, info, warning, error, fatal (default info)
   --help            this text`;
 
 const { values } = (() => {
@@ -33,13 +33,27 @@ const { values } = (() => {
       },
     });
   } catch (error) {
-    console.error(`dashboard: ${(error as Error).message} (see --help)`);
+    // `--port -1`: parseArgs takes the value for a flag and calls it ambiguous; say what is wrong.
+    const dashLed = /^Option '(--[\w-]+)' argument is ambiguous/.exec((error as Error).message);
+    const message = dashLed
+      ? `${dashLed[1]} must be a whole number, not a negative one`
+      : (error as Error).message.split("\n")[0];
+    console.error(`dashboard: ${message} (see --help)`);
     Deno.exit(2);
   }
 })();
 if (values.help) {
   console.log(usage);
   Deno.exit(0);
+}
+const levels = ["trace", "debug", "info", "warning", "error", "fatal"];
+if (!levels.includes(values["log-level"])) {
+  console.error(
+    `dashboard: --log-level must be one of ${levels.join(", ")}, got ${
+      JSON.stringify(values["log-level"])
+    } (see --help)`,
+  );
+  Deno.exit(2);
 }
 const numbers = ["port", "manager-port", "simulate"] as const;
 for (const name of numbers) {
@@ -51,6 +65,11 @@ for (const name of numbers) {
     );
     Deno.exit(2);
   }
+}
+
+if (values.port === values["manager-port"] && values.port !== "0") {
+  console.error(`dashboard: --port and --manager-port are both ${values.port} (see --help)`);
+  Deno.exit(2);
 }
 
 await configure({
@@ -73,9 +92,10 @@ const stack = await startDashboard({
   onListen: (url) => console.log(`Dashboard: ${url} (Prometheus: ${url}metrics)`),
 }).catch((error) => {
   if (!(error instanceof ListenError)) throw error;
-  // One line that says which port, and which flag moves it.
+  // One line that says which port and, when it is taken, which flag moves it.
   const flag = error.port === Number(values["manager-port"]) ? "--manager-port" : "--port";
-  console.error(`dashboard: ${error.message}; ${flag} N picks another`);
+  const hint = error.reason === "address-in-use" ? `; ${flag} N picks another` : "";
+  console.error(`dashboard: ${error.message}${hint}`);
   Deno.exit(2);
 });
 console.log(`Devices connect to ${stack.manager.hostname}:${stack.manager.port}`);

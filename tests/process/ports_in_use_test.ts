@@ -114,3 +114,29 @@ Deno.test("Manager.listen on an address this machine does not have: ListenError 
   assert.ok(error instanceof ListenError, String(error));
   assert.equal(error.reason, "address-not-available");
 });
+
+Deno.test("dashboard: bad values are one line each, exit code 2, before anything listens", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--port", "-1"],
+      /^dashboard: --port must be a whole number, not a negative one \(see --help\)$/,
+    ],
+    [
+      ["--log-level", "loud"],
+      /^dashboard: --log-level must be one of .*got "loud" \(see --help\)$/,
+    ],
+    [["--port", "9", "--manager-port", "9"], /^dashboard: --port and --manager-port are both 9/],
+  ];
+  for (const [args, pattern] of cases) {
+    const result = await run([
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "examples/dashboard/main.ts",
+      ...args,
+    ]);
+    assert.equal(result.code, 2, result.stderr);
+    assertOneLine(result.stderr, pattern);
+    assert.equal(result.stdout, "", "nothing started");
+  }
+});
