@@ -95,6 +95,8 @@ export function startServer(name: string, config: ServerConfig): ServerProcess {
     ...(config.module ? ["--allow-read"] : []),
     // bench/memory_profile.ts: heap snapshots written there.
     ...(config.snapshotDir ? [`--allow-write=${config.snapshotDir}`] : []),
+    // bench/heartbeat_profile.ts --cpu-prof: V8's CPU profile written there at exit.
+    ...(config.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${config.cpuProfileDir}`] : []),
     "--v8-flags=--expose-gc",
     serverModule,
     JSON.stringify(config),

@@ -33,6 +33,8 @@ export interface ServerConfig {
   readonly module?: string;
   /** Manager only: a directory the `heapSnapshot` command may write to (`bench/memory_profile.ts`). */
   readonly snapshotDir?: string;
+  /** A directory for V8's CPU profile of the whole process, written when it exits. */
+  readonly cpuProfileDir?: string;
   /** Manager only: join a cluster through `RedisAdapter` (`bench --cluster`). */
   readonly cluster?: { readonly url: string; readonly prefix: string; readonly nodeTtl: number };
 }

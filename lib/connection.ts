@@ -93,6 +93,8 @@ const MODE2_GETINFO = encodeFrame(FrameType.GETINFO);
 export class Connection extends ConnectionCore implements Client, HeartbeatTarget, WriteTarget {
   readonly address: Deno.NetAddr;
   heartbeatSentAt = 0;
+  /** The slice of the heartbeat round this connection is pinged in (the monitor's). */
+  heartbeatSlice = -1;
   /** When the manager admitted it (`performance.now()`). */
   readonly admittedAt: number = performance.now();
   /** The address of the connection this one took the UUID from, if it did. */
