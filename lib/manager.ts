@@ -201,7 +201,12 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     options.signal?.throwIfAborted();
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8595;
-    const listener = await listenTransport({ hostname, port, tls: options.tls });
+    const listener = await listenTransport({
+      hostname,
+      port,
+      tls: options.tls,
+      reusePort: options.reusePort,
+    });
     const manager = new Manager(listener, options);
     try {
       // The cluster first: a store shared through it (Redis) needs its connection.

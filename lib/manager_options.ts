@@ -23,6 +23,16 @@ export interface ManagerOptions {
   readonly port?: number;
   /** PEM certificate chain and key: listen with TLS (the seed's `ssl_context`). */
   readonly tls?: { readonly cert: string; readonly key: string };
+  /**
+   * Let other processes listen on the same port (`SO_REUSEPORT`; Linux
+   * spreads new connections across them, other systems ignore it): several
+   * managers on one machine, one JavaScript thread each, behind one port.
+   * Join them with a `cluster` adapter (`RedisAdapter`) so each can reach the
+   * whole fleet. Every manager on the port must set it. Plain TCP is then
+   * served through `node:net` (Deno's own listener needs `--unstable-net` for
+   * it). @default false
+   */
+  readonly reusePort?: boolean;
   /** Seconds between heartbeat rounds; fractions allowed (the seed's `heartbeat_rate`). @default 60 */
   readonly heartbeatRate?: number;
   /** Seconds a device has to answer a heartbeat. @default 15 */
@@ -119,6 +129,7 @@ export function resolveOptions(
     maxKeptPerDevice: options.maxKeptPerDevice ?? 100,
     maxStateSize: options.maxStateSize ?? 65536,
     maxKept: options.maxKept ?? 10_000,
+    reusePort: options.reusePort ?? false,
   };
 }
 

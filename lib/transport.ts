@@ -70,7 +70,8 @@ export interface TlsServerFiles {
 }
 
 /**
- * Listens on `hostname:port`, with TLS when `tls` is given.
+ * Listens on `hostname:port`, with TLS when `tls` is given, sharing the port
+ * with other processes when `reusePort` is set (then through `node:net`).
  *
  * @throws {ListenError} When the port cannot be opened (taken, not allowed, no such address).
  *
@@ -81,9 +82,9 @@ export interface TlsServerFiles {
  * ```
  */
 export async function listenTransport(
-  options: { hostname: string; port: number; tls?: TlsServerFiles },
+  options: { hostname: string; port: number; tls?: TlsServerFiles; reusePort?: boolean },
 ): Promise<TransportListener> {
-  if (!options.tls) {
+  if (!options.tls && !options.reusePort) {
     let listener: Deno.TcpListener;
     try {
       listener = Deno.listen({ hostname: options.hostname, port: options.port });
@@ -100,7 +101,7 @@ export async function listenTransport(
       close: () => listener.close(),
     };
   }
-  return await TlsListener.listen(options.hostname, options.port, options.tls);
+  return await NodeListener.listen(options.hostname, options.port, options.tls, options.reusePort);
 }
 
 /**
@@ -153,35 +154,47 @@ export async function connectTransport(options: {
   return transport;
 }
 
-/** TLS on `node:tls` over sockets the listener owns, accepted as soon as TCP is. */
-class TlsListener implements TransportListener {
+/**
+ * A `node:net` server: TLS on `node:tls` over sockets the listener owns
+ * (accepted as soon as TCP is), or, without a context, the plain sockets.
+ */
+class NodeListener implements TransportListener {
   readonly addr: Deno.NetAddr;
   readonly #server: net.Server;
-  readonly #context: tls.SecureContext;
+  readonly #context: tls.SecureContext | null;
   readonly #ready: SocketTransport[] = [];
   #waiter: PromiseWithResolvers<Transport> | null = null;
   #closed = false;
 
-  private constructor(server: net.Server, context: tls.SecureContext, addr: Deno.NetAddr) {
+  private constructor(
+    server: net.Server,
+    context: tls.SecureContext | null,
+    addr: Deno.NetAddr,
+  ) {
     this.#server = server;
     this.#context = context;
     this.addr = addr;
     server.on("connection", (raw: net.Socket) => this.#onConnection(raw));
   }
 
-  static async listen(hostname: string, port: number, files: TlsServerFiles): Promise<TlsListener> {
-    const context = tls.createSecureContext({ cert: files.cert, key: files.key });
+  static async listen(
+    hostname: string,
+    port: number,
+    files: TlsServerFiles | undefined,
+    reusePort = false,
+  ): Promise<NodeListener> {
+    const context = files ? tls.createSecureContext({ cert: files.cert, key: files.key }) : null;
     const server = net.createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once("error", (error) => reject(ListenError.from(error, hostname, port)));
       try {
-        server.listen({ host: hostname, port }, resolve);
+        server.listen({ host: hostname, port, reusePort } as net.ListenOptions, resolve);
       } catch (error) {
         reject(ListenError.from(error, hostname, port));
       }
     });
     const address = server.address() as net.AddressInfo;
-    return new TlsListener(server, context, {
+    return new NodeListener(server, context, {
       transport: "tcp",
       hostname: address.address,
       port: address.port,
@@ -210,7 +223,9 @@ class TlsListener implements TransportListener {
       raw.destroy();
       return;
     }
-    const socket = new tls.TLSSocket(raw, { isServer: true, secureContext: this.#context });
+    const socket = this.#context
+      ? new tls.TLSSocket(raw, { isServer: true, secureContext: this.#context })
+      : raw;
     const transport = new SocketTransport(socket, raw);
     const waiter = this.#waiter;
     this.#waiter = null;
@@ -226,7 +241,7 @@ class TlsListener implements TransportListener {
  */
 class SocketTransport implements Transport {
   readonly remoteAddr: Deno.NetAddr;
-  readonly #socket: tls.TLSSocket;
+  readonly #socket: net.Socket;
   readonly #raw: net.Socket;
   readonly #failed = Promise.withResolvers<Error>();
   #chunk: Uint8Array | null = null;
@@ -236,7 +251,7 @@ class SocketTransport implements Transport {
   #wake: (() => void) | null = null;
   #destroyed = false;
 
-  constructor(socket: tls.TLSSocket, raw: net.Socket) {
+  constructor(socket: net.Socket, raw: net.Socket) {
     this.#socket = socket;
     this.#raw = raw;
     this.remoteAddr = {
