@@ -54,7 +54,7 @@ import { evaluateTargets, segmentationTargets, targetsTable } from "./report/tar
 /** Rounds of `--compare` unless `--rounds` says otherwise. */
 const COMPARE_ROUNDS = 6;
 
-const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
+const USAGE = `Usage: deno task bench [--quick | --cluster | --scale] [--json]
        deno task bench --segmentation [--revision=REV] [--baseline=REV] [--json]
        deno task bench --compare --baseline=REV [--revision=REV] [--rounds=N] [--json]
 
@@ -62,6 +62,10 @@ const USAGE = `Usage: deno task bench [--quick | --cluster] [--json]
                   table and writes no files
   --cluster       only the cluster figures: 3,000 devices on one manager, then over 3 managers
                   joined through a redis-server the bench starts; writes bench/RESULTS-cluster.md
+  --scale         100,000 devices over as many manager processes on one port (reusePort) and
+                  load generators as the open-file limit needs, joined through a redis-server
+                  the bench starts: handshake rate, 5 minutes of 60 s heartbeats, sendAll from
+                  one manager to all, memory; writes bench/RESULTS-scale.md (~10 min, not in CI)
   --segmentation  only the handshake figures: the manager's CPU to read a 64 KiB mode-1 answer
                   sent in one write, in 8-byte segments, and in paced 8-byte segments, against a
                   bare Deno reader; writes bench/RESULTS-segmentation.md (~1 min)
@@ -85,6 +89,7 @@ Mosquitto rows need /usr/sbin/mosquitto (apt-get install mosquitto); without it 
 interface Options {
   readonly quick: boolean;
   readonly cluster: boolean;
+  readonly scale: boolean;
   readonly segmentation: boolean;
   readonly compare: boolean;
   readonly revision: string | null;
@@ -97,6 +102,7 @@ function parseArgs(args: readonly string[]): Options {
   const options: { -readonly [K in keyof Options]: Options[K] } = {
     quick: false,
     cluster: false,
+    scale: false,
     segmentation: false,
     compare: false,
     revision: null,
@@ -108,6 +114,7 @@ function parseArgs(args: readonly string[]): Options {
     const arg = args[i];
     if (arg === "--quick") options.quick = true;
     else if (arg === "--cluster") options.cluster = true;
+    else if (arg === "--scale") options.scale = true;
     else if (arg === "--segmentation") options.segmentation = true;
     else if (arg === "--compare") options.compare = true;
     else if (arg.startsWith("--rounds=")) options.rounds = Number(arg.slice("--rounds=".length));
@@ -125,10 +132,16 @@ function parseArgs(args: readonly string[]): Options {
       Deno.exit(2);
     }
   }
-  const runs = [options.quick, options.cluster, options.segmentation, options.compare];
+  const runs = [
+    options.quick,
+    options.cluster,
+    options.scale,
+    options.segmentation,
+    options.compare,
+  ];
   if (runs.filter(Boolean).length > 1) {
     console.error(
-      `--quick, --cluster, --segmentation and --compare do not combine: each is a run of its ` +
+      `--quick, --cluster, --scale, --segmentation and --compare do not combine: each is a run of its ` +
         `own.\n\n${USAGE}`,
     );
     Deno.exit(2);
@@ -264,6 +277,15 @@ async function main(): Promise<number> {
     console.error(`[${seconds} s] ${message}`);
   };
   if (options.cluster) return await runCluster(options, startedAt, out, log);
+  if (options.scale) {
+    const { runScale } = await import("./scale.ts");
+    const markdown = await runScale();
+    const file = new URL("./RESULTS-scale.md", import.meta.url);
+    await Deno.writeTextFile(file, markdown);
+    console.log(markdown);
+    console.error(`written to ${file.pathname}`);
+    return 0;
+  }
   if (options.segmentation) return await runSegmentation(options, startedAt, out, log);
   if (options.compare) return await runCompare(options, startedAt, out, log);
 

@@ -35,6 +35,9 @@ export interface ServerConfig {
   readonly snapshotDir?: string;
   /** A directory for V8's CPU profile of the whole process, written when it exits. */
   readonly cpuProfileDir?: string;
+  /** Manager only: the port (default 0: any) and whether it is shared (`bench --scale`). */
+  readonly port?: number;
+  readonly reusePort?: boolean;
   /** Manager only: join a cluster through `RedisAdapter` (`bench --cluster`). */
   readonly cluster?: { readonly url: string; readonly prefix: string; readonly nodeTtl: number };
 }
@@ -101,7 +104,8 @@ async function managerCommands(config: ServerConfig): Promise<Record<string, Com
   const manager = await Loaded.listen({
     validTypes: ["light", "lock"],
     hostname: "127.0.0.1",
-    port: 0,
+    port: config.port ?? 0,
+    reusePort: config.reusePort,
     tls: config.tls,
     heartbeatRate: config.heartbeatRate ?? 3600,
     heartbeatTimeout: config.heartbeatTimeout ?? 15,
