@@ -122,6 +122,8 @@ export async function runScale(settings: ScaleSettings = SCALE_DEFAULTS): Promis
     loaders.map(async (l) => (await l.call<{ pid: number }>("info")).pid),
   );
 
+  const idleRss = await Promise.all(managerPids.map(rssOf));
+
   // Connect the fleet, every load generator at once.
   const share = (i: number) =>
     Math.floor(settings.devices / processes) + (i < settings.devices % processes ? 1 : 0);
@@ -231,9 +233,9 @@ to get figures for your machine. The other figures are in [RESULTS.md](RESULTS.m
 | \`sendAll\` from one manager to the last of them, p99 | ${
     quantile(latencies, 0.99).toFixed(0)
   } ms |
-| memory: the managers (RSS, together) | ${mib(sum(managerRss))} (${
-    (sum(managerRss) / held).toFixed(0)
-  } B per device) |
+| memory: the managers (RSS, together) | ${mib(sum(managerRss))}; ${
+    ((sum(managerRss) - sum(idleRss)) / held).toFixed(0)
+  } B per device above the ${mib(sum(idleRss))} they held before the fleet |
 | memory: the load generators (RSS, together) | ${mib(sum(loaderRss))} |
 | memory: redis-server | ${mib(redisRss)} |
 | memory: everything | ${mib(sum(managerRss) + sum(loaderRss) + redisRss)} |
