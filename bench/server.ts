@@ -39,7 +39,12 @@ export interface ServerConfig {
   readonly port?: number;
   readonly reusePort?: boolean;
   /** Manager only: join a cluster through `RedisAdapter` (`bench --cluster`). */
-  readonly cluster?: { readonly url: string; readonly prefix: string; readonly nodeTtl: number };
+  readonly cluster?: {
+    readonly url: string;
+    readonly prefix: string;
+    readonly nodeTtl: number;
+    readonly replyTimeout?: number;
+  };
 }
 
 /** What `info` answers. */
