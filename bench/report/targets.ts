@@ -1,6 +1,8 @@
 /**
  * Where the targets are judged. The targets of issue 4 as thresholds and as
- * tests on one scenario's figures, which the results table's target column
+ * tests on one scenario's figures, then issue 15's over every scenario they
+ * name (fleet scale: memory and fan-out against the bare server, heartbeats
+ * against Mosquitto and flat in N), which the results table's target column
  * and the targets table (the worst case over the scenarios) both apply; and
  * the `--segmentation` target: 8-byte segments cost the manager at most 2×
  * one write.
@@ -33,6 +35,12 @@ export const FAN_OUT_VS_BARE = 0.9;
 export const FAN_OUT_VS_MOSQUITTO = 2;
 /** Target: a device message reaches a `for await` consumer in under this many ms (p50). */
 export const CONSUMER_P50_MS = 1;
+/** Issue 15: manager memory per idle device at most this many times the bare server's, everywhere. */
+export const MEMORY_VS_BARE = 1.15;
+/** Issue 15: heartbeat CPU at 10,000 devices at most this many times Mosquitto's keep-alives. */
+export const HEARTBEAT_VS_MOSQUITTO = 1.5;
+/** Issue 15: heartbeat CPU per round trip at 10,000 devices at most this many times at 1,000 (flat). */
+export const HEARTBEAT_FLATNESS = 1.25;
 /** Target of the segmentation issue: 8-byte segments cost at most this many times one write. */
 export const SEGMENTATION_TARGET = 2;
 
@@ -157,6 +165,131 @@ export function evaluateTargets(
       big ? meets.noFalseDisconnects(big.m) && big.m.heartbeat.seconds >= 29.5 : null,
     ),
   });
+  targets.push(...fleetScaleTargets(results));
+  return targets;
+}
+
+/** Heartbeat CPU per answered round trip, in µs. */
+function perRoundTrip(soak: { cpuShare: number; seconds: number; roundTrips: number }): number {
+  return (soak.cpuShare * soak.seconds * 1e6) / soak.roundTrips;
+}
+
+/**
+ * Issue 15's targets, each over every scenario it names (the worst one
+ * shown): memory per idle device near the bare server's, heartbeats flat in
+ * N and near Mosquitto, fan-out ahead of the bare server, the last device
+ * reached no later than by the bare server and Mosquitto, handshakes as fast
+ * as Mosquitto's CONNECT+SUBSCRIBE.
+ */
+function fleetScaleTargets(results: readonly ScenarioResult[]): TargetResult[] {
+  type Row = {
+    scenario: Scenario;
+    m: ManagerFigures;
+    b: BareFigures | null;
+    q: MosquittoFigures | null;
+  };
+  const rows: Row[] = results.flatMap((r) =>
+    ok<ManagerFigures>(r.manager)
+      ? [{
+        scenario: r.scenario,
+        m: r.manager,
+        b: ok<BareFigures>(r.bare) ? r.bare : null,
+        q: r.mosquitto && ok<MosquittoFigures>(r.mosquitto) ? r.mosquitto : null,
+      }]
+      : []
+  );
+  const plainMode2 = rows.filter((r) => r.scenario.mode === 2 && !r.scenario.tls);
+  /** The row with the highest `value` among those it is defined for, as a target line. */
+  const worstOf = (
+    target: string,
+    candidates: readonly Row[],
+    value: (r: Row) => number | null,
+    limit: number,
+    show: (r: Row, v: number) => string,
+  ): TargetResult => {
+    const valued = candidates.flatMap((r) => {
+      const v = value(r);
+      return v === null || !Number.isFinite(v) ? [] : [{ r, v }];
+    });
+    if (valued.length === 0) return { target, where: "—", measured: "—", verdict: "NOT RUN" };
+    const worst = valued.reduce((a, c) => c.v > a.v ? c : a);
+    return {
+      target,
+      where: `worst of ${valued.length}: ${worst.r.scenario.label}`,
+      measured: show(worst.r, worst.v),
+      verdict: verdict(worst.v <= limit),
+    };
+  };
+  const targets: TargetResult[] = [];
+  targets.push(worstOf(
+    `memory per idle device ≤ ${MEMORY_VS_BARE}× the bare server's (every mode and N)`,
+    rows,
+    (r) => r.b ? figures.memory(r.m) / figures.memory(r.b) : null,
+    MEMORY_VS_BARE,
+    (r, v) => `${times(v)} (${bytes(figures.memory(r.m))} vs ${bytes(figures.memory(r.b!))})`,
+  ));
+  const hb = (n: number) =>
+    plainMode2.find((r) => r.scenario.devices === n && r.m.heartbeat.roundTrips > 0);
+  const [small, large] = [hb(1000), hb(10_000)];
+  targets.push(
+    small && large
+      ? {
+        target:
+          `heartbeat CPU per round trip flat in N: 10,000 devices ≤ ${HEARTBEAT_FLATNESS}× 1,000`,
+        where: "mode 2, 1,000 and 10,000 devices",
+        measured: `${perRoundTrip(large.m.heartbeat).toFixed(1)} vs ${
+          perRoundTrip(small.m.heartbeat).toFixed(1)
+        } µs (${times(perRoundTrip(large.m.heartbeat) / perRoundTrip(small.m.heartbeat))})`,
+        verdict: verdict(
+          perRoundTrip(large.m.heartbeat) <=
+            HEARTBEAT_FLATNESS * perRoundTrip(small.m.heartbeat),
+        ),
+      }
+      : {
+        target: "heartbeat CPU per round trip flat in N",
+        where: "—",
+        measured: "—",
+        verdict: "NOT RUN",
+      },
+  );
+  targets.push(worstOf(
+    `heartbeats at 1 s, 10,000 devices: server CPU ≤ ${HEARTBEAT_VS_MOSQUITTO}× Mosquitto's`,
+    plainMode2.filter((r) => r.scenario.devices === 10_000),
+    (r) => r.q ? r.m.heartbeat.cpuShare / r.q.keepAlive.cpuShare : null,
+    HEARTBEAT_VS_MOSQUITTO,
+    (r, v) =>
+      `${times(v)} (${(r.m.heartbeat.cpuShare * 100).toFixed(1)} % vs ${
+        (r.q!.keepAlive.cpuShare * 100).toFixed(1)
+      } %)`,
+  ));
+  targets.push(worstOf(
+    "fan-out deliveries/s ≥ 1.0× the bare server at every N",
+    plainMode2,
+    (r) => r.b ? figures.fanOut(r.b) / figures.fanOut(r.m) : null,
+    1,
+    (r) => ratio(figures.fanOut(r.m), figures.fanOut(r.b!)),
+  ));
+  targets.push(worstOf(
+    "one sendAll to the last device, p99 ≤ the bare server's at every N",
+    plainMode2,
+    (r) => r.b ? figures.p99(r.m) / figures.p99(r.b) : null,
+    1,
+    (r) => `${ms(figures.p99(r.m))} vs ${ms(figures.p99(r.b!))}`,
+  ));
+  targets.push(worstOf(
+    "one sendAll to the last device, p99 ≤ Mosquitto's at every N",
+    plainMode2,
+    (r) => r.q ? figures.p99(r.m) / figures.p99(r.q) : null,
+    1,
+    (r) => `${ms(figures.p99(r.m))} vs ${ms(figures.p99(r.q!))}`,
+  ));
+  targets.push(worstOf(
+    "handshakes/s ≥ 1.0× Mosquitto's CONNECT+SUBSCRIBE at every N",
+    plainMode2,
+    (r) => r.q ? r.q.handshakesPerSecond / r.m.handshakesPerSecond : null,
+    1,
+    (r) => ratio(r.m.handshakesPerSecond, r.q!.handshakesPerSecond),
+  ));
   return targets;
 }
 
