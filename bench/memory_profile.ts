@@ -1,15 +1,18 @@
 /**
  * Where an idle device's bytes go in a server process: `deno run -A
- * bench/memory_profile.ts [--devices 2000] [--mode 1|2] [--tls] [--bare]`.
+ * bench/memory_profile.ts [--devices 2000] [--mode 1|2] [--tls] [--bare]
+ * [--top 25] [--settle seconds]`.
  *
  * Starts the manager (or, with `--bare`, the bare Deno server) in a process
  * of its own as `deno task bench` does, warms it up, takes a V8 heap snapshot
  * and `Deno.memoryUsage()` after full GCs, connects the fleet, and takes both
  * again. Prints, per device, the growth of RSS, of the V8 heap (live, and
  * committed) and of `external` (ArrayBuffers outside the heap), what is left
- * for native memory (RSS − heapTotal − external: sockets and buffers in Rust,
- * TLS state, the allocator's free lists), and the
- * heap objects that grew, by kind and constructor, largest first. Not part of
+ * for native memory (RSS − the larger of heapTotal and heapUsed − external:
+ * sockets and buffers in Rust, TLS state, the allocator's free lists), and,
+ * for the manager (not `--bare`), the heap objects that grew, by kind and
+ * constructor, largest first. `--settle` waits that many seconds idle before
+ * measuring (V8 gives committed heap back meanwhile, RSS mostly not). Not part of
  * `deno task bench`: a tool for finding what to shrink (issue 15's profile).
  *
  * @module
@@ -93,14 +96,15 @@ if (!values.bare) await untilSize(server, devices, 60_000);
 await new Promise((resolve) => setTimeout(resolve, Number(values.settle) * 1000));
 const after = await server.call<Deno.MemoryUsage>("memory");
 const per = (key: keyof Deno.MemoryUsage) => (after[key] - before[key]) / devices;
-const native = per("rss") - per("heapTotal") - per("external");
+// After --settle the committed heap may shrink below what the fleet keeps live.
+const native = per("rss") - Math.max(per("heapTotal"), per("heapUsed")) - per("external");
 console.log(
   `${target}, mode ${mode}${tls ? " + TLS" : ""}, ${devices} idle devices, bytes per device:`,
 );
 console.log(
   `  rss ${per("rss").toFixed(0)}  heapUsed ${per("heapUsed").toFixed(0)}  ` +
     `heapTotal ${per("heapTotal").toFixed(0)}  external ${per("external").toFixed(0)}  ` +
-    `native (rss - heapTotal - external) ${native.toFixed(0)}`,
+    `native (rss - max(heapTotal, heapUsed) - external) ${native.toFixed(0)}`,
 );
 if (!values.bare) {
   const loaded = await server.call<string>("heapSnapshot", { path: `${dir}/loaded.heapsnapshot` });

@@ -188,6 +188,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
    * @throws {ListenError} When the port cannot be opened: `reason` `"address-in-use"`,
    *   `"permission-denied"`, `"address-not-available"` or `"io"`; the message is one line
    *   that says where and why.
+   * @throws {Deno.errors.NotCapable} When the `cluster` adapter lacks a Deno permission it needs.
    *
    * @example
    * ```ts
@@ -279,7 +280,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     });
   }
 
-  /** Heartbeat rounds run so far. */
+  /** Heartbeat rounds run to their end so far: each pinged every device it had (see `heartbeatRate`). */
   get heartbeatRounds(): number {
     return this.#heartbeat.rounds;
   }

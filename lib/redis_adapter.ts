@@ -147,7 +147,13 @@ export class RedisAdapter implements ClusterAdapter {
     return this.#mirror.size;
   }
 
-  /** Joins the cluster; waits up to `connectTimeout` for Redis, then goes on alone. */
+  /**
+   * Joins the cluster; waits up to `connectTimeout` for Redis, then goes on alone.
+   *
+   * @throws {Deno.errors.NotCapable} When Deno's permissions forbid what the
+   *   Redis client needs (`--allow-net` for the Redis host, `--allow-env`):
+   *   waiting would not help, and running alone would split the cluster unseen.
+   */
   async attach(node: ClusterNode): Promise<void> {
     this.#node = node;
     this.#ttlMs = (this.#options.nodeTtl ?? node.heartbeatRate + node.heartbeatTimeout) * 1000;
@@ -158,8 +164,12 @@ export class RedisAdapter implements ClusterAdapter {
       socket: { reconnectStrategy },
     });
     this.#sub = this.#pub.duplicate();
+    const forbidden = Promise.withResolvers<Error>();
     for (const client of [this.#pub, this.#sub]) {
-      client.on("error", (error: Error) => this.#onLost(error));
+      client.on("error", (error: Error) => {
+        if (isPermissionError(error)) forbidden.resolve(error);
+        else this.#onLost(error);
+      });
     }
     // Whichever client is ready last (re)registers this node.
     this.#pub.on("ready", () => this.#onReady());
@@ -172,12 +182,23 @@ export class RedisAdapter implements ClusterAdapter {
     const seconds = this.#options.connectTimeout ?? 5;
     const joined = await Promise.race([
       connecting.then(() => true, (error) => {
-        this.#onLost(error);
+        if (isPermissionError(error)) forbidden.resolve(error);
+        else this.#onLost(error);
         return false;
       }),
       new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), seconds * 1000)),
+      forbidden.promise.then(() => false),
     ]);
     clearTimeout(timer);
+    const denied = await Promise.race([forbidden.promise, Promise.resolve(null)]);
+    if (denied) {
+      await this.close();
+      throw new Deno.errors.NotCapable(
+        `RedisAdapter cannot reach Redis at ${this.#url}: ${denied.message} ` +
+          "(the Redis client needs --allow-net for its host and --allow-env)",
+        { cause: denied },
+      );
+    }
     if (!joined) {
       log.error("Redis at {url} is not reachable; manager {node} runs alone until it is", {
         url: this.#url,
@@ -190,6 +211,8 @@ export class RedisAdapter implements ClusterAdapter {
   /** Publishes a local arrival and records it in this node's hash. */
   deviceConnected(info: DeviceInfo): void {
     const at = Date.now();
+    // Held here now: whatever another node (alive or dead) had of it is stale.
+    this.#mirror.delete(info.uuid);
     this.#run("register a device", async (pub) => {
       await pub.hSet(this.#devicesKey(this.#nodeId), info.uuid, JSON.stringify({ info, at }));
       await pub.publish(
@@ -342,6 +365,7 @@ export class RedisAdapter implements ClusterAdapter {
       ? []
       : await pub.mGet(nodes.map((node) => this.#key(`node:${node}`)));
     const mirror = new Map<string, { node: string; info: DeviceInfo; at: number }>();
+    const local = new Set([...this.#node?.localDevices() ?? []].map((info) => info.uuid));
     for (const [index, node] of nodes.entries()) {
       if (alive[index] === null) {
         await this.#purge(pub, node);
@@ -350,6 +374,7 @@ export class RedisAdapter implements ClusterAdapter {
       const devices = await pub.hGetAll(this.#devicesKey(node));
       for (const [uuid, value] of Object.entries(devices)) {
         const { info, at } = JSON.parse(value) as { info: DeviceInfo; at: number };
+        if (local.has(uuid)) continue; // held here: another node's entry is stale
         const known = mirror.get(uuid);
         if (!known || known.at < at) mirror.set(uuid, { node, info, at });
       }
@@ -358,6 +383,16 @@ export class RedisAdapter implements ClusterAdapter {
     for (const [uuid, entry] of mirror) this.#mirror.set(uuid, entry);
     this.#peers.clear();
     for (const [index, node] of nodes.entries()) if (alive[index] !== null) this.#peers.add(node);
+  }
+
+  /** Purges the peers whose registration has expired. */
+  async #checkPeers(pub: Client): Promise<void> {
+    const peers = [...this.#peers];
+    if (peers.length === 0) return;
+    const alive = await pub.mGet(peers.map((node) => this.#key(`node:${node}`)));
+    for (const [index, node] of peers.entries()) {
+      if (alive[index] === null) await this.#purge(pub, node);
+    }
   }
 
   /** Removes a dead node's registration and its devices. */
@@ -383,8 +418,10 @@ export class RedisAdapter implements ClusterAdapter {
     try {
       await pub.set(this.#key(`node:${this.#nodeId}`), "1", { PX: this.#ttlMs });
       // Every third tick, reconcile with the registry: catches nodes that died or events lost
-      // while Redis was away.
+      // while Redis was away. In between, only the peers' liveness (cheap): a dead node's
+      // devices go within a third of the TTL of its key expiring, not a whole TTL later.
       if (this.#ticks++ % 3 === 0) await this.#reload(pub);
+      else await this.#checkPeers(pub);
     } catch (error) {
       this.#onLost(error);
     }
@@ -504,4 +541,9 @@ export class RedisAdapter implements ClusterAdapter {
     }
     return promise;
   }
+}
+
+/** A Deno permission refused (it would be refused again: not a Redis outage). */
+function isPermissionError(error: unknown): boolean {
+  return error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied;
 }

@@ -176,10 +176,18 @@ export class Router {
     return report;
   }
 
-  /** Every device's info, the other managers' included. */
+  /**
+   * Every device's info, the other managers' included, each UUID once: a
+   * device held here is listed as this manager sees it, whatever a mirror of
+   * another manager (one that died, say) still says of it.
+   */
   clientData(): DeviceInfo[] {
     const local = [...this.#registry.all()].map((connection) => connection.info);
-    return this.#cluster ? [...local, ...this.#cluster.remoteDevices()] : local;
+    if (!this.#cluster) return local;
+    const remote = [...this.#cluster.remoteDevices()].filter((info) =>
+      !this.#registry.get(info.uuid)
+    );
+    return [...local, ...remote];
   }
 
   /** What the cluster adapter sees of this manager. */

@@ -47,6 +47,50 @@ async function waitForAgreement(managers: Manager[], uuids: string[]): Promise<v
   );
 }
 
+/** A manager in a process of its own (`fixtures/cluster_node.ts`), to be killed with SIGKILL. */
+async function spawnClusterNode(
+  redis: RedisServer,
+  prefix: string,
+  nodeTtl: number,
+): Promise<{ port: number; kill(): Promise<void> } & AsyncDisposable> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./fixtures/cluster_node.ts", import.meta.url).pathname,
+      redis.url,
+      prefix,
+      String(nodeTtl),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const { value } = await lines.read();
+  const kill = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already dead */ }
+    await child.status;
+  };
+  return {
+    port: JSON.parse(value!).port,
+    kill,
+    [Symbol.asyncDispose]: async () => {
+      await lines.cancel();
+      await kill();
+    },
+  };
+}
+
+/** A raw mode-1 light with `uuid` on `port`, past its handshake answer. */
+async function rawLight(port: number, uuid: string): Promise<RawDevice> {
+  const device = await RawDevice.connect(port);
+  await device.readBytes(1);
+  await device.write(`${uuid}##light##{}`);
+  return device;
+}
+
 Deno.test("cluster: each send kind reaches exactly the right devices across three managers", async () => {
   await using redis = await RedisServer.start();
   const managers = await startCluster(redis, 3);
@@ -126,46 +170,44 @@ Deno.test("cluster: killing a manager removes its devices from the registry with
   const survivor = await startManager({
     cluster: new RedisAdapter({ url: redis.url, prefix, nodeTtl: 1 }),
   });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./fixtures/cluster_node.ts", import.meta.url).pathname,
-      redis.url,
-      prefix,
-      "1",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  await using node = await spawnClusterNode(redis, prefix, 1);
   const devices: RawDevice[] = [];
   try {
-    const { value } = await lines.read();
-    const { port } = JSON.parse(value!);
-    const uuids: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      const device = await RawDevice.connect(port);
-      devices.push(device);
-      await device.readBytes(1);
-      const uuid = crypto.randomUUID();
-      uuids.push(uuid);
-      await device.write(`${uuid}##light##{}`);
-    }
+    const uuids = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    for (const uuid of uuids) devices.push(await rawLight(node.port, uuid));
     await waitForAgreement([survivor], uuids);
-    child.kill("SIGKILL");
-    await child.status;
+    await node.kill();
     await waitForAgreement([survivor], []);
     await logs.waitFor({ removed: 3 });
     assert.equal(await survivor.sendAll("anyone?"), 0);
   } finally {
     for (const device of devices) device.close();
-    await lines.cancel();
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already dead */ }
-    await child.status;
     await survivor.close();
+  }
+});
+
+Deno.test("cluster: devices of a killed manager that come back to another are listed once, not also as the dead manager's", async () => {
+  await using redis = await RedisServer.start();
+  const prefix = `test-${crypto.randomUUID()}`;
+  // A long TTL: the dead manager's registration outlives the whole test.
+  await using survivor = await startManager({
+    cluster: new RedisAdapter({ url: redis.url, prefix, nodeTtl: 60 }),
+  });
+  await using node = await spawnClusterNode(redis, prefix, 60);
+  const devices: RawDevice[] = [];
+  try {
+    const uuids = [crypto.randomUUID(), crypto.randomUUID()];
+    for (const uuid of uuids) devices.push(await rawLight(node.port, uuid));
+    await waitForAgreement([survivor], uuids);
+    await node.kill();
+    // The devices come back to the survivor with their UUIDs.
+    for (const uuid of uuids) devices.push(await rawLight(survivor.port, uuid));
+    await waitFor(() => survivor.size === 2, "both back on the survivor");
+    // Later reloads of the dead manager's hash must not add them again.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(sortedUuids(survivor), [...uuids].sort());
+  } finally {
+    for (const device of devices) device.close();
   }
 });
 

@@ -138,10 +138,10 @@ Deno.test("heartbeats are smeared over the round: each device once per round, in
   await waitFor(() => monitor.rounds >= 4, "four rounds");
   monitor.stop();
   const rounds = monitor.rounds;
-  // Every device pinged once in each round (the last may be under way when it stopped).
+  // Every device pinged once in each round run (and at most once more in the one under way).
   assert.equal(pings.size, 100);
   for (const [device, n] of pings) {
-    assert.ok(n >= rounds - 1 && n <= rounds, `device ${device}: ${n} pings in ${rounds} rounds`);
+    assert.ok(n >= rounds && n <= rounds + 1, `device ${device}: ${n} pings in ${rounds} rounds`);
   }
   // The fleet in MAX_SLICES even slices, one pinged at a time: no burst of the whole fleet.
   const slices = new Map<number, number>();
