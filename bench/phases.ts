@@ -97,7 +97,12 @@ export function startServer(name: string, config: ServerConfig): ServerProcess {
     ...(config.snapshotDir ? [`--allow-write=${config.snapshotDir}`] : []),
     // bench/heartbeat_profile.ts --cpu-prof: V8's CPU profile written there at exit.
     ...(config.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${config.cpuProfileDir}`] : []),
-    "--v8-flags=--expose-gc",
+    // BENCH_V8_FLAGS: more V8 flags for the server processes, for experiments (bench/README.md).
+    `--v8-flags=${
+      ["--expose-gc", ...(Deno.env.get("BENCH_V8_FLAGS") ?? "").split(",")].filter(Boolean).join(
+        ",",
+      )
+    }`,
     serverModule,
     JSON.stringify(config),
   ]);
