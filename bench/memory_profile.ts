@@ -1,7 +1,7 @@
 /**
  * Where an idle device's bytes go in a server process: `deno run -A
  * bench/memory_profile.ts [--devices 2000] [--mode 1|2] [--tls] [--bare]
- * [--top 25] [--settle seconds]`.
+ * [--top 25] [--settle seconds] [--allocations]`.
  *
  * Starts the manager (or, with `--bare`, the bare Deno server) in a process
  * of its own as `deno task bench` does, warms it up, takes a V8 heap snapshot
@@ -12,7 +12,10 @@
  * sockets and buffers in Rust, TLS state, the allocator's free lists), and,
  * for the manager (not `--bare`), the heap objects that grew, by kind and
  * constructor, largest first. `--settle` waits that many seconds idle before
- * measuring (V8 gives committed heap back meanwhile, RSS mostly not). Not part of
+ * measuring (V8 gives committed heap back meanwhile, RSS mostly not).
+ * `--allocations` also lists what the manager allocated while the fleet
+ * connected, garbage included (V8's sampling heap profiler), by function:
+ * the young generation that the connect burst grows follows it. Not part of
  * `deno task bench`: a tool for finding what to shrink (issue 15's profile).
  *
  * @module
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     bare: { type: "boolean", default: false },
     top: { type: "string", default: "25" },
     settle: { type: "string", default: "0" },
+    allocations: { type: "boolean", default: false },
   },
 });
 const devices = Number(values.devices);
@@ -90,9 +94,13 @@ if (!values.bare) await untilSize(server, 0, 30_000);
 // Memory first (a heap snapshot grows the process), then the snapshots: with the fleet, and
 // again once it has left, whose difference is what the fleet held.
 const before = await server.call<Deno.MemoryUsage>("memory");
+if (values.allocations && !values.bare) await server.call("allocationsStart");
 const fleet = fleetOf();
 await fleet.connect(devices, { concurrency: 200, timeoutMs: 60_000 });
 if (!values.bare) await untilSize(server, devices, 60_000);
+const allocated = values.allocations && !values.bare
+  ? await server.call<[string, number][]>("allocationsStop", {}, 120_000)
+  : null;
 await new Promise((resolve) => setTimeout(resolve, Number(values.settle) * 1000));
 const after = await server.call<Deno.MemoryUsage>("memory");
 const per = (key: keyof Deno.MemoryUsage) => (after[key] - before[key]) / devices;
@@ -106,6 +114,16 @@ console.log(
     `heapTotal ${per("heapTotal").toFixed(0)}  external ${per("external").toFixed(0)}  ` +
     `native (rss - max(heapTotal, heapUsed) - external) ${native.toFixed(0)}`,
 );
+if (allocated) {
+  const total = allocated.reduce((sum, [, bytes]) => sum + bytes, 0);
+  console.log(`  allocated while connecting (sampled, garbage included), by function, per device:`);
+  for (const [name, bytes] of allocated.slice(0, Number(values.top))) {
+    console.log(`  ${(bytes / devices).toFixed(0).padStart(8)} B  ${name}`);
+  }
+  console.log(
+    `  (the top ${allocated.length} functions: ${(total / devices).toFixed(0)} B per device)`,
+  );
+}
 if (!values.bare) {
   const loaded = await server.call<string>("heapSnapshot", { path: `${dir}/loaded.heapsnapshot` });
   await fleet[Symbol.asyncDispose]();

@@ -93,8 +93,8 @@ export function startServer(name: string, config: ServerConfig): ServerProcess {
     "--allow-env",
     // Another revision's mod.ts is imported at run time, which reads it.
     ...(config.module ? ["--allow-read"] : []),
-    // bench/memory_profile.ts: heap snapshots written there.
-    ...(config.snapshotDir ? [`--allow-write=${config.snapshotDir}`] : []),
+    // bench/memory_profile.ts: heap snapshots written there, the sampling profiler (inspector).
+    ...(config.snapshotDir ? [`--allow-write=${config.snapshotDir}`, "--allow-sys"] : []),
     // bench/heartbeat_profile.ts --cpu-prof: V8's CPU profile written there at exit.
     ...(config.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${config.cpuProfileDir}`] : []),
     // BENCH_V8_FLAGS: more V8 flags for the server processes, for experiments (bench/README.md).

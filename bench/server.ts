@@ -97,6 +97,52 @@ async function settledMemory(): Promise<Deno.MemoryUsage> {
 
 const payload = benchPayload();
 
+/**
+ * V8's sampling heap profiler over `node:inspector`, with objects the GC has
+ * already collected kept in the profile: what a phase allocated, not only
+ * what it left alive.
+ */
+const allocationSampler = {
+  session: null as import("node:inspector").Session | null,
+  async post(method: string, params: object = {}): Promise<unknown> {
+    return await new Promise((resolve, reject) =>
+      this.session!.post(method, params, (error, result) => error ? reject(error) : resolve(result))
+    );
+  },
+  async start(): Promise<void> {
+    const { Session } = await import("node:inspector");
+    this.session = new Session();
+    this.session.connect();
+    await this.post("HeapProfiler.enable");
+    await this.post("HeapProfiler.startSampling", {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  },
+  async stop(): Promise<[string, number][]> {
+    type Node = {
+      callFrame: { functionName: string; url: string; lineNumber: number };
+      selfSize: number;
+      children: Node[];
+    };
+    const { profile } = await this.post("HeapProfiler.stopSampling") as { profile: { head: Node } };
+    this.session!.disconnect();
+    this.session = null;
+    const totals = new Map<string, number>();
+    const walk = (node: Node) => {
+      const { functionName, url, lineNumber } = node.callFrame;
+      const key = `${functionName || "(anonymous)"} ${url.split("/").slice(-2).join("/")}:${
+        lineNumber + 1
+      }`;
+      totals.set(key, (totals.get(key) ?? 0) + node.selfSize);
+      for (const child of node.children) walk(child);
+    };
+    walk(profile.head);
+    return [...totals].sort((a, b) => b[1] - a[1]).slice(0, 40);
+  },
+};
+
 /** The real manager, with a `for await` consumer counting what devices send. */
 async function managerCommands(config: ServerConfig): Promise<Record<string, CommandHandler>> {
   // Imported only when clustering, so the other runs never load the Redis client.
@@ -146,6 +192,10 @@ async function managerCommands(config: ServerConfig): Promise<Record<string, Com
   return {
     info: (): ServerInfo => ({ pid: Deno.pid, port: manager.port }),
     memory: settledMemory,
+    /** Starts V8's sampling heap profiler, garbage included (bench/memory_profile.ts --allocations). */
+    allocationsStart: () => allocationSampler.start(),
+    /** Stops it; answers bytes allocated by function (`name file:line`), largest first. */
+    allocationsStop: () => allocationSampler.stop(),
     /** Writes a V8 heap snapshot to `path` (bench/memory_profile.ts); answers the path. */
     heapSnapshot: async ({ path }) => {
       await settledMemory();
