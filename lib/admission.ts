@@ -79,7 +79,8 @@ export interface AdmissionOptions {
 
 const MAX_PROOF_SIZE = 1024;
 const GETINFO = Uint8Array.of(GETINFO_BYTE);
-const READ_SIZE = 4096;
+/** First handshake read: a typical answer is 60-200 bytes; longer ones take more reads. */
+const READ_SIZE = 512;
 /** Longest wait to write the refusal before closing, in milliseconds. */
 const REFUSAL_GRACE_MS = 1000;
 /** The same at the deadline, which must free the socket promptly. */
@@ -127,6 +128,8 @@ export class Admission {
   readonly #log: Logger;
   readonly #metrics: ManagerMetrics;
   readonly #handshaking = new Set<Transport>();
+  /** The `WELCOME` frame, encoded once: every mode-2 device is sent the same bytes (never written to). */
+  readonly #welcome: Uint8Array;
   #closed = false;
 
   constructor(
@@ -137,6 +140,7 @@ export class Admission {
   ) {
     this.#metrics = metrics;
     this.#policy = policy;
+    this.#welcome = encodeWelcome(policy.welcome);
     this.#registry = registry;
     this.#log = log;
   }
@@ -191,7 +195,7 @@ export class Admission {
       conn.close();
       return null;
     }
-    const welcome = handshake.mode === 2 ? encodeWelcome(policy.welcome) : null;
+    const welcome = handshake.mode === 2 ? this.#welcome : null;
     return { ...handshake, address, welcome };
   }
 
