@@ -354,11 +354,21 @@ export class ListenError extends IotManagerError {
    * @param reason Machine-readable cause.
    * @param hostname The interface.
    * @param port The port.
-   * @param options Standard error options (`cause`: the operating system's error).
+   * @param options Standard error options (`cause`: the operating system's
+   *   error), and `reusePort` when the listener asked to share the port (the
+   *   message then says that every listener on it must).
    */
-  constructor(reason: ListenFailure, hostname: string, port: number, options?: ErrorOptions) {
+  constructor(
+    reason: ListenFailure,
+    hostname: string,
+    port: number,
+    options?: ErrorOptions & { readonly reusePort?: boolean },
+  ) {
+    const shared = reason === "address-in-use" && options?.reusePort
+      ? "; a port is shared only when every listener on it sets reusePort"
+      : "";
     super(
-      `cannot listen on ${hostname}:${port}: ${LISTEN_FAILURES[reason](options?.cause)}`,
+      `cannot listen on ${hostname}:${port}: ${LISTEN_FAILURES[reason](options?.cause)}${shared}`,
       options,
     );
     this.name = "ListenError";
@@ -378,7 +388,7 @@ export class ListenError extends IotManagerError {
    * console.log(error.reason); // "address-in-use"
    * ```
    */
-  static from(error: unknown, hostname: string, port: number): ListenError {
+  static from(error: unknown, hostname: string, port: number, reusePort = false): ListenError {
     const code = (error as { code?: unknown } | null)?.code;
     const reason: ListenFailure = error instanceof Deno.errors.AddrInUse || code === "EADDRINUSE"
       ? "address-in-use"
@@ -388,7 +398,7 @@ export class ListenError extends IotManagerError {
       : error instanceof Deno.errors.AddrNotAvailable || code === "EADDRNOTAVAIL"
       ? "address-not-available"
       : "io";
-    return new ListenError(reason, hostname, port, { cause: error });
+    return new ListenError(reason, hostname, port, { cause: error, reusePort });
   }
 }
 

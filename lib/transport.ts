@@ -186,11 +186,11 @@ class NodeListener implements TransportListener {
     const context = files ? tls.createSecureContext({ cert: files.cert, key: files.key }) : null;
     const server = net.createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
-      server.once("error", (error) => reject(ListenError.from(error, hostname, port)));
+      server.once("error", (error) => reject(ListenError.from(error, hostname, port, reusePort)));
       try {
         server.listen({ host: hostname, port, reusePort } as net.ListenOptions, resolve);
       } catch (error) {
-        reject(ListenError.from(error, hostname, port));
+        reject(ListenError.from(error, hostname, port, reusePort));
       }
     });
     const address = server.address() as net.AddressInfo;

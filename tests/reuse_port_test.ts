@@ -39,6 +39,15 @@ Deno.test("reusePort: a manager without it cannot take a port others share, and 
   const error = await Manager.listen({ validTypes: ["light"], port: first.port }).catch((e) => e);
   assert.ok(error instanceof ListenError, String(error));
   assert.equal(error.reason, "address-in-use");
+  // And the other way round: sharing a port a listener holds alone, with a hint.
+  await using alone = await Manager.listen({ validTypes: ["light"], port: 0 });
+  const refused = await Manager.listen({ validTypes: ["light"], port: alone.port, reusePort: true })
+    .catch((e) => e);
+  assert.ok(refused instanceof ListenError, String(refused));
+  assert.match(
+    refused.message,
+    /already in use .*; a port is shared only when every listener on it sets reusePort$/,
+  );
   await using second = await Manager.listen({
     validTypes: ["light"],
     port: first.port,
