@@ -14,7 +14,6 @@
  * @module
  */
 
-import net from "node:net";
 import type { ProtocolMode } from "@iot-manager/core";
 import {
   ACK_ID_SIZE,
@@ -25,6 +24,7 @@ import {
   FRAME_HEADER_SIZE,
   FrameType,
 } from "@iot-manager/core/protocol";
+import { connectTransport } from "../lib/transport.ts";
 import { within } from "./control.ts";
 import { PAYLOAD_SIZE, wallClock } from "./wire.ts";
 
@@ -40,80 +40,6 @@ export interface Endpoint {
    * (`bench --scale`).
    */
   readonly localAddress?: string;
-}
-
-/**
- * A `node:net` socket with the part of `Deno.Conn` the fleet uses: reads
- * into a buffer (the socket paused between them), writes, close.
- */
-class NodeConn {
-  readonly #socket: net.Socket;
-  #chunk: Uint8Array | null = null;
-  #offset = 0;
-  #done = false;
-  #wake: (() => void) | null = null;
-
-  private constructor(socket: net.Socket) {
-    this.#socket = socket;
-    socket.pause();
-    socket.on("data", (chunk: Uint8Array) => {
-      socket.pause();
-      this.#chunk = chunk;
-      this.#offset = 0;
-      this.#notify();
-    });
-    const finish = () => {
-      this.#done = true;
-      this.#notify();
-    };
-    socket.on("end", finish);
-    socket.on("close", finish);
-    socket.on("error", finish);
-  }
-
-  static connect(port: number, localAddress: string): Promise<NodeConn> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port, localAddress, noDelay: true });
-      socket.once("error", reject);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve(new NodeConn(socket));
-      });
-    });
-  }
-
-  async read(buffer: Uint8Array): Promise<number | null> {
-    while (this.#chunk === null) {
-      if (this.#done) return null;
-      const woken = new Promise<void>((resolve) => this.#wake = resolve);
-      this.#socket.resume();
-      await woken;
-    }
-    const chunk = this.#chunk;
-    const count = Math.min(buffer.length, chunk.length - this.#offset);
-    buffer.set(chunk.subarray(this.#offset, this.#offset + count));
-    this.#offset += count;
-    if (this.#offset === chunk.length) this.#chunk = null;
-    return count;
-  }
-
-  write(bytes: Uint8Array): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#socket.write(bytes, (error) => error ? reject(error) : resolve(bytes.length));
-    });
-  }
-
-  close(): void {
-    this.#socket.destroy();
-    this.#done = true;
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-  }
 }
 
 /** State every client socket has. */
@@ -274,7 +200,8 @@ export abstract class Fleet<S extends FleetSocket> implements AsyncDisposable {
   async #open(index: number, endpoint: Endpoint): Promise<S> {
     const { port, caCerts, localAddress } = endpoint;
     const conn = localAddress
-      ? await NodeConn.connect(port, localAddress) as unknown as Deno.Conn
+      // The library's node:net transport has the part of Deno.Conn the fleet uses.
+      ? await connectTransport({ hostname: "127.0.0.1", port, localAddress }) as Deno.Conn
       : caCerts
       ? await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [...caCerts] })
       : await Deno.connect({ hostname: "127.0.0.1", port });

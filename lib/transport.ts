@@ -106,7 +106,9 @@ export async function listenTransport(
 
 /**
  * Connects to `hostname:port`, with TLS when `tls` is given (trusting
- * `caCerts` when given, else the default roots). Resolves once TCP is connected; the TLS
+ * `caCerts` when given, else the default roots), from `localAddress` when
+ * given (through `node:net`, as TLS is: `Deno.connect` cannot choose it; the
+ * bench's `--scale` load generators use it). Resolves once TCP is connected; the TLS
  * handshake completes with the first read or write, and `close()` ends it at
  * any point.
  *
@@ -121,21 +123,24 @@ export async function connectTransport(options: {
   hostname: string;
   port: number;
   tls?: { readonly caCerts?: readonly string[] };
+  localAddress?: string;
   signal?: AbortSignal;
 }): Promise<Transport> {
-  const { hostname, port, signal } = options;
-  if (!options.tls) {
+  const { hostname, port, signal, localAddress } = options;
+  if (!options.tls && !localAddress) {
     const conn = await Deno.connect({ hostname, port, signal });
     conn.setNoDelay(true);
     return conn;
   }
   signal?.throwIfAborted();
-  const raw = net.connect({ host: hostname, port, noDelay: true });
-  const socket = tls.connect({
-    socket: raw,
-    servername: net.isIP(hostname) ? undefined : hostname,
-    ca: options.tls.caCerts ? [...options.tls.caCerts] : undefined,
-  });
+  const raw = net.connect({ host: hostname, port, localAddress, noDelay: true });
+  const socket = options.tls
+    ? tls.connect({
+      socket: raw,
+      servername: net.isIP(hostname) ? undefined : hostname,
+      ca: options.tls.caCerts ? [...options.tls.caCerts] : undefined,
+    })
+    : raw;
   const transport = new SocketTransport(socket, raw);
   const onAbort = () => transport.destroy();
   signal?.addEventListener("abort", onAbort, { once: true });
