@@ -1,7 +1,7 @@
 /**
  * Where an idle device's bytes go in a server process: `deno run -A
  * bench/memory_profile.ts [--devices 2000] [--mode 1|2] [--tls] [--bare]
- * [--top 25] [--settle seconds] [--allocations]`.
+ * [--top 25] [--settle seconds] [--allocations] [--mode1-read-size bytes]`.
  *
  * Starts the manager (or, with `--bare`, the bare Deno server) in a process
  * of its own as `deno task bench` does, warms it up, takes a V8 heap snapshot
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     top: { type: "string", default: "25" },
     settle: { type: "string", default: "0" },
     allocations: { type: "boolean", default: false },
+    "mode1-read-size": { type: "string" },
   },
 });
 const devices = Number(values.devices);
@@ -81,6 +82,7 @@ await using server = startServer(target, {
   target,
   tls: tls && { cert: tls.cert, key: tls.key },
   snapshotDir: dir,
+  mode1ReadSize: values["mode1-read-size"] ? Number(values["mode1-read-size"]) : undefined,
 });
 const { port } = await server.call<ServerInfo>("info");
 const fleetOf = () =>

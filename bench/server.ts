@@ -24,6 +24,8 @@ export interface ServerConfig {
   readonly heartbeatRate?: number;
   /** Manager only: seconds a device has to answer. */
   readonly heartbeatTimeout?: number;
+  /** Manager only: its `mode1ReadSize` option (bytes); the default when absent. */
+  readonly mode1ReadSize?: number;
   /** Bare only: bytes of each socket's read buffer. */
   readonly readBufferSize?: number;
   /**
@@ -157,6 +159,7 @@ async function managerCommands(config: ServerConfig): Promise<Record<string, Com
     hostname: "127.0.0.1",
     port: config.port ?? 0,
     reusePort: config.reusePort,
+    mode1ReadSize: config.mode1ReadSize,
     tls: config.tls,
     heartbeatRate: config.heartbeatRate ?? 3600,
     heartbeatTimeout: config.heartbeatTimeout ?? 15,

@@ -44,7 +44,6 @@ import {
 import { WriteWatchdog } from "./watchdog.ts";
 
 const CLOSE_GRACE_MS = 5000;
-const MODE1_READ_SIZE = 16 * 1024;
 // Idle devices only ever receive 5-byte heartbeat frames: 64 bytes hold one; busy ones grow.
 const MODE2_READ_SIZES = [64, 64 * 1024] as const;
 
@@ -596,7 +595,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
       maxBufferedBytes: this.#options.maxBufferedBytes,
       validTypes: this.validTypes,
       maxHandshakeSize: this.#options.maxHandshakeSize,
-      mode1ReadSize: MODE1_READ_SIZE,
+      mode1ReadSize: this.#options.mode1ReadSize,
       mode2ReadSize: MODE2_READ_SIZES,
     }, this.#clientLog);
     const previous = this.#registry.get(info.uuid);

@@ -79,3 +79,38 @@ Deno.test("Manager.listen takes a signal: aborting it closes the manager and end
     "an already aborted signal makes listen throw its reason",
   );
 });
+
+Deno.test("mode 1: mode1ReadSize bounds one read, so a longer message arrives in parts of at most that size", async () => {
+  await using manager = await startManager({ mode1ReadSize: 8 });
+  await using device = await connectDevice(manager, { mode: 1 });
+  const received = manager.messages();
+  const message = "abcdefghijklmnopqrstuvwxyz"; // 26 bytes in one write
+  await device.write(message);
+  const parts: string[] = [];
+  while (parts.join("").length < message.length) {
+    const { value } = await received.next();
+    assert.ok(value!.data.length <= 8, `a part of ${value!.data.length} bytes`);
+    parts.push(value!.text);
+  }
+  assert.equal(parts.join(""), message);
+  assert.ok(parts.length >= 4, `${parts.length} parts`);
+  await received.return?.();
+});
+
+Deno.test("mode 1: mode1ReadSize must be a positive integer; by default a 16 KiB write arrives intact", async () => {
+  await using manager = await startManager();
+  await using device = await connectDevice(manager, { mode: 1 });
+  const received = manager.messages();
+  const message = "y".repeat(16 * 1024);
+  await device.write(message);
+  let got = "";
+  while (got.length < message.length) got += (await received.next()).value!.text;
+  assert.equal(got, message);
+  await received.return?.();
+  for (const bad of [0, 1.5, -1, Number.NaN]) {
+    await assert.rejects(
+      startManager({ mode1ReadSize: bad }),
+      /mode1ReadSize must be a positive integer/,
+    );
+  }
+});
