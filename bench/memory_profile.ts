@@ -1,7 +1,8 @@
 /**
  * Where an idle device's bytes go in a server process: `deno run -A
  * bench/memory_profile.ts [--devices 2000] [--mode 1|2] [--tls] [--bare]
- * [--top 25] [--settle seconds] [--allocations] [--mode1-read-size bytes]`.
+ * [--top 25] [--settle seconds] [--allocations] [--mode1-read-size bytes]
+ * [--steps 1]`.
  *
  * Starts the manager (or, with `--bare`, the bare Deno server) in a process
  * of its own as `deno task bench` does, warms it up, takes a V8 heap snapshot
@@ -15,7 +16,10 @@
  * measuring (V8 gives committed heap back meanwhile, RSS mostly not).
  * `--allocations` also lists what the manager allocated while the fleet
  * connected, garbage included (V8's sampling heap profiler), by function:
- * the young generation that the connect burst grows follows it. Not part of
+ * the young generation that the connect burst grows follows it. `--steps 3`
+ * then connects `--devices` more twice, printing what each further fleet adds
+ * per device: the first fleet also pays V8's one-time heap growth, the later
+ * ones show the cost per device once the heap has grown. Not part of
  * `deno task bench`: a tool for finding what to shrink (issue 15's profile).
  *
  * @module
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     settle: { type: "string", default: "0" },
     allocations: { type: "boolean", default: false },
     "mode1-read-size": { type: "string" },
+    steps: { type: "string", default: "1" },
   },
 });
 const devices = Number(values.devices);
@@ -116,6 +121,25 @@ console.log(
     `heapTotal ${per("heapTotal").toFixed(0)}  external ${per("external").toFixed(0)}  ` +
     `native (rss - max(heapTotal, heapUsed) - external) ${native.toFixed(0)}`,
 );
+const more: DeviceFleet[] = [];
+let previous = after;
+for (let step = 2; step <= Number(values.steps); step++) {
+  const next = fleetOf();
+  more.push(next);
+  await next.connect(devices, { concurrency: 200, timeoutMs: 60_000 });
+  if (!values.bare) await untilSize(server, devices * step, 60_000);
+  const now = await server.call<Deno.MemoryUsage>("memory");
+  const added = (key: keyof Deno.MemoryUsage) => ((now[key] - previous[key]) / devices).toFixed(0);
+  console.log(
+    `  fleet ${step} of ${devices} more: rss ${added("rss")}  heapUsed ${added("heapUsed")}  ` +
+      `heapTotal ${added("heapTotal")}  external ${added("external")}`,
+  );
+  previous = now;
+}
+for (const extra of more) await extra[Symbol.asyncDispose]();
+while (!values.bare && await server.call<number>("size") > devices) {
+  await new Promise((resolve) => setTimeout(resolve, 10));
+}
 if (allocated) {
   const total = allocated.reduce((sum, [, bytes]) => sum + bytes, 0);
   console.log(`  allocated while connecting (sampled, garbage included), by function, per device:`);
