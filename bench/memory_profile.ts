@@ -2,7 +2,7 @@
  * Where an idle device's bytes go in a server process: `deno run -A
  * bench/memory_profile.ts [--devices 2000] [--mode 1|2] [--tls] [--bare]
  * [--top 25] [--settle seconds] [--allocations] [--mode1-read-size bytes]
- * [--steps 1]`.
+ * [--steps 1] [--keep-snapshots]`.
  *
  * Starts the manager (or, with `--bare`, the bare Deno server) in a process
  * of its own as `deno task bench` does, warms it up, takes a V8 heap snapshot
@@ -41,6 +41,7 @@ const { values } = parseArgs({
     allocations: { type: "boolean", default: false },
     "mode1-read-size": { type: "string" },
     steps: { type: "string", default: "1" },
+    "keep-snapshots": { type: "boolean", default: false },
   },
 });
 const devices = Number(values.devices);
@@ -90,6 +91,14 @@ await using server = startServer(target, {
   mode1ReadSize: values["mode1-read-size"] ? Number(values["mode1-read-size"]) : undefined,
 });
 const { port } = await server.call<ServerInfo>("info");
+/** Waits until the manager holds at most `count` devices (those leaving have left). */
+async function untilAtMost(count: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (await server.call<number>("size") > count) {
+    if (Date.now() > deadline) throw new Error(`the manager still holds more than ${count}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 const fleetOf = () =>
   new DeviceFleet({ port, caCerts: tls && [tls.ca] }, { mode, handshake: !values.bare });
 // Warm up: the server's code compiled and its pools grown, then let go.
@@ -97,7 +106,7 @@ const fleetOf = () =>
   await using warm = fleetOf();
   await warm.connect(200, { concurrency: 100, timeoutMs: 30_000 });
 }
-if (!values.bare) await untilSize(server, 0, 30_000);
+if (!values.bare) await untilAtMost(0);
 // Memory first (a heap snapshot grows the process), then the snapshots: with the fleet, and
 // again once it has left, whose difference is what the fleet held.
 const before = await server.call<Deno.MemoryUsage>("memory");
@@ -137,9 +146,7 @@ for (let step = 2; step <= Number(values.steps); step++) {
   previous = now;
 }
 for (const extra of more) await extra[Symbol.asyncDispose]();
-while (!values.bare && await server.call<number>("size") > devices) {
-  await new Promise((resolve) => setTimeout(resolve, 10));
-}
+if (!values.bare) await untilAtMost(devices);
 if (allocated) {
   const total = allocated.reduce((sum, [, bytes]) => sum + bytes, 0);
   console.log(`  allocated while connecting (sampled, garbage included), by function, per device:`);
@@ -153,7 +160,7 @@ if (allocated) {
 if (!values.bare) {
   const loaded = await server.call<string>("heapSnapshot", { path: `${dir}/loaded.heapsnapshot` });
   await fleet[Symbol.asyncDispose]();
-  await untilSize(server, 0, 60_000);
+  await untilAtMost(0);
   const empty = await server.call<string>("heapSnapshot", { path: `${dir}/empty.heapsnapshot` });
   const [a, b] = [census(empty), census(loaded)];
   const rows = [...b].map(([key, { bytes, count }]) => {
@@ -170,4 +177,6 @@ if (!values.bare) {
 } else {
   await fleet[Symbol.asyncDispose]();
 }
-await Deno.remove(dir, { recursive: true });
+// --keep-snapshots: for a closer look, e.g. in Chrome DevTools' Memory tab (Load profile).
+if (values["keep-snapshots"]) console.log(`heap snapshots kept in ${dir}`);
+else await Deno.remove(dir, { recursive: true });

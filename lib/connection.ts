@@ -21,7 +21,7 @@ import type {
   SendOptions,
   WaitOptions,
 } from "./client.ts";
-import { ConnectionCore, type ReadSizes } from "./connection_core.ts";
+import { ConnectionCore, type CoreLimits, type ReadSizes } from "./connection_core.ts";
 import { type ConnectionEnd, InvalidInfo, TimeoutError } from "./errors.ts";
 import type { HeartbeatTarget } from "./heartbeat.ts";
 import type { WriteTarget } from "./watchdog.ts";
@@ -66,10 +66,8 @@ export interface ConnectionHooks {
   readonly metrics: ManagerMetrics;
 }
 
-/** Limits a connection enforces. */
-export interface ConnectionLimits {
-  readonly maxFrameSize: number;
-  readonly maxBufferedBytes: number;
+/** Limits a connection enforces: one object per manager, shared by all its connections. */
+export interface ConnectionLimits extends CoreLimits {
   readonly validTypes: readonly string[];
   /** Largest answer to `getinfo`, in bytes (the manager's `maxHandshakeSize`). */
   readonly maxHandshakeSize: number;
@@ -77,6 +75,17 @@ export interface ConnectionLimits {
   readonly mode1ReadSize: number;
   /** Smallest and largest read buffer in mode 2 (it grows while reads fill it). */
   readonly mode2ReadSize: readonly [min: number, max: number];
+}
+
+/**
+ * The limits every connection of one manager shares, built once: a connection
+ * keeps a reference, not a copy (at 10,000 devices, copies add up).
+ */
+export function connectionLimits(
+  limits: Omit<ConnectionLimits, "frameLimits">,
+): ConnectionLimits {
+  // An INFO frame (a getData() answer) is a handshake answer: refused at its header if too big.
+  return { ...limits, frameLimits: { [FrameType.INFO]: limits.maxHandshakeSize } };
 }
 
 const DEFAULT_WAIT_SECONDS = 15;
@@ -109,8 +118,9 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   // Created on first use: most devices never see a request, a `closed` await or an iterator.
   #closed: PromiseWithResolvers<ConnectionEnd> | null = null;
   readonly #mode1: Mode1Reader | null;
-  #recvWaiters: Waiter<Uint8Array>[] = [];
-  #beatWaiters: Waiter<void>[] = [];
+  // Also created on first use; an idle device holds none of them.
+  #recvWaiters: Waiter<Uint8Array>[] | null = null;
+  #beatWaiters: Waiter<void>[] | null = null;
   #infoRequest: InfoRequest | null = null;
   #iterators: Set<AsyncQueue<Uint8Array>> | null = null;
   /** Features the device uses; `null` until known (mode 2: its first frame after `WELCOME`). */
@@ -125,12 +135,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
     limits: ConnectionLimits,
     log: Logger,
   ) {
-    // An INFO frame (a getData() answer) is a handshake answer: refused at its header if too big.
-    super(conn, mode, {
-      maxFrameSize: limits.maxFrameSize,
-      frameLimits: { [FrameType.INFO]: limits.maxHandshakeSize },
-      maxBufferedBytes: limits.maxBufferedBytes,
-    });
+    super(conn, mode, limits);
     this.address = conn.remoteAddr as Deno.NetAddr;
     this.#info = info;
     this.#hooks = hooks;
@@ -218,7 +223,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   }
 
   recv(options: WaitOptions = {}): Promise<Uint8Array> {
-    return this.#wait(this.#recvWaiters, options, "a message");
+    return this.#wait(this.#recvWaiters ??= [], options, "a message");
   }
 
   async recvString(options?: WaitOptions): Promise<string> {
@@ -227,7 +232,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
 
   request(data: string | Uint8Array, options: WaitOptions = {}): Promise<Uint8Array> {
     return (this.#lock ??= new Mutex()).run(() => {
-      const answer = this.#wait(this.#recvWaiters, options, "an answer");
+      const answer = this.#wait(this.#recvWaiters ??= [], options, "an answer");
       const bytes = encodeMessage(data, this.mode);
       if (this.enqueue(bytes)) this.#hooks.metrics.sent(1, bytes.length);
       return answer;
@@ -269,7 +274,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
 
   async heartbeat(options: WaitOptions = {}): Promise<number> {
     const started = performance.now();
-    const beat = this.#wait(this.#beatWaiters, options, "a beat");
+    const beat = this.#wait(this.#beatWaiters ??= [], options, "a beat");
     if (this.heartbeatSentAt === 0) this.heartbeatSentAt = started;
     this.sendHeartbeat();
     try {
@@ -347,8 +352,8 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
       message,
       address: `${this.address.hostname}:${this.address.port}`,
     });
-    for (const waiter of this.#recvWaiters.splice(0)) waiter.reject(end);
-    for (const waiter of this.#beatWaiters.splice(0)) waiter.reject(end);
+    for (const waiter of this.#recvWaiters?.splice(0) ?? []) waiter.reject(end);
+    for (const waiter of this.#beatWaiters?.splice(0) ?? []) waiter.reject(end);
     this.#infoRequest?.fail(end);
     for (const queue of [...this.#iterators ?? []]) queue.stop();
     this.#acks?.ended(end);
@@ -436,7 +441,7 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
   }
 
   #onBeat(): void {
-    if (this.heartbeatSentAt === 0 && this.#beatWaiters.length === 0) {
+    if (this.heartbeatSentAt === 0 && !this.#beatWaiters?.length) {
       this.log.debug("Device {uuid} sent an unprompted beat; ignored", {
         uuid: this.uuid,
         reason: "unprompted-beat",
@@ -447,13 +452,13 @@ export class Connection extends ConnectionCore implements Client, HeartbeatTarge
       this.#hooks.metrics.beat(performance.now() - this.heartbeatSentAt);
     }
     this.heartbeatSentAt = 0;
-    for (const waiter of this.#beatWaiters.splice(0)) waiter.resolve();
+    for (const waiter of this.#beatWaiters?.splice(0) ?? []) waiter.resolve();
   }
 
   #deliver(data: Uint8Array): void {
     if (data.length === 0 && this.mode === 1) return;
     this.#hooks.metrics.received(data.length);
-    const waiter = this.#recvWaiters.shift();
+    const waiter = this.#recvWaiters?.shift();
     if (waiter) return waiter.resolve(data);
     for (const queue of this.#iterators ?? []) {
       if (!queue.push(data)) this.stallOn(queue.writable());

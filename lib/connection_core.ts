@@ -58,13 +58,15 @@ export abstract class ConnectionCore implements ReadLoopOwner {
   protected abstract readonly log: Logger;
   readonly #decoder: FrameDecoder | null;
   #end: ConnectionEnd | null = null;
-  #finished: Promise<void> | null = null;
+  /** The read loop, from `startReading` (the loop itself: no promise chained per connection). */
+  #reading: Promise<void> | null = null;
   #shutdownDone: Promise<void> | null = null;
   #peerClosed: PromiseWithResolvers<void> | null = null;
   #peerHasClosed = false;
   /** Resolved by terminate(); created only while reading is paused for a consumer. */
   #ended: PromiseWithResolvers<void> | null = null;
-  #stalls: Promise<unknown>[] = [];
+  /** What reading waits for after the current bytes; `null` while nothing (the usual case). */
+  #stalls: Promise<unknown>[] | null = null;
   #readPaused = false;
 
   constructor(conn: Transport, mode: ProtocolMode, limits: CoreLimits) {
@@ -90,14 +92,13 @@ export abstract class ConnectionCore implements ReadLoopOwner {
 
   /** Resolves once the socket is closed and the read loop has exited. */
   get finished(): Promise<void> {
-    return this.#finished ?? Promise.resolve();
+    // The loop only exits once terminate() has run, so #shutdownDone is the real one by then.
+    return this.#reading?.then(() => this.#shutdownDone ?? undefined) ?? Promise.resolve();
   }
 
   /** Starts the read loop; `first` holds bytes that arrived before it (with the handshake). */
   protected startReading(sizes: ReadSizes, first?: Uint8Array): void {
-    // The loop only exits once terminate() has run, so #shutdownDone is the real one by then.
-    this.#finished = readLoop(this.conn, this, sizes, first)
-      .then(() => this.#shutdownDone ?? undefined);
+    this.#reading = readLoop(this.conn, this, sizes, first);
   }
 
   /** Queues already-encoded bytes. Returns false once the connection has ended. */
@@ -210,7 +211,7 @@ export abstract class ConnectionCore implements ReadLoopOwner {
 
   /** Reading waits for `promise` (an application that is behind) after the current bytes. */
   protected stallOn(promise: Promise<unknown>): void {
-    this.#stalls.push(promise);
+    (this.#stalls ??= []).push(promise);
   }
 
   // The read loop's side (lib/read_loop.ts).
@@ -245,9 +246,9 @@ export abstract class ConnectionCore implements ReadLoopOwner {
 
   /** @internal What reading waits for: the consumers the last bytes filled up. */
   takeStall(): Promise<unknown> | undefined {
-    if (this.#stalls.length === 0) return undefined;
     const stalls = this.#stalls;
-    this.#stalls = [];
+    if (stalls === null) return undefined;
+    this.#stalls = null;
     return stalls.length === 1 ? stalls[0] : Promise.all(stalls);
   }
 

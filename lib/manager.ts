@@ -8,7 +8,12 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import type { Client } from "./client.ts";
-import { Connection, type ConnectionHooks } from "./connection.ts";
+import {
+  Connection,
+  type ConnectionHooks,
+  type ConnectionLimits,
+  connectionLimits,
+} from "./connection.ts";
 import type { ConnectionEnd } from "./errors.ts";
 import type { ClusterAdapter, ClusterNode } from "./cluster.ts";
 import { Admission, type Admitted } from "./admission.ts";
@@ -80,6 +85,7 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
 
   readonly #listener: TransportListener;
   readonly #options: ResolvedOptions;
+  readonly #connectionLimits: ConnectionLimits;
   readonly #cluster: ClusterAdapter | undefined;
   /** This manager's id among its cluster peers. */
   readonly nodeId: string = crypto.randomUUID();
@@ -107,6 +113,14 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
     this.tls = options.tls !== undefined;
     this.validTypes = [...options.validTypes];
     this.#options = resolveOptions(options, this.validTypes, addr);
+    this.#connectionLimits = connectionLimits({
+      maxFrameSize: this.#options.maxFrameSize,
+      maxBufferedBytes: this.#options.maxBufferedBytes,
+      validTypes: this.validTypes,
+      maxHandshakeSize: this.#options.maxHandshakeSize,
+      mode1ReadSize: this.#options.mode1ReadSize,
+      mode2ReadSize: MODE2_READ_SIZES,
+    });
     this.#cluster = options.cluster;
     this.#router = new Router(this.#registry, options.cluster, this.#metrics);
     this.heartbeatRate = this.#options.heartbeatRate;
@@ -590,14 +604,14 @@ export class Manager implements AsyncIterable<Client>, AsyncDisposable {
   #admit(conn: Transport, admitted: Admitted): void {
     const { mode, info, address } = admitted;
     this.#metrics.handshakesAccepted++;
-    const connection = new Connection(conn, mode, info, this.#hooks, {
-      maxFrameSize: this.#options.maxFrameSize,
-      maxBufferedBytes: this.#options.maxBufferedBytes,
-      validTypes: this.validTypes,
-      maxHandshakeSize: this.#options.maxHandshakeSize,
-      mode1ReadSize: this.#options.mode1ReadSize,
-      mode2ReadSize: MODE2_READ_SIZES,
-    }, this.#clientLog);
+    const connection = new Connection(
+      conn,
+      mode,
+      info,
+      this.#hooks,
+      this.#connectionLimits,
+      this.#clientLog,
+    );
     const previous = this.#registry.get(info.uuid);
     if (previous) {
       connection.tookOverFrom = `${previous.address.hostname}:${previous.address.port}`;

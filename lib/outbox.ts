@@ -76,14 +76,16 @@ export class Outbox {
   readonly #maxBufferedBytes: number;
   readonly #onError: (error: Error, overflow: boolean) => void;
   readonly #coalesceWithinTask: boolean;
-  #chunks: Uint8Array[] = [];
+  /** Bytes queued behind the write in progress; `null` when none (an idle device's usual state). */
+  #chunks: Uint8Array[] | null = null;
   #buffered = 0;
   #enqueuedTotal = 0;
   #writtenTotal = 0;
   #writing = false;
   #writeStartedAt = 0;
   #failed: Error | null = null;
-  #flushWaiters: { at: number; resolve: () => void; reject: (error: Error) => void }[] = [];
+  #flushWaiters: { at: number; resolve: () => void; reject: (error: Error) => void }[] | null =
+    null;
 
   /**
    * @param sink Where bytes go.
@@ -132,7 +134,7 @@ export class Outbox {
       );
       return false;
     }
-    this.#chunks.push(bytes);
+    (this.#chunks ??= []).push(bytes);
     this.#buffered += bytes.length;
     this.#enqueuedTotal += bytes.length;
     if (!this.#writing) this.#pump();
@@ -144,7 +146,7 @@ export class Outbox {
     if (this.#failed) return Promise.reject(this.#failed);
     if (this.#writtenTotal >= this.#enqueuedTotal) return Promise.resolve();
     const waiter = { at: this.#enqueuedTotal, ...Promise.withResolvers<void>() };
-    this.#flushWaiters.push(waiter);
+    (this.#flushWaiters ??= []).push(waiter);
     return waiter.promise;
   }
 
@@ -152,10 +154,10 @@ export class Outbox {
   fail(error: Error): void {
     if (this.#failed) return;
     this.#failed = error;
-    this.#chunks = [];
+    this.#chunks = null;
     this.#buffered = 0;
-    for (const waiter of this.#flushWaiters) waiter.reject(error);
-    this.#flushWaiters = [];
+    for (const waiter of this.#flushWaiters ?? []) waiter.reject(error);
+    this.#flushWaiters = null;
   }
 
   #fail(error: Error, overflow: boolean): void {
@@ -168,14 +170,14 @@ export class Outbox {
     this.#writing = true;
     try {
       let first = true;
-      while (this.#chunks.length > 0 && !this.#failed) {
+      while (this.#chunks !== null && !this.#failed) {
         if (!first && this.#coalesceWithinTask) {
           await afterThisTask();
           if (this.#failed) return;
         }
         first = false;
         const batch = joinChunks(this.#chunks);
-        this.#chunks = [];
+        this.#chunks = null;
         let offset = 0;
         while (offset < batch.length) {
           this.#writeStartedAt = performance.now();
@@ -198,12 +200,13 @@ export class Outbox {
   }
 
   #resolveFlushes(): void {
+    const waiters = this.#flushWaiters;
+    if (waiters === null) return;
     let done = 0;
-    while (
-      done < this.#flushWaiters.length && this.#flushWaiters[done].at <= this.#writtenTotal
-    ) {
-      this.#flushWaiters[done++].resolve();
+    while (done < waiters.length && waiters[done].at <= this.#writtenTotal) {
+      waiters[done++].resolve();
     }
-    if (done > 0) this.#flushWaiters.splice(0, done);
+    if (done === waiters.length) this.#flushWaiters = null;
+    else if (done > 0) waiters.splice(0, done);
   }
 }

@@ -51,6 +51,8 @@ export async function readLoop(
   const { smallest, largest } = sizes;
   try {
     if (first && first.length > 0) owner.received(first);
+    // The suspended loop keeps its locals: let the handshake's leftover (and its buffer) go.
+    first = undefined;
     let stall = owner.takeStall();
     if (stall) await pause(owner, stall);
     let buffer = new Uint8Array(smallest);
