@@ -185,13 +185,11 @@ export abstract class ConnectionCore implements ReadLoopOwner {
   }
 
   /** Cuts bytes from the peer into the mode's messages. */
-  protected decode(chunk: Uint8Array): void {
-    if (!this.#decoder) return this.onMode1(chunk);
+  protected decode(bytes: Uint8Array, length: number = bytes.length): void {
+    if (!this.#decoder) return this.onMode1(bytes.subarray(0, length));
     try {
-      // Once ended (an END, an offence), the frames after it in the same read go nowhere.
-      this.#decoder.push(chunk, (type, payload) => {
-        if (this.#end === null) this.onFrame(type, payload);
-      });
+      // The connection itself receives the frames: no closure per read on this hot path.
+      this.#decoder.push(bytes, this, length);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.protocolError(error.message, error.reason);
@@ -221,9 +219,15 @@ export abstract class ConnectionCore implements ReadLoopOwner {
     return this.#end !== null;
   }
 
-  /** @internal Bytes from the peer. */
-  received(chunk: Uint8Array): void {
-    this.decode(chunk);
+  /** @internal Bytes from the peer: the first `length` of `bytes`. */
+  received(bytes: Uint8Array, length: number): void {
+    this.decode(bytes, length);
+  }
+
+  /** @internal A frame the decoder completed (mode 2). */
+  frame(type: FrameTypeValue, payload: Uint8Array): void {
+    // Once ended (an END, an offence), the frames after it in the same read go nowhere.
+    if (this.#end === null) this.onFrame(type, payload);
   }
 
   /** @internal The peer closed its end. */

@@ -145,7 +145,8 @@ export class Link extends ConnectionCore {
   }
 
   /** @internal Bytes from the manager: also proof that it is alive. */
-  override received(chunk: Uint8Array): void {
+  override received(bytes: Uint8Array, length: number): void {
+    let chunk = bytes.subarray(0, length);
     this.#keepalive.heard();
     if (this.#state === "getinfo") {
       let step;

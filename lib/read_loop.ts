@@ -16,8 +16,11 @@ import type { Transport } from "./transport.ts";
 export interface ReadLoopOwner {
   /** True once the connection has ended (its `terminate` ran). */
   readonly ended: boolean;
-  /** Bytes arrived while the connection is open (not retained by the loop). */
-  received(chunk: Uint8Array): void;
+  /**
+   * Bytes arrived while the connection is open: the first `length` of
+   * `bytes`, a buffer the next read reuses (so not to be kept).
+   */
+  received(bytes: Uint8Array, length: number): void;
   /** The peer closed its end (end of stream, or the read failed). */
   peerClosed(): void;
   /** The peer closed while the connection was open. */
@@ -50,7 +53,7 @@ export async function readLoop(
 ): Promise<void> {
   const { smallest, largest } = sizes;
   try {
-    if (first && first.length > 0) owner.received(first);
+    if (first && first.length > 0) owner.received(first, first.length);
     // The suspended loop keeps its locals: let the handshake's leftover (and its buffer) go.
     first = undefined;
     let stall = owner.takeStall();
@@ -75,7 +78,7 @@ export async function readLoop(
         owner.peerLeft();
         return;
       }
-      owner.received(buffer.subarray(0, count));
+      owner.received(buffer, count);
       if (count === buffer.length && buffer.length < largest) {
         buffer = new Uint8Array(Math.min(largest, buffer.length * 8));
       } else if (count < smallest && buffer.length > smallest) {

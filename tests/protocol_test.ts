@@ -180,6 +180,20 @@ Deno.test("the frame decoder rejects unknown types and oversize frames", () => {
   assert.equal(decoder.partial, true);
 });
 
+Deno.test("the frame decoder takes only the first `end` bytes of a reused buffer, and a receiver object", () => {
+  // A read buffer holds this read's frames followed by stale bytes of an earlier, longer read.
+  const buffer = new Uint8Array(64).fill(0x7f); // 0x7f is no frame type: reading past `end` throws
+  const frames = [...encodeFrame(FrameType.DATA, "hi"), ...encodeFrame(FrameType.BEAT)];
+  buffer.set(frames);
+  const seen: string[] = [];
+  const decoder = new FrameDecoder(16);
+  decoder.push(buffer, {
+    frame: (type, payload) => seen.push(`${type}:${new TextDecoder().decode(payload)}`),
+  }, frames.length);
+  assert.deepEqual(seen, [`${FrameType.DATA}:hi`, `${FrameType.BEAT}:`]);
+  assert.equal(decoder.partial, false);
+});
+
 // ---- properties ----
 
 const frameArb = fc.record({

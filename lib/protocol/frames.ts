@@ -177,9 +177,21 @@ export function encodeMessage(data: string | Uint8Array, mode: ProtocolMode): Ui
   return typeof data === "string" ? encoder.encode(data) : data.slice();
 }
 
+/** Where {@linkcode FrameDecoder.push} hands each complete frame. */
+export interface FrameReceiver {
+  /** A complete frame: its type and its payload. */
+  frame(type: FrameTypeValue, payload: Uint8Array): void;
+}
+
+/** A function called with each complete frame, or a {@linkcode FrameReceiver}. */
+export type FrameHandler =
+  | ((type: FrameTypeValue, payload: Uint8Array) => void)
+  | FrameReceiver;
+
 /**
  * Cuts a mode-2 byte stream into frames, whatever the split of the stream into
- * reads. Payloads handed to the callback are fresh copies the caller may keep.
+ * reads. Payloads handed to the callback are fresh copies the caller may keep
+ * (an empty payload is one shared empty array).
  *
  * @example
  * ```ts
@@ -221,25 +233,25 @@ export class FrameDecoder {
    * Feeds bytes; calls `onFrame` for every frame they complete.
    *
    * @param chunk The next bytes of the stream (not retained).
-   * @param onFrame Called with each complete frame.
+   * @param onFrame Called with each complete frame: a function, or an object
+   *   whose `frame` method is called (which saves a closure per read).
+   * @param end How many bytes of `chunk` to take (a read's count into a reused
+   *   buffer). @default chunk.length
    * @throws {ProtocolError} On an unknown frame type or a frame over the limit.
    */
-  push(
-    chunk: Uint8Array,
-    onFrame: (type: FrameTypeValue, payload: Uint8Array) => void,
-  ): void {
+  push(chunk: Uint8Array, onFrame: FrameHandler, end: number = chunk.length): void {
     let offset = 0;
-    while (offset < chunk.length) {
+    while (offset < end) {
       if (this.#payload === null) {
         let header: Uint8Array;
         let at: number;
-        if (this.#headerFilled === 0 && chunk.length - offset >= FRAME_HEADER_SIZE) {
+        if (this.#headerFilled === 0 && end - offset >= FRAME_HEADER_SIZE) {
           header = chunk; // the common case: the whole header is in this read
           at = offset;
           offset += FRAME_HEADER_SIZE;
         } else {
           header = this.#header ??= new Uint8Array(FRAME_HEADER_SIZE);
-          const take = Math.min(FRAME_HEADER_SIZE - this.#headerFilled, chunk.length - offset);
+          const take = Math.min(FRAME_HEADER_SIZE - this.#headerFilled, end - offset);
           header.set(chunk.subarray(offset, offset + take), this.#headerFilled);
           this.#headerFilled += take;
           offset += take;
@@ -250,7 +262,7 @@ export class FrameDecoder {
         this.#startFrame(header[at], readUint32(header, at + 1));
       }
       const payload: Uint8Array = this.#payload!;
-      const take = Math.min(payload.length - this.#payloadFilled, chunk.length - offset);
+      const take = Math.min(payload.length - this.#payloadFilled, end - offset);
       if (take > 0) {
         payload.set(chunk.subarray(offset, offset + take), this.#payloadFilled);
         this.#payloadFilled += take;
@@ -258,7 +270,8 @@ export class FrameDecoder {
       }
       if (this.#payloadFilled === payload.length) {
         this.#payload = null;
-        onFrame(this.#type as FrameTypeValue, payload.length === 0 ? new Uint8Array(0) : payload);
+        if (typeof onFrame === "function") onFrame(this.#type as FrameTypeValue, payload);
+        else onFrame.frame(this.#type as FrameTypeValue, payload);
       }
     }
   }

@@ -39,6 +39,8 @@ export {
   encodeMessage,
   FRAME_HEADER_SIZE,
   FrameDecoder,
+  type FrameHandler,
+  type FrameReceiver,
   FrameType,
   type FrameTypeValue,
   isFrameType,
