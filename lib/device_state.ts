@@ -144,7 +144,7 @@ export class DeviceStates implements ManagerState {
   readonly #onDesired: ((uuid: string) => void) | undefined;
   readonly #records = new Map<string, DeviceRecord>();
   readonly #subs = new Subscribers<AsyncQueue<StateChange>>();
-  /** Per device: the store read done when it connected (later steps wait for it). */
+  /** Per device: the store read started when it connected, until it is done (later steps wait for it). */
   readonly #loaded = new Map<string, Promise<void>>();
   #writes: Promise<void> = Promise.resolve();
   readonly #kept: KeptMessages;
@@ -215,7 +215,12 @@ export class DeviceStates implements ManagerState {
   /** A device was admitted: its handshake data is its first report. */
   connected(connection: Connection): void {
     const uuid = connection.uuid;
-    const loaded = this.#store.get(uuid).then(
+    // Once read, the entry goes (unless a newer connection's read replaced it): a known
+    // device holds no promise, and a report never waits on a read that has failed.
+    const settled = () => {
+      if (this.#loaded.get(uuid) === loaded) this.#loaded.delete(uuid);
+    };
+    const loaded: Promise<void> = this.#store.get(uuid).then(
       (stored) => {
         // The store may know more than this process (another manager, a restart).
         const base = stored ?? this.#records.get(uuid) ?? { uuid, ...EMPTY_RECORD };
@@ -224,9 +229,12 @@ export class DeviceStates implements ManagerState {
           reported: connection.data as JsonObject,
           lastSeen: Date.now(),
         });
+        settled();
       },
-      (error) =>
-        this.#log.error("Reading device {uuid} from the store failed: {error}", { uuid, error }),
+      (error) => {
+        this.#log.error("Reading device {uuid} from the store failed: {error}", { uuid, error });
+        settled();
+      },
     );
     this.#loaded.set(uuid, loaded);
   }
@@ -258,7 +266,13 @@ export class DeviceStates implements ManagerState {
     if (!record) {
       // Its record is still being read from the store: apply the report once it is there.
       const loading = this.#loaded.get(connection.uuid);
-      return loading?.then(() => this.reported(connection, patch));
+      if (loading) return loading.then(() => this.reported(connection, patch));
+      // The read failed (logged): there is no state to patch until the device reconnects.
+      this.#log.warn("Report from device {uuid} dropped: its state could not be read", {
+        uuid: connection.uuid,
+        reason: "store",
+      });
+      return undefined;
     }
     const reported = mergePatch(record.reported, patch);
     const problem = stateProblem(reported, this.#options.maxStateSize);

@@ -3,9 +3,16 @@
  * devices that are away (`send` with `ttl`), end to end on real sockets.
  */
 import assert from "node:assert/strict";
-import { Device, type DeviceOptions, type Manager, type StateChange } from "../mod.ts";
+import {
+  Device,
+  type DeviceOptions,
+  type DeviceRecord,
+  type Manager,
+  MemoryStore,
+  type StateChange,
+} from "../mod.ts";
 import { encodeFeatures, encodeFrame, FrameType } from "../lib/protocol/mod.ts";
-import { connectDevice, startManager, text, waitFor } from "./_helpers.ts";
+import { connectDevice, LogCapture, startManager, text, waitFor } from "./_helpers.ts";
 
 /** A lock that does what the desired state says and reports it. */
 async function obedientLock(manager: Manager, options: Partial<DeviceOptions> = {}) {
@@ -209,4 +216,28 @@ Deno.test("kept: an acknowledged ttl send to a device that leaves before its ACK
   await waitFor(() => manager.state.get(uuid)?.connected === false, "gone");
   await using back = await Device.connect({ port: manager.port, type: "lock", uuid });
   assert.equal(text((await back[Symbol.asyncIterator]().next()).value), "unlock");
+});
+
+/** A store that is away for reads (a Redis that went down): every `get` fails. */
+class UnreadableStore extends MemoryStore {
+  override get(_uuid: string): Promise<DeviceRecord | undefined> {
+    return Promise.reject(new Error("the store is away"));
+  }
+}
+
+Deno.test("state: when the store cannot be read, a device's reports do not stop its messages", async () => {
+  await using logs = await LogCapture.start();
+  await using manager = await startManager({ store: new UnreadableStore() });
+  await using lock = await obedientLock(manager);
+  await waitFor(() => manager.get(lock.uuid) !== undefined, "connected");
+  const messages = manager.messages();
+  // Its record could not be read, so the report has nowhere to go; the read loop must not
+  // wait on that failed read forever (it used to, spinning on a promise chain that never ended).
+  assert.equal(await lock.report({ battery: 80 }), true);
+  await lock.send("still here");
+  const next = await messages.next();
+  assert.equal(next.value?.text, "still here");
+  await messages.return?.();
+  const dropped = await logs.waitFor({ uuid: lock.uuid, reason: "store" });
+  assert.match(LogCapture.text(dropped), /Report from device .* dropped/);
 });
