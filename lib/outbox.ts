@@ -166,37 +166,63 @@ export class Outbox {
     this.#onError(error, overflow);
   }
 
-  async #pump(): Promise<void> {
+  /**
+   * The write loop, as callbacks rather than an async function: a write costs
+   * its op's promise and one `then`, with no suspended frame per write (each
+   * heartbeat and each device of a broadcast is one).
+   */
+  #pump(): void {
     this.#writing = true;
+    this.#take();
+  }
+
+  /** Joins what is queued into one batch and starts writing it; ends the loop when nothing is. */
+  #take(): void {
+    if (this.#chunks === null || this.#failed) return this.#idle();
+    const batch = joinChunks(this.#chunks);
+    this.#chunks = null;
+    this.#write(batch, 0);
+  }
+
+  #write(batch: Uint8Array, offset: number): void {
+    this.#writeStartedAt = performance.now();
+    let written: Promise<number>;
     try {
-      let first = true;
-      while (this.#chunks !== null && !this.#failed) {
-        if (!first && this.#coalesceWithinTask) {
-          await afterThisTask();
-          if (this.#failed) return;
-        }
-        first = false;
-        const batch = joinChunks(this.#chunks);
-        this.#chunks = null;
-        let offset = 0;
-        while (offset < batch.length) {
-          this.#writeStartedAt = performance.now();
-          const written = await this.#sink.write(offset === 0 ? batch : batch.subarray(offset));
-          this.#writeStartedAt = 0;
-          if (this.#failed) return;
-          // The limit counts bytes not yet written: a partial write frees what it wrote.
-          offset += written;
-          this.#buffered -= written;
-        }
-        this.#writtenTotal += batch.length;
-        this.#resolveFlushes();
-      }
+      written = this.#sink.write(offset === 0 ? batch : batch.subarray(offset));
     } catch (error) {
-      this.#fail(error instanceof Error ? error : new Error(String(error)), false);
-    } finally {
-      this.#writing = false;
-      this.#writeStartedAt = 0;
+      return this.#writeFailed(error);
     }
+    written.then(
+      (count) => this.#wrote(batch, offset, count),
+      (error) => this.#writeFailed(error),
+    );
+  }
+
+  #wrote(batch: Uint8Array, offset: number, count: number): void {
+    try {
+      this.#writeStartedAt = 0;
+      if (this.#failed) return this.#idle();
+      // The limit counts bytes not yet written: a partial write frees what it wrote.
+      this.#buffered -= count;
+      if (offset + count < batch.length) return this.#write(batch, offset + count);
+      this.#writtenTotal += batch.length;
+      this.#resolveFlushes();
+      if (this.#chunks === null) return this.#idle();
+      if (!this.#coalesceWithinTask) return this.#take();
+      afterThisTask().then(() => this.#take()).catch((error) => this.#writeFailed(error));
+    } catch (error) {
+      this.#writeFailed(error);
+    }
+  }
+
+  #writeFailed(error: unknown): void {
+    this.#idle();
+    this.#fail(error instanceof Error ? error : new Error(String(error)), false);
+  }
+
+  #idle(): void {
+    this.#writing = false;
+    this.#writeStartedAt = 0;
   }
 
   #resolveFlushes(): void {
