@@ -23,6 +23,7 @@ import type { Registry } from "./registry.ts";
 import { ConnectionEnd, InvalidInfo } from "./errors.ts";
 import { CHALLENGE_SIZE } from "./auth.ts";
 import { withGrace } from "./graceful.ts";
+import { type Deadline, DeadlineQueue } from "./deadlines.ts";
 import {
   type DeviceInfo,
   encodeEnd,
@@ -60,6 +61,8 @@ export interface AdmissionOptions {
    * closed and its descriptor freed, whatever it was waiting for.
    */
   readonly timeout: number;
+  /** Where the deadline is kept: deadlines of `timeout` seconds, one timer for all. */
+  readonly deadlines: DeadlineQueue;
   /** Largest answer, in bytes. */
   readonly maxSize: number;
   /**
@@ -128,6 +131,8 @@ export class Admission {
   readonly #log: Logger;
   readonly #metrics: ManagerMetrics;
   readonly #handshaking = new Set<Transport>();
+  /** Every handshake's deadline, under one timer. */
+  readonly #deadlines: DeadlineQueue;
   /** The `WELCOME` frame, encoded once: every mode-2 device is sent the same bytes (never written to). */
   readonly #welcome: Uint8Array;
   #closed = false;
@@ -141,6 +146,7 @@ export class Admission {
     this.#metrics = metrics;
     this.#policy = policy;
     this.#welcome = encodeWelcome(policy.welcome);
+    this.#deadlines = new DeadlineQueue(policy.handshakeTimeout * 1000);
     this.#registry = registry;
     this.#log = log;
   }
@@ -181,6 +187,7 @@ export class Admission {
       handshake = await admit(conn, {
         validTypes: policy.validTypes,
         timeout: policy.handshakeTimeout,
+        deadlines: this.#deadlines,
         maxSize: policy.maxHandshakeSize,
         authenticate: policy.authenticate && this.#ask.bind(this, policy.authenticate, addr),
         admissible: (handshake) => this.#checkHolder(handshake.info.uuid, address),
@@ -202,6 +209,7 @@ export class Admission {
   /** Closes every connection still in its handshake; later ones are refused silently. */
   close(): void {
     this.#closed = true;
+    this.#deadlines.close();
     for (const conn of this.#handshaking) closeQuietly(conn);
   }
 
@@ -299,7 +307,9 @@ export async function admit(conn: Transport, options: AdmissionOptions): Promise
   const reader = new HandshakeReader({ validTypes: options.validTypes, maxSize: options.maxSize });
   let waitingFor = "nothing received yet";
   let firstByte = -1;
-  const deadline = new AbortController();
+  let expired = false;
+  // Only the authenticate hook is told of the deadline through a signal.
+  const hookDeadline = options.authenticate ? new AbortController() : null;
   const timedOut = () => {
     const got = reader.received > 0 ? `${reader.received} bytes received, ` : "";
     return new InvalidInfo(
@@ -309,12 +319,13 @@ export async function admit(conn: Transport, options: AdmissionOptions): Promise
   };
   // A device whose answer starts with NUL (the preamble) or a frame type speaks frames: it is told why.
   const speaksFrames = () => firstByte === 0 || (firstByte > 0 && isFrameType(firstByte));
-  const timer = setTimeout(() => {
-    deadline.abort();
+  const expiry: Deadline = options.deadlines.add(() => {
+    expired = true;
+    hookDeadline?.abort();
     // The socket closes whatever the device is doing, within a short grace for the END.
     const farewell = speaksFrames() ? tell(conn, timedOut(), TIMEOUT_GRACE_MS) : Promise.resolve();
     farewell.then(() => closeQuietly(conn));
-  }, options.timeout * 1000);
+  });
   try {
     await writeAll(conn, GETINFO);
     const buffer = new Uint8Array(READ_SIZE);
@@ -341,7 +352,7 @@ export async function admit(conn: Transport, options: AdmissionOptions): Promise
     }
     if (options.authenticate) {
       waitingFor = "the authenticate hook";
-      await judge(options.authenticate, handshake, deadline.signal);
+      await judge(options.authenticate, handshake, hookDeadline!.signal);
     }
     waitingFor = "the check of the UUID's current holder";
     const refusal = await options.admissible?.(handshake);
@@ -349,19 +360,19 @@ export async function admit(conn: Transport, options: AdmissionOptions): Promise
     return handshake;
   } catch (caught) {
     let error = caught;
-    if (deadline.signal.aborted) error = timedOut();
+    if (expired) error = timedOut();
     else if (!(error instanceof InvalidInfo || error instanceof ConnectionEnd)) {
       error = new ConnectionEnd("io", `handshake failed: ${(error as Error).message}`, {
         cause: error,
       });
     }
-    if (error instanceof InvalidInfo && speaksFrames() && !deadline.signal.aborted) {
+    if (error instanceof InvalidInfo && speaksFrames() && !expired) {
       await tell(conn, error, REFUSAL_GRACE_MS);
     }
     closeQuietly(conn);
     throw error;
   } finally {
-    clearTimeout(timer);
+    options.deadlines.cancel(expiry);
   }
 }
 
