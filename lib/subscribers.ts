@@ -26,6 +26,9 @@ export function wants(subscriber: { readonly type: string | undefined }, type: s
   return subscriber.type === undefined || subscriber.type === type;
 }
 
+/** What `matching` returns when nobody listens. */
+const NONE: readonly never[] = Object.freeze([]);
+
 /**
  * A set of listeners; iterate it and filter with {@linkcode wants}.
  *
@@ -63,7 +66,12 @@ export class Subscribers<T> implements Iterable<Subscriber<T>> {
   }
 
   /** The listeners that want an event about a device of `type` (see {@linkcode wants}). */
-  *matching(type: string): IterableIterator<T> {
+  matching(type: string): Iterable<T> {
+    // Asked on every connect and every message: nobody listening costs no iterator.
+    return this.#entries.size === 0 ? NONE : this.#matching(type);
+  }
+
+  *#matching(type: string): IterableIterator<T> {
     for (const entry of this.#entries) if (wants(entry, type)) yield entry.target;
   }
 
