@@ -100,6 +100,11 @@ ${
 
 ${targetsTable(results.targets)}
 
+The targets from "memory per idle device ≤ 1.15× the bare server's" on are issue 15's (fleet scale):
+what each MISS costs and where that cost lives, with the profiles that show it and the figures of
+earlier runs, is in
+[bench/README.md](README.md#fleet-scale-issue-15-each-target-and-where-the-cost-of-each-miss-lives).
+
 ## All figures
 
 ${resultsTable(results.scenarios)}
