@@ -14,18 +14,19 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { toolArgs } from "./cli.ts";
 import { DeviceFleet } from "./load.ts";
 import { soak, startServer, untilSize } from "./phases.ts";
 import type { ServerInfo } from "./server.ts";
 
-const { values } = parseArgs({
-  options: {
+const values = toolArgs(
+  {
     devices: { type: "string", default: "1000,5000,10000" },
     seconds: { type: "string", default: "15" },
     "cpu-prof": { type: "string" },
   },
-});
+  "Usage: deno run -A bench/heartbeat_profile.ts [--devices 1000,5000,10000] [--seconds 15] [--cpu-prof DIR]",
+);
 
 /** Self time by function (name, file:line) in a `.cpuprofile`, largest first, in ms. */
 function selfTimes(path: string): [string, number][] {

@@ -25,26 +25,40 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { toolArgs, usageError } from "./cli.ts";
 import { DeviceFleet } from "./load.ts";
 import { startServer, untilSize } from "./phases.ts";
 import type { ServerInfo } from "./server.ts";
 
-const { values } = parseArgs({
-  options: {
-    devices: { type: "string", default: "2000" },
-    mode: { type: "string", default: "2" },
-    tls: { type: "boolean", default: false },
-    bare: { type: "boolean", default: false },
-    top: { type: "string", default: "25" },
-    settle: { type: "string", default: "0" },
-    allocations: { type: "boolean", default: false },
-    "mode1-read-size": { type: "string" },
-    steps: { type: "string", default: "1" },
-    "keep-snapshots": { type: "boolean", default: false },
-  },
-});
-const devices = Number(values.devices);
+const USAGE = "Usage: deno run -A bench/memory_profile.ts [--devices 2000] [--mode 1|2] [--tls] " +
+  "[--bare] [--top 25] [--settle seconds] [--allocations] [--mode1-read-size bytes] [--steps 1] " +
+  "[--keep-snapshots]";
+const values = toolArgs({
+  devices: { type: "string", default: "2000" },
+  mode: { type: "string", default: "2" },
+  tls: { type: "boolean", default: false },
+  bare: { type: "boolean", default: false },
+  top: { type: "string", default: "25" },
+  settle: { type: "string", default: "0" },
+  allocations: { type: "boolean", default: false },
+  "mode1-read-size": { type: "string" },
+  steps: { type: "string", default: "1" },
+  "keep-snapshots": { type: "boolean", default: false },
+}, USAGE);
+/** A whole number from an option, at least `least`, or a usage error. */
+function count(name: string, value: string, least: number): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < least) {
+    usageError(`--${name} must be a whole number >= ${least}, got ${JSON.stringify(value)}`, USAGE);
+  }
+  return parsed;
+}
+const devices = count("devices", values.devices, 1);
+const steps = count("steps", values.steps, 1);
+const mode1ReadSize = values["mode1-read-size"] === undefined
+  ? undefined
+  : count("mode1-read-size", values["mode1-read-size"], 1);
+if (values.mode !== "1" && values.mode !== "2") usageError("--mode must be 1 or 2", USAGE);
 const mode = Number(values.mode) as 1 | 2;
 const fixtures = new URL("../tests/fixtures/tls/", import.meta.url);
 const tls = values.tls
@@ -88,7 +102,7 @@ await using server = startServer(target, {
   target,
   tls: tls && { cert: tls.cert, key: tls.key },
   snapshotDir: dir,
-  mode1ReadSize: values["mode1-read-size"] ? Number(values["mode1-read-size"]) : undefined,
+  mode1ReadSize,
 });
 const { port } = await server.call<ServerInfo>("info");
 /** Waits until the manager holds at most `count` devices (those leaving have left). */
@@ -132,7 +146,7 @@ console.log(
 );
 const more: DeviceFleet[] = [];
 let previous = after;
-for (let step = 2; step <= Number(values.steps); step++) {
+for (let step = 2; step <= steps; step++) {
   const next = fleetOf();
   more.push(next);
   await next.connect(devices, { concurrency: 200, timeoutMs: 60_000 });

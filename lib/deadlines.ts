@@ -18,6 +18,8 @@ export interface Deadline {
   onExpire: (() => void) | null;
 }
 
+/** The longest delay a timer takes, in milliseconds (2³¹ − 1). */
+const MAX_DELAY_MS = 2 ** 31 - 1;
 /** Queued deadlines past which cancelled ones are dropped when they are most of the queue. */
 const COMPACT_AT = 1024;
 
@@ -78,7 +80,9 @@ export class DeadlineQueue {
   }
 
   #arm(at: number): void {
-    this.#timer = setTimeout(() => this.#due(), Math.max(0, at - performance.now()));
+    // A longer delay would fire at once (timers hold 32 bits); firing early just re-arms.
+    const delay = Math.min(MAX_DELAY_MS, Math.max(0, at - performance.now()));
+    this.#timer = setTimeout(() => this.#due(), delay);
   }
 
   /** Runs every deadline that has come due, then arms the timer for the next one, if any. */

@@ -10,6 +10,7 @@ import type { ConnectionEnd } from "./errors.ts";
 import type { JsonObject, ProtocolMode } from "./protocol/mod.ts";
 import type { ReconnectOptions } from "./reconnect.ts";
 import type { Device } from "./device.ts";
+import { checkPositive, MAX_TIMER_SECONDS, shown } from "./option_checks.ts";
 
 /**
  * TLS settings for a device.
@@ -176,37 +177,29 @@ export function validateOptions(options: DeviceOptions): void {
   }
   if (options.data !== undefined) validateData(options.data);
   if (options.mode !== undefined && options.mode !== 1 && options.mode !== 2) {
-    throw new TypeError(`mode must be 1 or 2, got ${String(options.mode)}`);
+    throw new TypeError(`mode must be 1 or 2, got ${shown(options.mode)}`);
   }
-  const positive = [
-    ["connectTimeout", options.connectTimeout],
-    ["keepalive", options.keepalive],
-    ["highWaterMark", options.highWaterMark],
-    ["maxFrameSize", options.maxFrameSize],
-    ["maxBufferedBytes", options.maxBufferedBytes],
-  ] as const;
   const reconnect = typeof options.reconnect === "object" ? options.reconnect : {};
-  for (
-    const [name, value] of [
-      ...positive,
-      ["reconnect.initialDelay", reconnect.initialDelay],
-      ["reconnect.maxDelay", reconnect.maxDelay],
-      ["reconnect.maxAttempts", reconnect.maxAttempts],
-      ["reconnect.maxReplaced", reconnect.maxReplaced],
-    ] as const
-  ) {
-    if (value !== undefined && !(typeof value === "number" && value > 0)) {
-      throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
-    }
-  }
+  // Durations (seconds) must also fit a timer; counts and sizes need only be positive.
+  checkPositive("connectTimeout", options.connectTimeout, true);
+  checkPositive("keepalive", options.keepalive, true);
+  checkPositive("reconnect.initialDelay", reconnect.initialDelay, true);
+  checkPositive("reconnect.maxDelay", reconnect.maxDelay, true);
+  checkPositive("highWaterMark", options.highWaterMark);
+  checkPositive("maxFrameSize", options.maxFrameSize);
+  checkPositive("maxBufferedBytes", options.maxBufferedBytes);
+  checkPositive("reconnect.maxAttempts", reconnect.maxAttempts);
+  checkPositive("reconnect.maxReplaced", reconnect.maxReplaced);
   const wait = options.waitForManager;
-  if (wait !== undefined && !(typeof wait === "number" && wait >= 0)) {
+  if (wait !== undefined && !(typeof wait === "number" && wait >= 0 && wait <= MAX_TIMER_SECONDS)) {
     throw new TypeError(
-      `waitForManager must be a number of seconds >= 0, got ${JSON.stringify(wait)}`,
+      `waitForManager must be a number of seconds from 0 to ${MAX_TIMER_SECONDS}, got ${
+        shown(wait)
+      }`,
     );
   }
   const jitter = reconnect.jitter;
   if (jitter !== undefined && !(typeof jitter === "number" && jitter >= 0 && jitter <= 1)) {
-    throw new TypeError(`reconnect.jitter must be between 0 and 1, got ${String(jitter)}`);
+    throw new TypeError(`reconnect.jitter must be between 0 and 1, got ${shown(jitter)}`);
   }
 }

@@ -9,6 +9,10 @@
 import type { Authenticate } from "./auth.ts";
 import type { ClusterAdapter } from "./cluster.ts";
 import type { DeviceStore } from "./store.ts";
+import { checkPositive, shown } from "./option_checks.ts";
+
+/** Largest `mode1ReadSize`, in bytes: a buffer this size is held per mode-1 device. */
+const MAX_MODE1_READ_SIZE = 64 * 1024 * 1024;
 
 /**
  * How to run a manager. Every option of the seed's `Manager(...)` has a
@@ -59,8 +63,8 @@ export interface ManagerOptions {
    * message delivered whole; a longer one arrives as several messages. Every
    * connected mode-1 device holds a buffer this size while its read is
    * pending: with short messages, 1024 frees 15 KiB of it per idle device
-   * (RSS 31.8 → 18.9 KB per device at 5,000, bench/README.md). An integer.
-   * @default 16384
+   * (RSS 31.8 → 18.9 KB per device at 5,000, bench/README.md). A whole
+   * number from 1 to 67108864 (64 MiB). @default 16384
    */
   readonly mode1ReadSize?: number;
   /** Bytes queued to one device before it counts as not reading and is disconnected. @default 1048576 */
@@ -162,12 +166,18 @@ export function validateOptions(options: ManagerOptions): void {
       );
     }
   }
+  for (
+    const name of [
+      "heartbeatRate",
+      "heartbeatTimeout",
+      "handshakeTimeout",
+      "handlerTimeout",
+      "writeTimeout",
+    ] as const
+  ) {
+    checkPositive(name, options[name], true);
+  }
   const positive = [
-    "heartbeatRate",
-    "heartbeatTimeout",
-    "handshakeTimeout",
-    "handlerTimeout",
-    "writeTimeout",
     "maxConcurrentHandlers",
     "maxPendingHandshakes",
     "maxClients",
@@ -178,14 +188,15 @@ export function validateOptions(options: ManagerOptions): void {
     "maxKept",
     "maxStateSize",
   ] as const;
-  for (const name of positive) {
-    const value = options[name];
-    if (value !== undefined && !(typeof value === "number" && value > 0)) {
-      throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
-    }
-  }
+  for (const name of positive) checkPositive(name, options[name]);
   const { mode1ReadSize } = options;
-  if (mode1ReadSize !== undefined && !(Number.isInteger(mode1ReadSize) && mode1ReadSize > 0)) {
-    throw new TypeError(`mode1ReadSize must be a positive integer (bytes), got ${mode1ReadSize}`);
+  if (
+    mode1ReadSize !== undefined &&
+    !(Number.isInteger(mode1ReadSize) && mode1ReadSize > 0 && mode1ReadSize <= MAX_MODE1_READ_SIZE)
+  ) {
+    throw new TypeError(
+      `mode1ReadSize must be a whole number of bytes from 1 to ${MAX_MODE1_READ_SIZE} (64 MiB; ` +
+        `every mode-1 device holds a buffer this size), got ${shown(mode1ReadSize)}`,
+    );
   }
 }

@@ -82,3 +82,20 @@ Deno.test("waitForManager: a negative value is a TypeError", async () => {
     TypeError,
   );
 });
+
+Deno.test("device durations too long for a timer are refused with the option's name", async () => {
+  for (
+    const [options, name] of [
+      [{ waitForManager: Infinity }, "waitForManager"],
+      [{ keepalive: Infinity }, "keepalive"],
+      [{ connectTimeout: 3e6 }, "connectTimeout"],
+      [{ reconnect: { maxDelay: Infinity } }, "reconnect.maxDelay"],
+    ] as const
+  ) {
+    await assert.rejects(
+      Device.connect({ port: 1, type: "light", ...options }),
+      (error) => error instanceof TypeError && error.message.startsWith(name),
+      name,
+    );
+  }
+});

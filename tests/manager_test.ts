@@ -97,7 +97,7 @@ Deno.test("mode 1: mode1ReadSize bounds one read, so a longer message arrives in
   await received.return?.();
 });
 
-Deno.test("mode 1: mode1ReadSize must be a positive integer; by default a 16 KiB write arrives intact", async () => {
+Deno.test("mode 1: mode1ReadSize must be a whole number of bytes up to 64 MiB; by default a 16 KiB write arrives intact", async () => {
   await using manager = await startManager();
   await using device = await connectDevice(manager, { mode: 1 });
   const received = manager.messages();
@@ -107,10 +107,26 @@ Deno.test("mode 1: mode1ReadSize must be a positive integer; by default a 16 KiB
   while (got.length < message.length) got += (await received.next()).value!.text;
   assert.equal(got, message);
   await received.return?.();
-  for (const bad of [0, 1.5, -1, Number.NaN]) {
+  for (const bad of [0, 1.5, -1, Number.NaN, 2 ** 40]) {
     await assert.rejects(
       startManager({ mode1ReadSize: bad }),
-      /mode1ReadSize must be a positive integer/,
+      /mode1ReadSize must be a whole number of bytes from 1 to 67108864/,
     );
   }
+  // A string is shown quoted, so "16" is not mistaken for the number 16.
+  await assert.rejects(startManager({ mode1ReadSize: "16" as never }), /got "16"$/);
+});
+
+Deno.test("a duration too long for a timer is refused, not run at once", async () => {
+  // Deno (like Node and browsers) runs a timer over 2^31 - 1 ms at once: "never" became "now".
+  for (const handshakeTimeout of [Infinity, 3e6]) {
+    await assert.rejects(
+      startManager({ handshakeTimeout }),
+      /handshakeTimeout must be at most 2147483.647 seconds/,
+    );
+  }
+  await assert.rejects(startManager({ heartbeatRate: Infinity }), /heartbeatRate must be at most/);
+  await assert.rejects(startManager({ writeTimeout: 1e7 }), /writeTimeout must be at most/);
+  await using manager = await startManager({ handshakeTimeout: 2_000_000 }); // 23 days: fine
+  assert.ok(manager.port > 0);
 });

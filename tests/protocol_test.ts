@@ -192,6 +192,14 @@ Deno.test("the frame decoder takes only the first `end` bytes of a reused buffer
   }, frames.length);
   assert.deepEqual(seen, [`${FrameType.DATA}:hi`, `${FrameType.BEAT}:`]);
   assert.equal(decoder.partial, false);
+  // An `end` past the bytes would invent zeros; a fraction would drop bytes: both refused.
+  for (const end of [frames.length + 7, 65, 6.5, -1, Number.NaN]) {
+    assert.throws(
+      () => new FrameDecoder(16).push(Uint8Array.from(frames), () => {}, end),
+      RangeError,
+      String(end),
+    );
+  }
 });
 
 // ---- properties ----

@@ -238,8 +238,12 @@ export class FrameDecoder {
    * @param end How many bytes of `chunk` to take (a read's count into a reused
    *   buffer). @default chunk.length
    * @throws {ProtocolError} On an unknown frame type or a frame over the limit.
+   * @throws {RangeError} When `end` is not a whole number from 0 to `chunk.length`.
    */
   push(chunk: Uint8Array, onFrame: FrameHandler, end: number = chunk.length): void {
+    if (!(Number.isInteger(end) && end >= 0 && end <= chunk.length)) {
+      throw new RangeError(`end must be a whole number from 0 to ${chunk.length}, got ${end}`);
+    }
     let offset = 0;
     while (offset < end) {
       if (this.#payload === null) {
